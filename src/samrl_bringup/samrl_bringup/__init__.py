@@ -1,0 +1,1 @@
+"""Launch files, graph descriptions, parameter files and the samrl command."""

@@ -1,0 +1,1 @@
+"""Actor, Q function and residual policy (paper Sec. III-C, III-D)."""

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Sets up everything samrl needs on a fresh Debian 12 / Python 3.11 machine.
+#
+#  1. Debian packages: libllvm19 (drjit's LLVM backend; Debian's 14/15 crash).
+#  2. A base virtual environment with the pinned requirements, cached outside the
+#     checkout under $SAMRL_CACHE (default ~/.cache/samrl), keyed by a hash of
+#     requirements.txt, so a second run installs nothing.
+#  3. A thin per-checkout .venv that layers on the base one and holds editable
+#     installs of this checkout's packages (so several clones share one base).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${SAMRL_CACHE:-$HOME/.cache/samrl}
+python=${PYTHON:-python3}
+llvm_lib=/usr/lib/x86_64-linux-gnu/libLLVM-19.so
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+install_debian_packages() {
+  if [ -e "$llvm_lib" ]; then return; fi
+  log "installing libllvm19 (needed by drjit's LLVM backend)"
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq libllvm19 >/dev/null
+}
+
+build_base_venv() {
+  local key
+  key=$(cat "$root/requirements.txt" "$0" <("$python" -VV) | sha256sum | cut -c1-16)
+  base="$cache/venv-$key"
+  if [ -f "$base/.complete" ]; then log "base environment cached: $base"; return; fi
+  log "creating base environment $base (first run only; several GB)"
+  rm -rf "$base"; mkdir -p "$cache"
+  "$python" -m venv "$base"
+  "$base/bin/pip" install -q --upgrade pip==24.3.1 setuptools==75.6.0 wheel
+  "$base/bin/pip" install --progress-bar off -r "$root/requirements.txt"
+  touch "$base/.complete"
+}
+
+build_checkout_venv() {
+  local venv="$root/.venv" site
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.base" 2>/dev/null)" != "$base" ]; then
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    echo "$base" > "$venv/.base"
+  fi
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  base_site=$("$base/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  # addsitedir (not a plain path line) so the base's own .pth files are honoured too.
+  echo "import site; site.addsitedir('$base_site')" > "$site/_samrl_base.pth"
+  local stamp="$venv/.editable" pkgs=()
+  for p in "$root"/src/*/setup.py; do pkgs+=(-e "$(dirname "$p")"); done
+  if [ -f "$stamp" ] && [ -z "$(find "$root/src" -name setup.py -newer "$stamp")" ]; then
+    return
+  fi
+  log "installing this checkout's packages (editable)"
+  "$venv/bin/pip" install -q --no-deps --no-build-isolation "${pkgs[@]}"
+  touch "$stamp"
+}
+
+install_debian_packages
+build_base_venv
+build_checkout_venv
+log "ready: $root/.venv (base $base)"
