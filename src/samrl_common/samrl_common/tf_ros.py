@@ -1,0 +1,76 @@
+"""tf2 over the node runtime: broadcasters for /tf and /tf_static and a listener filling a TransformBuffer.
+
+Mirrors tf2_ros' TransformBroadcaster, StaticTransformBroadcaster and
+TransformListener; on rclpy machines tf2_ros could be used instead, but this
+one works on both backends and with the same messages.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from samrl_common import msgs
+from samrl_common.runtime import QOS_LATCHED, QOS_TF, stamp_to_s
+from samrl_common.tf import Transform, TransformBuffer
+
+TF_TOPIC = '/tf'
+TF_STATIC_TOPIC = '/tf_static'
+
+
+def to_msg(parent: str, child: str, transform: Transform, stamp):
+    """geometry_msgs/TransformStamped from a Transform."""
+    TransformStamped = msgs.get_message('geometry_msgs/msg/TransformStamped')
+    Vector3 = msgs.get_message('geometry_msgs/msg/Vector3')
+    Quaternion = msgs.get_message('geometry_msgs/msg/Quaternion')
+    Header = msgs.get_message('std_msgs/msg/Header')
+    t, q = (float(v) for v in transform.translation), (float(v) for v in transform.rotation)
+    message = TransformStamped(header=Header(stamp=stamp, frame_id=parent), child_frame_id=child)
+    message.transform.translation = Vector3(*t)
+    message.transform.rotation = Quaternion(*q)
+    return message
+
+
+def from_msg(message) -> Transform:
+    tr, rot = message.transform.translation, message.transform.rotation
+    return Transform(np.array([tr.x, tr.y, tr.z]), np.array([rot.x, rot.y, rot.z, rot.w]))
+
+
+class TransformBroadcaster:
+    """Publishes dynamic transforms on /tf."""
+
+    def __init__(self, node):
+        self._pub = node.create_publisher('tf2_msgs/msg/TFMessage', TF_TOPIC, QOS_TF)
+
+    def send(self, transforms: list) -> None:
+        self._pub.publish(msgs.get_message('tf2_msgs/msg/TFMessage')(transforms=list(transforms)))
+
+
+class StaticTransformBroadcaster:
+    """Publishes static transforms on latched /tf_static; like tf2_ros, each send re-publishes all of them."""
+
+    def __init__(self, node):
+        self._pub = node.create_publisher('tf2_msgs/msg/TFMessage', TF_STATIC_TOPIC, QOS_LATCHED)
+        self._by_child: dict[str, object] = {}
+
+    def send(self, transforms: list) -> None:
+        for message in transforms:
+            self._by_child[message.child_frame_id] = message
+        self._pub.publish(msgs.get_message('tf2_msgs/msg/TFMessage')(transforms=list(self._by_child.values())))
+
+
+class TransformListener:
+    """Fills `buffer` from /tf and /tf_static; inconsistent transforms are logged and skipped."""
+
+    def __init__(self, node, buffer: TransformBuffer):
+        self._node, self.buffer = node, buffer
+        node.create_subscription('tf2_msgs/msg/TFMessage', TF_TOPIC, lambda m: self._add(m, False), QOS_TF)
+        node.create_subscription('tf2_msgs/msg/TFMessage', TF_STATIC_TOPIC, lambda m: self._add(m, True),
+                                 QOS_LATCHED)
+
+    def _add(self, message, static: bool) -> None:
+        for item in message.transforms:
+            try:
+                self.buffer.set_transform(item.header.frame_id, item.child_frame_id,
+                                          stamp_to_s(item.header.stamp), from_msg(item), static=static)
+            except ValueError as exc:
+                self._node.logger.warn_throttled(f'tf:{item.child_frame_id}', f'ignored transform: {exc}')
