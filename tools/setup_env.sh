@@ -14,6 +14,8 @@ cache=${SAMRL_CACHE:-$HOME/.cache/samrl}
 python=${PYTHON:-python3}
 llvm_lib=/usr/lib/x86_64-linux-gnu/libLLVM-19.so
 
+# This machine's pip configuration names local indexes that may be absent; their warnings are noise.
+quiet_pip() { "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 install_debian_packages() {
@@ -26,14 +28,14 @@ install_debian_packages() {
 
 build_base_venv() {
   local key
-  key=$(cat "$root/requirements.txt" "$0" <("$python" -VV) | sha256sum | cut -c1-16)
+  key=$(cat "$root/requirements.txt" <("$python" -VV) | sha256sum | cut -c1-16)
   base="$cache/venv-$key"
   if [ -f "$base/.complete" ]; then log "base environment cached: $base"; return; fi
   log "creating base environment $base (first run only; several GB)"
   rm -rf "$base"; mkdir -p "$cache"
   "$python" -m venv "$base"
-  "$base/bin/pip" install -q --upgrade pip==24.3.1 setuptools==75.6.0 wheel
-  "$base/bin/pip" install --progress-bar off -r "$root/requirements.txt"
+  quiet_pip "$base/bin/pip" install -q --upgrade pip==24.3.1 wheel
+  quiet_pip "$base/bin/pip" install --progress-bar off -r "$root/requirements.txt"
   touch "$base/.complete"
 }
 
@@ -47,14 +49,20 @@ build_checkout_venv() {
   site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   base_site=$("$base/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   # addsitedir (not a plain path line) so the base's own .pth files are honoured too.
-  echo "import site; site.addsitedir('$base_site')" > "$site/_samrl_base.pth"
+  # One line, run at every interpreter start: the base packages, and drjit's libLLVM (FACTS.md:
+  # Debian's LLVM 14/15 abort in drjit; libllvm19 works but is not found by its default name).
+  echo "import os, site; site.addsitedir('$base_site'); os.path.exists('$llvm_lib') and os.environ.setdefault('DRJIT_LIBLLVM_PATH', '$llvm_lib')" > "$site/_samrl_base.pth"
   local stamp="$venv/.editable" pkgs=()
   for p in "$root"/src/*/setup.py; do pkgs+=(-e "$(dirname "$p")"); done
   if [ -f "$stamp" ] && [ -z "$(find "$root/src" -name setup.py -newer "$stamp")" ]; then
     return
   fi
   log "installing this checkout's packages (editable)"
-  "$venv/bin/pip" install -q --no-deps --no-build-isolation "${pkgs[@]}"
+  quiet_pip "$venv/bin/pip" install -q --no-deps --no-build-isolation "${pkgs[@]}"
+  # setup.cfg puts console scripts in lib/<package>/ (where `ros2 run` looks); link them onto PATH too.
+  for script in "$venv"/lib/samrl_*/*; do ln -sf "$script" "$venv/bin/$(basename "$script")"; done
+  # Cyclone DDS' own inspection tool (`cyclonedds ls/typeof/subscribe`), independent of our code.
+  ln -sf "$base/bin/cyclonedds" "$venv/bin/cyclonedds"
   touch "$stamp"
 }
 

@@ -24,7 +24,7 @@ import re
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import yaml
 
@@ -54,6 +54,7 @@ FIELD_NAME_SEPARATOR = "__"
 # Declared by every rclpy node; tolerated in files even when a spec omits it.
 IMPLICIT_PARAMETERS = frozenset({"use_sim_time"})
 SCALAR_TYPES = (bool, int, float, str)
+YAML_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 NAMESPACE_ROOT = "/"
 PRIVATE_PREFIX = "~"
@@ -66,6 +67,8 @@ PARAM_NAME = re.compile(r"\w+(\.\w+)*", re.ASCII)
 NODE_PREFIX = re.compile(r"([A-Za-z_]\w*):(?!/)(.+)", re.ASCII)
 WILDCARD_ONE = "*"
 WILDCARD_ANY = "**"
+
+SpecT = TypeVar("SpecT")
 
 
 class ParameterError(ValueError):
@@ -113,6 +116,11 @@ class _RosYamlLoader(yaml.SafeLoader):
     into a date.
     """
 
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != YAML_TIMESTAMP_TAG]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)
         return {self._construct_key(key, deep): self.construct_object(value, deep=deep)
@@ -124,10 +132,9 @@ class _RosYamlLoader(yaml.SafeLoader):
         return self.construct_object(node, deep=deep)
 
 
-_RosYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+def _load_yaml(stream: Any) -> Any:
+    """Parse YAML text or a stream with ``_RosYamlLoader``."""
+    return yaml.load(stream, Loader=_RosYamlLoader)
 
 
 def _check_value(value: Any, culprit: str) -> Any:
@@ -151,7 +158,7 @@ def _check_value(value: Any, culprit: str) -> Any:
 def _parse_yaml_value(text: str, culprit: str) -> Any:
     """Parse a ``-p`` value the way rcl does: as a YAML scalar or flow sequence."""
     try:
-        value = yaml.load(text, Loader=_RosYamlLoader)  # noqa: S506 - safe loader subclass
+        value = _load_yaml(text)
     except yaml.YAMLError as exc:
         raise ParameterError(f"{culprit}: value {text!r} is not valid YAML ({exc})") from exc
     return _check_value(value, culprit)
@@ -290,7 +297,7 @@ def _read_yaml_file(path: str) -> Any:
     """Load one YAML document, turning I/O and syntax errors into ParameterError."""
     try:
         with open(path, encoding="utf-8") as stream:
-            return yaml.load(stream, Loader=_RosYamlLoader)  # noqa: S506
+            return _load_yaml(stream)
     except OSError as exc:
         raise ParameterError(f"parameters file '{path}' cannot be read: "
                              f"{exc.strerror or exc}") from exc
@@ -524,7 +531,7 @@ def _overrides(ros_args: RosArgs, node_fqn: str) -> dict[str, Any]:
     return merged
 
 
-def resolve_parameters(spec: type, ros_args: RosArgs, node_fqn: str) -> Any:
+def resolve_parameters(spec: type[SpecT], ros_args: RosArgs, node_fqn: str) -> SpecT:
     """Build the node's parameter dataclass from defaults, files and ``-p`` rules.
 
     Args:

@@ -20,7 +20,9 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
 
 DEFAULT_CACHE_TIME_S = 10.0  # tf2's default buffer length
 LATEST_TIME = 0.0  # tf2: time 0 asks for the latest common time
@@ -50,7 +52,7 @@ class ExtrapolationError(TransformError):
 # --------------------------------------------------------------------------- quaternions
 
 
-def _unit_quaternion(quaternion: ArrayLike) -> np.ndarray:
+def _unit_quaternion(quaternion: ArrayLike) -> FloatArray:
     """Return ``quaternion`` as a float (4,) array of unit norm; raise ValueError if invalid."""
     q = np.array(quaternion, dtype=float)
     if q.shape != (4,) or not np.all(np.isfinite(q)):
@@ -58,10 +60,11 @@ def _unit_quaternion(quaternion: ArrayLike) -> np.ndarray:
     norm = np.linalg.norm(q)
     if norm < NORM_EPSILON:
         raise ValueError(f"quaternion {quaternion!r} has zero norm")
-    return q / norm
+    unit: FloatArray = q / norm
+    return unit
 
 
-def quat_multiply(q1: ArrayLike, q2: ArrayLike) -> np.ndarray:
+def quat_multiply(q1: ArrayLike, q2: ArrayLike) -> FloatArray:
     """Hamilton product ``q1 * q2`` of xyzw quaternions (rotate by q2, then by q1)."""
     x1, y1, z1, w1 = np.asarray(q1, dtype=float)
     x2, y2, z2, w2 = np.asarray(q2, dtype=float)
@@ -73,13 +76,13 @@ def quat_multiply(q1: ArrayLike, q2: ArrayLike) -> np.ndarray:
     ])
 
 
-def quat_conjugate(q: ArrayLike) -> np.ndarray:
+def quat_conjugate(q: ArrayLike) -> FloatArray:
     """Conjugate ``[-x, -y, -z, w]``; the inverse rotation for a unit quaternion."""
     x, y, z, w = np.asarray(q, dtype=float)
     return np.array([-x, -y, -z, w])
 
 
-def quat_to_matrix(q: ArrayLike) -> np.ndarray:
+def quat_to_matrix(q: ArrayLike) -> FloatArray:
     """3x3 rotation matrix of an xyzw quaternion (normalized first)."""
     x, y, z, w = _unit_quaternion(q)
     return np.array([
@@ -89,7 +92,7 @@ def quat_to_matrix(q: ArrayLike) -> np.ndarray:
     ])
 
 
-def matrix_to_quat(matrix: ArrayLike) -> np.ndarray:
+def matrix_to_quat(matrix: ArrayLike) -> FloatArray:
     """Unit xyzw quaternion of a 3x3 rotation matrix.
 
     Uses the largest of ``w, x, y, z`` as pivot (Shepperd's method) so the square
@@ -115,7 +118,7 @@ def matrix_to_quat(matrix: ArrayLike) -> np.ndarray:
     return _unit_quaternion(np.array(q) / s)
 
 
-def slerp(q0: ArrayLike, q1: ArrayLike, fraction: float) -> np.ndarray:
+def slerp(q0: ArrayLike, q1: ArrayLike, fraction: float) -> FloatArray:
     """Spherical linear interpolation from ``q0`` (fraction 0) to ``q1`` (fraction 1).
 
     Takes the shortest path: ``q1`` is negated when the quaternions lie in
@@ -136,7 +139,7 @@ def slerp(q0: ArrayLike, q1: ArrayLike, fraction: float) -> np.ndarray:
 # --------------------------------------------------------------------------- transforms
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
+def _read_only(array: FloatArray) -> FloatArray:
     array.flags.writeable = False
     return array
 
@@ -151,8 +154,8 @@ class Transform:
     Both arrays are copies and read-only.
     """
 
-    translation: np.ndarray
-    rotation: np.ndarray
+    translation: FloatArray
+    rotation: FloatArray
 
     def __post_init__(self) -> None:
         translation = np.array(self.translation, dtype=float)
@@ -178,14 +181,14 @@ class Transform:
         inverse_rotation = quat_conjugate(self.rotation)
         return Transform(-quat_to_matrix(inverse_rotation) @ self.translation, inverse_rotation)
 
-    def apply(self, points: ArrayLike) -> np.ndarray:
+    def apply(self, points: ArrayLike) -> FloatArray:
         """Transform a (3,) point or an (N, 3) array of points."""
         p = np.asarray(points, dtype=float)
         if p.shape != (3,) and (p.ndim != 2 or p.shape[1] != 3):
             raise ValueError(f"points must have shape (3,) or (N, 3), got {p.shape}")
         return p @ quat_to_matrix(self.rotation).T + self.translation
 
-    def as_matrix(self) -> np.ndarray:
+    def as_matrix(self) -> FloatArray:
         """4x4 homogeneous matrix."""
         matrix = np.eye(4)
         matrix[:3, :3] = quat_to_matrix(self.rotation)
@@ -311,6 +314,8 @@ class TransformBuffer:
         _check_frame_id(child)
         if not isinstance(transform, Transform):
             raise TypeError(f"transform must be a Transform, got {type(transform).__name__}")
+        if parent == child:
+            raise ValueError(f"frame '{child}' cannot be its own parent")
         if not math.isfinite(stamp_s):
             raise ValueError(f"stamp of '{parent}' -> '{child}' must be finite, got {stamp_s}")
         with self._lock:
@@ -320,7 +325,7 @@ class TransformBuffer:
 
     def _new_link(self, parent: str, child: str, static: bool) -> _Link:
         """Create the edge parent -> child after checking it closes no cycle."""
-        if parent == child or child in self._path_to_root(parent):
+        if child in self._path_to_root(parent):
             raise ValueError(f"link '{parent}' -> '{child}' would create a cycle")
         link = _Link(parent, child, static)
         self._links[child] = link

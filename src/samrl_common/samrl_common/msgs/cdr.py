@@ -18,7 +18,15 @@ PLAIN_CDR = (b'\x00\x00', b'\x00\x01')
 
 
 class MessageError(ValueError):
-    """A buffer that does not decode as the expected message type."""
+    """A buffer that does not decode as the expected message type.
+
+    `kind` (short, stable: 'header', 'encapsulation', 'decode', 'truncated', 'trailing')
+    lets a node rate-limit its warnings per kind of fault without hiding a new kind.
+    """
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 def serialize(message) -> bytes:
@@ -30,18 +38,18 @@ def deserialize(cls: type, data: bytes | bytearray | memoryview):
     """Decode `data` as `cls`, raising MessageError with the reason if it does not fit."""
     name = getattr(cls, '__ros_type__', cls.__name__)
     if len(data) < ENCAPSULATION_BYTES:
-        raise MessageError(f'{name}: {len(data)} bytes is shorter than the CDR header')
+        raise MessageError('header', f'{name}: {len(data)} bytes is shorter than the CDR header')
     if bytes(data[:2]) not in PLAIN_CDR:
-        raise MessageError(f'{name}: unsupported encapsulation 0x{bytes(data[:2]).hex()} (expected plain CDR)')
+        raise MessageError('encapsulation', f'{name}: unsupported encapsulation 0x{bytes(data[:2]).hex()} (expected plain CDR)')
     buffer = Buffer(bytes(data), align_offset=ENCAPSULATION_BYTES)
     try:
         message = cls.__idl__.deserialize(buffer, has_header=True)
     except (struct.error, UnicodeDecodeError, ValueError, IndexError, TypeError, OverflowError, MemoryError) as exc:
-        raise MessageError(f'{name}: cannot decode {len(data)} bytes ({exc})') from exc
+        raise MessageError('decode', f'{name}: cannot decode {len(data)} bytes ({exc})') from exc
     consumed = buffer.tell()
     if consumed > len(data):
-        raise MessageError(f'{name}: truncated buffer ({len(data)} bytes, the message needs {consumed})')
+        raise MessageError('truncated', f'{name}: truncated buffer ({len(data)} bytes, the message needs {consumed})')
     if len(data) - consumed > MAX_PADDING_BYTES:
         raise MessageError(
-            f'{name}: {len(data) - consumed} unread bytes after the message (wrong type on this topic?)')
+            'trailing', f'{name}: {len(data) - consumed} unread bytes after the message (wrong type on this topic?)')
     return message

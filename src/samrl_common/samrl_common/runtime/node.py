@@ -208,7 +208,7 @@ class Node:
             message = msgs.deserialize(sub.msg_type, data)
         except msgs.MessageError as exc:
             sub.dropped += 1
-            self.logger.warn_throttled(f'decode:{sub.topic}', f'dropped a message on {sub.topic} '
+            self.logger.warn_throttled(f'decode:{sub.topic}:{exc.kind}', f'dropped a message on {sub.topic} '
                                        f'({sub.dropped} so far): {exc}', DROP_WARNING_PERIOD_S)
             return
         sub.received += 1

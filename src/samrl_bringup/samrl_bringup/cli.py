@@ -1,0 +1,83 @@
+"""`samrl`: launch node graphs, run benchmarks and evaluations.
+
+    samrl graphs                               list graphs and their arguments
+    samrl launch demo [images:=300] [--local]  start a graph, one process per node
+    samrl bench transport [--json out.json]    image transport rate and latency
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from samrl_bringup.graph import LaunchArgumentError, environment_for, parse_launch_arguments, process_specs
+from samrl_bringup.graphs import GRAPHS, get_graph
+
+
+def _write_json(path: str | None, payload) -> None:
+    text = json.dumps(payload, indent=2)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + '\n')
+        print(f'wrote {path}')
+
+
+def cmd_graphs(_args) -> int:
+    for graph in GRAPHS.values():
+        print(f'{graph.name}: {graph.description}')
+        for arg in graph.arguments:
+            choices = f" ({'|'.join(arg.choices)})" if arg.choices else ''
+            print(f'    {arg.name}:={arg.default}{choices}  {arg.description}')
+    return 0
+
+
+def cmd_launch(args) -> int:
+    from samrl_common.launcher import Launcher
+    try:
+        graph = get_graph(args.graph)
+        nodes = graph.nodes(parse_launch_arguments(args.arguments))
+    except (KeyError, LaunchArgumentError) as exc:
+        print(f'samrl launch: {exc.args[0] if isinstance(exc, KeyError) else exc}', file=sys.stderr)
+        return 2
+    specs = process_specs(nodes, environment_for(args.local))
+    print(f'[launch] {graph.name}: starting {", ".join(s.name for s in specs)}', flush=True)
+    return Launcher(specs, stop_timeout_s=args.stop_timeout).run()
+
+
+def cmd_bench_transport(args) -> int:
+    from samrl_common.bench_transport import run_benchmark
+    results = run_benchmark(seconds=args.seconds)
+    _write_json(args.json, {'benchmark': 'transport', 'results': results})
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='samrl', description=__doc__.split('\n')[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    sub.add_parser('graphs', help='list the launchable graphs').set_defaults(run=cmd_graphs)
+
+    launch = sub.add_parser('launch', help='start a graph, one OS process per node')
+    launch.add_argument('graph', help=f'one of: {", ".join(sorted(GRAPHS))}')
+    launch.add_argument('arguments', nargs='*', help='launch arguments, name:=value')
+    launch.add_argument('--local', action='store_true', help='keep DDS traffic on loopback')
+    launch.add_argument('--stop-timeout', type=float, default=5.0, help='seconds per stop signal (default 5)')
+    launch.set_defaults(run=cmd_launch)
+
+    bench = sub.add_parser('bench', help='benchmarks (print figures and write JSON)')
+    bench_sub = bench.add_subparsers(dest='bench', required=True)
+    transport = bench_sub.add_parser('transport', help='640x480 image transport between two processes')
+    transport.add_argument('--seconds', type=float, default=10.0, help='measuring time per case (default 10)')
+    transport.add_argument('--json', help='write the results here')
+    transport.set_defaults(run=cmd_bench_transport)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""One description of a node graph, used by `ros2 launch` (launch_ros) and by `samrl launch` alike.
+
+A graph declares its launch arguments (each with a default and a description)
+and a pure function from argument values to node specifications; both launch
+front ends only translate these specifications.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from samrl_common.launcher import ProcessSpec
+
+PACKAGE = 'samrl_bringup'
+
+
+class LaunchArgumentError(ValueError):
+    """A launch argument that is unknown, malformed or outside its choices."""
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node: `package`/`executable` for ROS 2; `module` (with a main()) for the standalone launcher."""
+
+    package: str
+    executable: str
+    module: str
+    name: str
+    namespace: str = ''
+    param_files: tuple[str, ...] = ()
+    parameters: Mapping[str, object] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+    required: bool = True
+
+    def ros_arguments(self) -> list[str]:
+        """The --ros-args section equivalent to launch_ros' Node(name=..., parameters=..., remappings=...)."""
+        argv = ['--ros-args', '-r', f'__node:={self.name}']
+        if self.namespace:
+            argv += ['-r', f'__ns:={self.namespace}']
+        for path in self.param_files:
+            argv += ['--params-file', path]
+        for key, value in self.parameters.items():
+            argv += ['-p', f'{key}:={_param_text(value)}']
+        for source, target in self.remappings:
+            argv += ['-r', f'{source}:={target}']
+        return argv
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    description: str
+    arguments: tuple[LaunchArgument, ...]
+    build: Callable[[dict[str, str]], list[NodeSpec]]
+
+    def resolve_arguments(self, given: Mapping[str, str]) -> dict[str, str]:
+        declared = {a.name: a for a in self.arguments}
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise LaunchArgumentError(
+                f'unknown launch argument {unknown[0]!r} for {self.name}; declared: {", ".join(declared) or "none"}')
+        values = {name: given.get(name, arg.default) for name, arg in declared.items()}
+        for name, value in values.items():
+            choices = declared[name].choices
+            if choices and value not in choices:
+                raise LaunchArgumentError(f'launch argument {name}:={value} is not one of {", ".join(choices)}')
+        return values
+
+    def nodes(self, given: Mapping[str, str] | None = None) -> list[NodeSpec]:
+        return self.build(self.resolve_arguments(given or {}))
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (list, tuple)):
+        return '[' + ', '.join(_param_text(v) for v in value) + ']'
+    return str(value)
+
+
+def parse_launch_arguments(tokens: list[str]) -> dict[str, str]:
+    """['a:=1', 'b:=x'] -> {'a': '1', 'b': 'x'} as `ros2 launch` takes them."""
+    values = {}
+    for token in tokens:
+        name, sep, value = token.partition(':=')
+        if not sep or not name:
+            raise LaunchArgumentError(f'launch arguments are name:=value, got {token!r}')
+        values[name] = value
+    return values
+
+
+def share_directory(package: str = PACKAGE) -> Path:
+    """The package's share directory: ament index where ROS 2 is present, else the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory(package))
+    except (ImportError, LookupError):
+        pass
+    module = __import__(package)
+    source = Path(module.__file__).resolve().parents[1]
+    if (source / 'package.xml').exists():
+        return source
+    return Path(sys.prefix) / 'share' / package
+
+
+def config_file(name: str, package: str = PACKAGE) -> str:
+    path = share_directory(package) / 'config' / name
+    if not path.exists():
+        raise FileNotFoundError(f'parameter file {path} does not exist')
+    return str(path)
+
+
+def process_specs(nodes: list[NodeSpec], env: Mapping[str, str] | None = None) -> list[ProcessSpec]:
+    """Standalone launch: each node its own Python process with the same --ros-args as under ROS 2."""
+    return [ProcessSpec(name=node.name, argv=(sys.executable, '-m', node.module, *node.ros_arguments()),
+                        env=dict(env) if env else None, required=node.required)
+            for node in nodes]
+
+
+def environment_for(local: bool) -> dict[str, str]:
+    """Child environment: loopback-only DDS when `local` (CI, a laptop without a robot network)."""
+    from samrl_common.runtime.dds_config import loopback_environment
+    return loopback_environment() if local else dict(os.environ)
+
+
+def int_argument(args: Mapping[str, str], name: str, minimum: int = 0) -> int:
+    """A launch argument read as an integer >= minimum, with an error naming it."""
+    try:
+        value = int(args[name])
+    except ValueError:
+        raise LaunchArgumentError(f'launch argument {name}:={args[name]} is not an integer') from None
+    if value < minimum:
+        raise LaunchArgumentError(f'launch argument {name}:={value} must be >= {minimum}')
+    return value
