@@ -7,9 +7,14 @@ import os
 LOOPBACK_ENV = 'SAMRL_DDS_LOOPBACK'
 # 32 participants on one host is ample for a node graph plus test probes.
 MAX_AUTO_PARTICIPANT_INDEX = 32
+# Loopback's MTU is 64 KiB: large datagrams cut an image into ~15 fragments instead of
+# ~700 at Cyclone's defaults (14720 B messages, 1344 B fragments).
+MAX_MESSAGE_BYTES = 65000
+FRAGMENT_BYTES = 62000
 
 LOOPBACK_XML = f"""<CycloneDDS><Domain Id="any">
-<General><Interfaces><NetworkInterface name="lo"/></Interfaces><AllowMulticast>false</AllowMulticast></General>
+<General><Interfaces><NetworkInterface name="lo"/></Interfaces><AllowMulticast>false</AllowMulticast>
+<MaxMessageSize>{MAX_MESSAGE_BYTES}B</MaxMessageSize><FragmentSize>{FRAGMENT_BYTES}B</FragmentSize></General>
 <Discovery><ParticipantIndex>auto</ParticipantIndex>
 <MaxAutoParticipantIndex>{MAX_AUTO_PARTICIPANT_INDEX}</MaxAutoParticipantIndex>
 <Peers><Peer address="127.0.0.1"/></Peers></Discovery>

@@ -16,6 +16,18 @@ class _RosFormatter(logging.Formatter):
         return f'[{level}] [{record.created:.6f}] [{record.name.lstrip("/").replace("/", ".")}]: {record.getMessage()}'
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (tests and tools may replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def make_logger(fqn: str, level: str | None) -> logging.Logger:
     if level is not None and level.lower() not in ROS_LEVELS:
         raise ValueError(f'--log-level must be one of {", ".join(ROS_LEVELS)}, got {level!r}')
@@ -23,7 +35,7 @@ def make_logger(fqn: str, level: str | None) -> logging.Logger:
     logger.name = fqn
     logger.propagate = False
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(_RosFormatter())
         logger.addHandler(handler)
     logger.setLevel(ROS_LEVELS[(level or 'info').lower()])

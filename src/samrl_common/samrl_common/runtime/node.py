@@ -231,21 +231,24 @@ class Node:
             self.logger.error(f'{what} callback failed: {exc}\n{traceback.format_exc()}')
 
     def _run_due_timers(self) -> float | None:
-        """Run timers that are due; return seconds until the next one (None if none)."""
-        while self._timers:
-            timer = self._timers[0]
-            if timer.cancelled:
-                heapq.heappop(self._timers)
-                continue
-            now = time.monotonic()
-            if timer.due > now:
-                return timer.due - now
-            heapq.heappop(self._timers)
-            # Keep the phase; skip missed periods instead of bursting to catch up.
-            timer.due += timer.period_s * max(1, int((now - timer.due) // timer.period_s) + 1)
+        """Run each due timer once; return seconds until the next deadline (None without timers).
+
+        A timer whose callback outlasts its period runs once per call, never in a loop, so
+        subscriptions and shutdown are still served; missed periods are skipped, not replayed.
+        """
+        now = time.monotonic()
+        due = []
+        while self._timers and (self._timers[0].cancelled or self._timers[0].due <= now):
+            timer = heapq.heappop(self._timers)
+            if not timer.cancelled:
+                due.append(timer)
+        for timer in due:
+            timer.due += timer.period_s * (int((now - timer.due) // timer.period_s) + 1)
             heapq.heappush(self._timers, timer)
             self._guarded('timer', timer.callback)
-        return None
+        if not self._timers:
+            return None
+        return max(0.0, self._timers[0].due - time.monotonic())
 
     def spin_once(self, timeout_s: float | None = None) -> None:
         wait = self._run_due_timers()
