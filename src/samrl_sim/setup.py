@@ -9,7 +9,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    package_data={PACKAGE: ['py.typed']},
+    package_data={PACKAGE: ['py.typed', 'urdf/*.urdf']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
@@ -24,6 +24,8 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'sim_bridge = samrl_sim.bridge_node:main',
+            'oracle_controller = samrl_sim.oracle_node:main',
         ],
     },
 )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from samrl_bringup.graph import Graph
-from samrl_bringup.graphs import demo
+from samrl_bringup.graphs import demo, tasks
 
-GRAPHS: dict[str, Graph] = {graph.name: graph for graph in (demo.GRAPH,)}
+GRAPHS: dict[str, Graph] = {graph.name: graph for graph in (demo.GRAPH, *map(tasks.task_graph, tasks.TASKS))}
 
 
 def get_graph(name: str) -> Graph:

@@ -251,6 +251,12 @@ class Node:
         return max(0.0, self._timers[0].due - time.monotonic())
 
     def spin_once(self, timeout_s: float | None = None) -> None:
+        """Run the work that has arrived, then due timers, then wait for more (up to timeout_s).
+
+        Arrived messages go first so that a timer sees what came in before it was due
+        (a control loop must act on the command that arrived during a long render).
+        """
+        self._run_ready_work()
         wait = self._run_due_timers()
         if timeout_s is not None:
             wait = timeout_s if wait is None else min(wait, timeout_s)
@@ -259,6 +265,14 @@ class Node:
         except queue.Empty:
             return
         work()
+
+    def _run_ready_work(self) -> None:
+        for _ in range(self._work.qsize()):  # only what is queued now: timers must not starve
+            try:
+                work = self._work.get_nowait()
+            except queue.Empty:
+                return
+            work()
 
     def spin(self) -> None:
         """Process callbacks until shutdown() (or Ctrl-C in the caller)."""

@@ -1,0 +1,7 @@
+"""ros2 launch samrl_bringup needle_threading.launch.py [episodes:=N] [seed:=S] [controller:=oracle|none]"""
+
+from samrl_bringup.ros_launch import generate_launch_description_for
+
+
+def generate_launch_description():
+    return generate_launch_description_for('needle_threading')

@@ -1,0 +1,183 @@
+"""sim_bridge: the PyBullet "real world" behind the topics of the real drivers.
+
+Publishes what realsense2_camera 4.x, the arms' drivers and robot_state_publisher publish
+(colour, aligned 16UC1 depth, camera_info, /joint_states, /tf), the task's state and, for
+oracle controllers only, the privileged SimState. Takes end-effector commands for the Franka
+and camera pose goals for the camera arm; every command is validated by samrl_sim.safety and a
+rejected one is logged with its reason and never moves an arm.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from samrl_common import msgs
+from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node, stamp_now, stamp_to_s
+from samrl_common.tf import Transform
+from samrl_common.tf_ros import TransformBroadcaster, to_msg
+from samrl_sim import conversions as conv
+from samrl_sim.commands import EeDeltaCommand
+from samrl_sim.tasks import TASK_NAMES
+from samrl_sim.world import World, WorldConfig, read_body_states
+
+# Topic names of the real drivers (realsense2_camera 4.x with align_depth.enable:=true).
+COLOR_TOPIC = '/camera/camera/color/image_raw'
+COLOR_INFO_TOPIC = '/camera/camera/color/camera_info'
+DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
+DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
+OPTICAL_FRAME = 'camera_color_optical_frame'
+REJECTION_LOG_PERIOD_S = 1.0
+
+
+@dataclass(frozen=True)
+class BridgeParams:
+    task: str = field(default='needle_threading', metadata={'description': 'task: ' + ', '.join(TASK_NAMES)})
+    seed: int = field(default=0, metadata={'description': 'seed of episode 0; episode i uses seed + i'})
+    episodes: int = field(default=0, metadata={'description': 'stop after this many episodes (0: never)'})
+    control_rate_hz: float = field(default=10.0, metadata={'description': 'control steps per second'})
+    camera_rate_hz: float = field(default=5.0, metadata={'description': 'camera frames per second'})
+    image_width: int = field(default=640, metadata={'description': 'camera image width (px)'})
+    image_height: int = field(default=480, metadata={'description': 'camera image height (px)'})
+    publish_sim_state: bool = field(default=True, metadata={'description': 'publish privileged SimState'})
+
+    def __post_init__(self):
+        if self.task not in TASK_NAMES:
+            raise ValueError(f'task must be one of {", ".join(TASK_NAMES)}, got {self.task!r}')
+        if self.episodes < 0:
+            raise ValueError(f'episodes must be >= 0, got {self.episodes}')
+        if not 0 < self.control_rate_hz <= 240 or 240 % self.control_rate_hz:
+            raise ValueError(f'control_rate_hz must divide the 240 Hz physics rate, got {self.control_rate_hz}')
+        if not 0 < self.camera_rate_hz <= 60:
+            raise ValueError(f'camera_rate_hz must be in (0, 60], got {self.camera_rate_hz}')
+        if not (16 <= self.image_width <= 1280 and 16 <= self.image_height <= 960):
+            raise ValueError(f'image size must be within 16..1280 x 16..960, got {self.image_width}x{self.image_height}')
+
+
+class SimBridge(Node):
+    def __init__(self, argv=None):
+        super().__init__('sim_bridge', params=BridgeParams, argv=argv)
+        p = self.params
+        self.world = World(p.task, WorldConfig(control_rate_hz=int(p.control_rate_hz)))
+        self.command: EeDeltaCommand | None = None
+        self.episodes_done, self.episode_return, self.rejected, self.stale_commands = 0, 0.0, 0, 0
+        self._make_interfaces()
+        self._start_episode(p.seed)
+        self.create_timer(1.0 / p.control_rate_hz, self.on_control)
+        self.create_timer(1.0 / p.camera_rate_hz, self.on_camera)
+        self.logger.info(f'{p.task}: control {p.control_rate_hz} Hz, camera {p.image_width}x{p.image_height} '
+                         f'at {p.camera_rate_hz} Hz')
+
+    def _make_interfaces(self) -> None:
+        self.color_pub = self.create_publisher('sensor_msgs/msg/Image', COLOR_TOPIC, QOS_SENSOR_DATA)
+        self.depth_pub = self.create_publisher('sensor_msgs/msg/Image', DEPTH_TOPIC, QOS_SENSOR_DATA)
+        self.color_info_pub = self.create_publisher('sensor_msgs/msg/CameraInfo', COLOR_INFO_TOPIC, QOS_SENSOR_DATA)
+        self.depth_info_pub = self.create_publisher('sensor_msgs/msg/CameraInfo', DEPTH_INFO_TOPIC, QOS_SENSOR_DATA)
+        self.joint_pub = self.create_publisher('sensor_msgs/msg/JointState', '/joint_states')
+        self.task_pub = self.create_publisher('samrl_interfaces/msg/TaskState', '/samrl/task_state')
+        self.sim_pub = self.create_publisher('samrl_interfaces/msg/SimState', '/samrl/sim_state')
+        self.tf = TransformBroadcaster(self)
+        self.create_subscription('samrl_interfaces/msg/EndEffectorCommand', '/samrl/ee_command', self.on_command)
+        self.create_subscription('geometry_msgs/msg/PoseStamped', '/samrl/camera_goal', self.on_camera_goal)
+        self.create_service('samrl_interfaces/srv/ResetEpisode', '/samrl/reset_episode', self.on_reset)
+
+    # -- episodes --------------------------------------------------------------------------------
+    def _start_episode(self, seed: int) -> None:
+        self.seed, self.episode_return, self.command = seed, 0.0, None
+        self.world.reset(seed)
+        self.episode_start_s = time.time()
+        self._publish_state(self.world.task_state())
+
+    def on_reset(self, request):
+        seed = self.seed + 1 if request.seed < 0 else request.seed
+        self._start_episode(seed)
+        return msgs.samrl_interfaces.srv.ResetEpisode.Response(
+            success=True, message=f'episode {self.world.task_state().episode} with seed {seed}',
+            episode=self.world.task_state().episode, seed=seed)
+
+    def _finish_episode(self, state) -> None:
+        self.episodes_done += 1
+        outcome = 'success' if state.success else 'failure'
+        self.logger.info(f'episode {state.episode} (seed {self.seed}): {outcome} after {state.step} steps, '
+                         f'return {self.episode_return:.2f}')
+        if self.params.episodes and self.episodes_done >= self.params.episodes:
+            self.logger.info(f'{self.episodes_done} episodes done')
+            self.shutdown()
+            return
+        self._start_episode(self.seed + 1)
+
+    # -- commands --------------------------------------------------------------------------------
+    def on_command(self, message) -> None:
+        # A command computed from an observation of an earlier episode must not act on this one.
+        if stamp_to_s(message.header.stamp) < self.episode_start_s:
+            self.stale_commands += 1
+            return
+        self.command = conv.command_from_msg(message)
+
+    def on_camera_goal(self, message) -> None:
+        if message.header.frame_id not in ('', 'world'):
+            self._reject(f'camera goal in frame {message.header.frame_id!r}; only "world" is accepted')
+            return
+        result = self.world.move_camera(conv.camera_goal_from_msg(message))
+        if not result.ok:
+            self._reject(f'camera goal: {result.reason}')
+
+    def _reject(self, reason: str) -> None:
+        self.rejected += 1
+        self.logger.warn_throttled('reject', f'rejected command ({self.rejected} so far): {reason}',
+                                   REJECTION_LOG_PERIOD_S)
+
+    # -- loops -----------------------------------------------------------------------------------
+    def on_control(self) -> None:
+        command, self.command = self.command, None
+        if command is None:
+            state = self.world.hold()
+        else:
+            result = self.world.step(command)
+            if not result.accepted:
+                self._reject(f'end-effector command: {result.reason}')
+                state = self.world.hold()
+            else:
+                state = result.state
+        self.episode_return += state.reward
+        self._publish_state(state)
+        if state.success or state.truncated:
+            self._finish_episode(state)
+
+    def _publish_state(self, state) -> None:
+        stamp = stamp_now()
+        self.task_pub.publish(conv.task_state_msg(state, self.seed, self.episode_return,
+                                                  self.world.task.max_episode_steps, stamp))
+        self.joint_pub.publish(conv.joint_state_msg(self.world.joint_states(), stamp))
+        self._send_tf(stamp)
+        if self.params.publish_sim_state:
+            self.sim_pub.publish(conv.sim_state_msg(read_body_states(self.world.client), state.task,
+                                                    state.episode, self.seed, stamp))
+
+    def on_camera(self) -> None:
+        p = self.params
+        image = self.world.render(p.image_width, p.image_height)
+        stamp = stamp_now()
+        color, depth = conv.image_msgs(image.rgb, image.depth_m, stamp, OPTICAL_FRAME)
+        info = conv.camera_info_msg(self.world.camera_intrinsics(p.image_width, p.image_height), stamp, OPTICAL_FRAME)
+        self.color_pub.publish(color)
+        self.depth_pub.publish(depth)
+        self.color_info_pub.publish(info)
+        self.depth_info_pub.publish(info)
+        self._send_tf(stamp)  # the camera pose at exactly the image's stamp
+
+    def _send_tf(self, stamp) -> None:
+        self.tf.send([to_msg(e.parent, e.child, Transform(e.pose.position, e.pose.quaternion), stamp)
+                      for e in self.world.transforms()])
+
+    def destroy(self) -> None:
+        super().destroy()
+        self.world.close()
+
+
+def main(argv=None) -> int:
+    return run_node(SimBridge, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Peg-Insertion (paper Sec. IV-A): insert the peg held by the Panda into the hole of a block.
+
+Description
+    A 20 mm square peg, 100 mm long, is attached to the Panda's gripper (fixed constraint created
+    at build time, its long axis along the gripper's approach axis, 20 mm of it between the
+    fingers). A 120 x 120 x 50 mm block with a square through-hole is fixed to the table; the hole
+    is 24 mm wide (2 mm clearance per side). The peg must be aligned in position and yaw, then
+    pushed down into the hole.
+
+Randomisations (uniform, task RNG)
+    - block centre x in [0.45, 0.60] m, y in [-0.12, 0.12] m (world frame), yaw in [-pi/4, pi/4]
+      rad (the square hole repeats every pi/2, so this covers every relative yaw);
+    - gripper start: tool centre point x in [0.38, 0.52] m, y in [-0.10, 0.10] m, z in
+      [0.22, 0.28] m, pointing down, yaw in [-0.3, 0.3] rad.
+
+Success
+    The peg's tip is at least INSERTION_DEPTH_M below the top of the block and laterally inside
+    the hole (|offset| < half the hole side along both hole axes).
+
+Reward (dense, max 5)
+    reach: 1 - tanh(5 * distance from the peg tip to a point 20 mm above the hole);
+    align: 1 - |yaw error| / (pi / 4), counted once the tip is within 10 mm of the hole axis;
+    insert: 2 * inserted depth / INSERTION_DEPTH_M while laterally inside the hole;
+    success: 5.
+
+Step budget: 40 control steps (4 s at 10 Hz).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from samrl_sim.bodies import create_hole_block, create_peg
+from samrl_sim.geometry import Pose, look_at, quat_multiply, quat_to_matrix, yaw_quat
+from samrl_sim.tasks.base import GRIPPER_DOWN_QUAT, Scene, Task, place_body
+
+BLOCK_X_RANGE_M = (0.45, 0.60)
+BLOCK_Y_RANGE_M = (-0.12, 0.12)
+BLOCK_YAW_RANGE_RAD = (-np.pi / 4, np.pi / 4)
+START_X_RANGE_M = (0.38, 0.52)
+START_Y_RANGE_M = (-0.10, 0.10)
+START_Z_RANGE_M = (0.22, 0.28)
+START_YAW_RANGE_RAD = (-0.3, 0.3)
+INSERTION_DEPTH_M = 0.030
+PRE_INSERT_HEIGHT_M = 0.020
+ALIGN_RADIUS_M = 0.010
+HOLE_SYMMETRY_RAD = np.pi / 2
+REACH_SCALE_PER_M = 5.0
+
+
+def wrap_symmetric(angle: float, period: float) -> float:
+    """Angle wrapped to [-period / 2, period / 2)."""
+    return float((angle + 0.5 * period) % period - 0.5 * period)
+
+
+def yaw_of(quaternion: np.ndarray) -> float:
+    """Yaw (rad) of a frame's x axis projected on the world xy plane."""
+    x_axis = quat_to_matrix(quaternion)[:, 0]
+    return float(np.arctan2(x_axis[1], x_axis[0]))
+
+
+class PegInsertionTask(Task):
+    """Peg-Insertion; the specification is the module docstring."""
+
+    name = 'peg_insertion'
+    max_episode_steps = 40
+    max_dense_reward = 5.0
+    gripper_width_m = 0.02      # fingers closed on the 20 mm peg
+
+    def build(self, scene: Scene) -> None:
+        self.scene = scene
+        self.peg_spec, self.block_spec = scene.objects.peg, scene.objects.hole_block
+        self.peg = create_peg(scene.client, self.peg_spec)
+        self.block = create_hole_block(scene.client, self.block_spec, self.peg_spec)
+        self.peg_in_tcp = Pose(np.array([0.0, 0.0, 0.5 * self.peg_spec.length_m - self.peg_spec.grasp_depth_m]),
+                               np.array([0.0, 0.0, 0.0, 1.0]))
+        self.attach_to_gripper(self.peg, self.peg_in_tcp)
+
+    def initialise_episode(self) -> None:
+        uniform = self.rng.uniform
+        block_pose = Pose(np.array([uniform(*BLOCK_X_RANGE_M), uniform(*BLOCK_Y_RANGE_M), 0.0]),
+                          yaw_quat(uniform(*BLOCK_YAW_RANGE_RAD)))
+        place_body(self.scene.client, self.block, block_pose)
+        start = Pose(np.array([uniform(*START_X_RANGE_M), uniform(*START_Y_RANGE_M), uniform(*START_Z_RANGE_M)]),
+                     quat_multiply(yaw_quat(uniform(*START_YAW_RANGE_RAD)), GRIPPER_DOWN_QUAT))
+        self.place_with_gripper(start, self.peg, self.peg_in_tcp)
+
+    # --- named geometry ------------------------------------------------------------------------
+
+    def hole_top_pose(self) -> Pose:
+        """Centre of the hole's opening, z up, x along one side of the square hole."""
+        block = self.object_pose('hole_block')
+        return block.compose(Pose(np.array([0.0, 0.0, self.block_spec.height_m]), np.array([0.0, 0.0, 0.0, 1.0])))
+
+    def peg_tip_position(self) -> np.ndarray:
+        peg = self.object_pose('peg')
+        return peg.apply([0.0, 0.0, 0.5 * self.peg_spec.length_m])
+
+    def peg_yaw_error(self) -> float:
+        """Yaw of the peg relative to the hole, modulo the square's quarter-turn symmetry (rad)."""
+        relative = yaw_of(self.object_pose('peg').quaternion) - yaw_of(self.hole_top_pose().quaternion)
+        return wrap_symmetric(relative, HOLE_SYMMETRY_RAD)
+
+    # --- evaluation and reward -------------------------------------------------------------------
+
+    def evaluate(self) -> dict:
+        hole = self.hole_top_pose()
+        tip_in_hole = hole.inverse().apply(self.peg_tip_position())
+        half_hole = 0.5 * self.block_spec.hole_side_m(self.peg_spec)
+        inside = bool(np.all(np.abs(tip_in_hole[:2]) < half_hole))
+        depth = float(-tip_in_hole[2])
+        return {'success': inside and depth >= INSERTION_DEPTH_M,
+                'insertion_depth_m': depth,
+                'lateral_offset_m': float(np.linalg.norm(tip_in_hole[:2])),
+                'laterally_inside': inside,
+                'yaw_error_rad': self.peg_yaw_error(),
+                'distance_to_pre_insert_m': float(np.linalg.norm(tip_in_hole - [0.0, 0.0, PRE_INSERT_HEIGHT_M]))}
+
+    def compute_dense_reward(self, info: dict) -> float:
+        if info['success']:
+            return self.max_dense_reward
+        # Stage 1: bring the tip above the hole.
+        reward = 1.0 - np.tanh(REACH_SCALE_PER_M * info['distance_to_pre_insert_m'])
+        # Stage 2: align the yaw once near the hole's axis.
+        if info['lateral_offset_m'] < ALIGN_RADIUS_M:
+            reward += 1.0 - abs(info['yaw_error_rad']) / (0.5 * HOLE_SYMMETRY_RAD)
+        # Stage 3: push the peg into the hole.
+        if info['laterally_inside'] and info['insertion_depth_m'] > 0.0:
+            reward += 2.0 * min(info['insertion_depth_m'] / INSERTION_DEPTH_M, 1.0)
+        return float(reward)
+
+    def default_camera_pose(self) -> Pose:
+        return look_at(eye=(0.95, -0.40, 0.50), target=(0.50, 0.0, 0.10))
+
+    def object_bodies(self) -> dict[str, int]:
+        return {'peg': self.peg, 'hole_block': self.block}

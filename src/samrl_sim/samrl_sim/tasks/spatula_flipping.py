@@ -1,0 +1,139 @@
+"""Spatula-Flipping (paper Sec. IV-A): lift a pancake with a spatula and flip it over.
+
+Description
+    The Panda holds an L-shaped turner (objects.SpatulaSpec: 160 mm handle along the gripper's
+    approach axis, 110 x 100 x 3 mm blade at right angles; attached by a fixed constraint at build
+    time). A pancake (objects.PancakeSpec: 90 mm diameter, 12 mm thick, bevelled rim, 40 g) lies
+    on the table. The blade is slid flat under the pancake and the pancake is then lifted and
+    turned over, e.g. by rotating the blade about its tip until the pancake tips past vertical.
+    Working along +y keeps the Panda's hand beside the pancake, well inside its reach, while
+    the blade turns by more than 90 degrees.
+
+Randomisations (uniform, task RNG)
+    - pancake centre x in [0.42, 0.52] m, y in [-0.12, 0.12] m, yaw in [-pi, pi] rad;
+    - gripper start: tool centre point x in [0.40, 0.55] m, y in [-0.30, -0.20] m, z in
+      [0.24, 0.30] m, pointing down, blade towards +y (BLADE_YAW_RAD) +- 0.3 rad.
+
+Success
+    The pancake has been lifted (its centre rose at least LIFT_HEIGHT_M above its resting height
+    at some time in the episode) and is flipped: its normal points down, i.e. it has turned more
+    than FLIP_ANGLE_RAD (150 deg) from its initial upward normal.
+
+Reward (dense, max 5)
+    reach: 1 - tanh(10 * distance from the blade tip to the scooping start point);
+    lift: highest pancake lift so far / LIFT_HEIGHT_M (capped at 1);
+    flip: 2 * turned angle / FLIP_ANGLE_RAD (capped at 2) once lifted;
+    success: 5.
+
+Step budget: 60 control steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from samrl_sim.bodies import create_pancake, create_spatula
+from samrl_sim.geometry import Pose, look_at, quat_multiply, yaw_quat
+from samrl_sim.tasks.base import GRIPPER_DOWN_QUAT, Scene, Task, place_body
+
+PANCAKE_X_RANGE_M = (0.42, 0.52)
+PANCAKE_Y_RANGE_M = (-0.12, 0.12)
+START_X_RANGE_M = (0.40, 0.55)
+START_Y_RANGE_M = (-0.30, -0.20)
+START_Z_RANGE_M = (0.24, 0.30)
+START_YAW_OFFSET_RAD = (-0.3, 0.3)
+BLADE_YAW_RAD = np.pi / 2        # nominal blade direction (from handle to free edge): world +y
+LIFT_HEIGHT_M = 0.025
+FLIP_ANGLE_RAD = np.radians(150.0)
+SCOOP_CLEARANCE_M = 0.015        # blade tip this far beyond the pancake's rim before sliding in
+REACH_SCALE_PER_M = 10.0
+UP = np.array([0.0, 0.0, 1.0])
+
+
+def blade_direction() -> np.ndarray:
+    """Nominal horizontal direction of the blade (from handle to free edge) in the world."""
+    return np.array([np.cos(BLADE_YAW_RAD), np.sin(BLADE_YAW_RAD), 0.0])
+
+
+class SpatulaFlippingTask(Task):
+    """Spatula-Flipping; the specification is the module docstring."""
+
+    name = 'spatula_flipping'
+    max_episode_steps = 60
+    max_dense_reward = 5.0
+    gripper_width_m = 0.010     # fingers closed on the 10 mm handle
+
+    def build(self, scene: Scene) -> None:
+        self.scene = scene
+        self.spatula_spec, self.pancake_spec = scene.objects.spatula, scene.objects.pancake
+        self.spatula = create_spatula(scene.client, self.spatula_spec)
+        self.pancake = create_pancake(scene.client, self.pancake_spec)
+        # Spatula frame: z up the handle, x along the blade; the gripper's z runs down the handle.
+        grasp_height = self.spatula_spec.handle_length_m - self.spatula_spec.grasp_depth_m
+        self.spatula_in_tcp = Pose(np.array([0.0, 0.0, grasp_height]), np.array([1.0, 0.0, 0.0, 0.0]))
+        self.attach_to_gripper(self.spatula, self.spatula_in_tcp)
+        self.rest_height_m = 0.5 * self.pancake_spec.thickness_m
+        self.max_lift_m = 0.0
+
+    def initialise_episode(self) -> None:
+        uniform = self.rng.uniform
+        pancake = Pose(np.array([uniform(*PANCAKE_X_RANGE_M), uniform(*PANCAKE_Y_RANGE_M), self.rest_height_m]),
+                       yaw_quat(uniform(-np.pi, np.pi)))
+        place_body(self.scene.client, self.pancake, pancake)
+        yaw = BLADE_YAW_RAD + uniform(*START_YAW_OFFSET_RAD)
+        start = Pose(np.array([uniform(*START_X_RANGE_M), uniform(*START_Y_RANGE_M), uniform(*START_Z_RANGE_M)]),
+                     quat_multiply(yaw_quat(yaw), GRIPPER_DOWN_QUAT))
+        self.place_with_gripper(start, self.spatula, self.spatula_in_tcp)
+        self.max_lift_m = 0.0
+
+    def after_substep(self) -> None:
+        lift = self.object_pose('pancake').position[2] - self.rest_height_m
+        self.max_lift_m = max(self.max_lift_m, float(lift))
+
+    # --- named geometry ------------------------------------------------------------------------
+
+    def blade_tip_pose(self) -> Pose:
+        """Middle of the blade's free edge, on its lower face; axes of the spatula frame."""
+        spec = self.spatula_spec
+        return self.object_pose('spatula').compose(
+            Pose(np.array([spec.blade_length_m, 0.0, -0.5 * spec.blade_thickness_m]), np.array([0.0, 0.0, 0.0, 1.0])))
+
+    def pancake_turn_angle(self) -> float:
+        """Angle (rad) between the pancake's normal and the world's up direction."""
+        normal = self.object_pose('pancake').rotation[:, 2]
+        return float(np.arccos(np.clip(np.dot(normal, UP), -1.0, 1.0)))
+
+    def scoop_start_position(self) -> np.ndarray:
+        """Where the blade tip starts sliding: on the table before the pancake's rim (-y side)."""
+        centre = self.object_pose('pancake').position
+        offset = (self.pancake_spec.radius_m + SCOOP_CLEARANCE_M) * blade_direction()
+        return np.array([centre[0], centre[1], 0.0]) - offset
+
+    # --- evaluation and reward -------------------------------------------------------------------
+
+    def evaluate(self) -> dict:
+        turned = self.pancake_turn_angle()
+        lifted = self.max_lift_m >= LIFT_HEIGHT_M
+        return {'success': lifted and turned >= FLIP_ANGLE_RAD,
+                'lifted': lifted,
+                'max_lift_m': self.max_lift_m,
+                'turn_angle_rad': turned,
+                'tip_to_scoop_start_m': float(np.linalg.norm(self.blade_tip_pose().position
+                                                             - self.scoop_start_position()))}
+
+    def compute_dense_reward(self, info: dict) -> float:
+        if info['success']:
+            return self.max_dense_reward
+        # Stage 1: bring the blade to the pancake.
+        reward = 1.0 - np.tanh(REACH_SCALE_PER_M * info['tip_to_scoop_start_m'])
+        # Stage 2: lift the pancake.
+        reward += min(info['max_lift_m'] / LIFT_HEIGHT_M, 1.0)
+        # Stage 3: turn it over.
+        if info['lifted']:
+            reward += 2.0 * min(info['turn_angle_rad'] / FLIP_ANGLE_RAD, 1.0)
+        return float(reward)
+
+    def default_camera_pose(self) -> Pose:
+        return look_at(eye=(0.95, -0.15, 0.45), target=(0.47, 0.0, 0.04))
+
+    def object_bodies(self) -> dict[str, int]:
+        return {'spatula': self.spatula, 'pancake': self.pancake}
