@@ -3,6 +3,8 @@
     samrl graphs                               list graphs and their arguments
     samrl launch demo [images:=300] [--local]  start a graph, one process per node
     samrl bench transport [--json out.json]    image transport rate and latency
+    samrl bench sim [--task T]                 PyBullet physics step and camera render rates
+    samrl eval needle_threading --episodes 50 --seed 0   success rate of a controller
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from samrl_bringup.graph import LaunchArgumentError, environment_for, parse_launch_arguments, process_specs
 from samrl_bringup.graphs import GRAPHS, get_graph
+from samrl_bringup.graphs.tasks import TASKS
 
 
 def _write_json(path: str | None, payload) -> None:
@@ -53,6 +56,36 @@ def cmd_bench_transport(args) -> int:
     return 0
 
 
+def cmd_bench_sim(args) -> int:
+    from samrl_sim.bench import run_benchmark
+    results = []
+    for task in (TASKS if args.task == 'all' else (args.task,)):
+        result = run_benchmark(task)
+        renders = ', '.join(f'{k[len("render_hz_"):]} {v:.1f} Hz' for k, v in result.items() if k.startswith('render_hz'))
+        print(f'{task:>17}: physics {result["physics_steps_per_s"]:.0f} steps/s, control '
+              f'{result["control_steps_per_s"]:.0f} steps/s, camera {renders}', flush=True)
+        results.append(result)
+    _write_json(args.json, {'benchmark': 'sim', 'results': results})
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from samrl_sim.evaluate import evaluate
+    result = evaluate(args.task, args.controller, episodes=args.episodes, seed=args.seed, progress=True)
+    print(f'{args.task} ({args.controller}): success rate {result["success_rate"]:.2f} over {args.episodes} '
+          f'episodes (seeds {args.seed}..{args.seed + args.episodes - 1}), mean steps {result["mean_steps"]:.1f}, '
+          f'{result["wall_time_s"]:.1f} s')
+    _write_json(args.json or f'out/eval_{args.task}_{args.controller}_seed{args.seed}.json', result)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='samrl', description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
@@ -71,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     transport.add_argument('--seconds', type=float, default=10.0, help='measuring time per case (default 10)')
     transport.add_argument('--json', help='write the results here')
     transport.set_defaults(run=cmd_bench_transport)
+    sim = bench_sub.add_parser('sim', help='PyBullet physics step rate and camera render rate')
+    sim.add_argument('--task', choices=(*TASKS, 'all'), default='all')
+    sim.add_argument('--json', help='write the results here')
+    sim.set_defaults(run=cmd_bench_sim)
+
+    evaluation = sub.add_parser('eval', help='success rate of a controller over seeded episodes')
+    evaluation.add_argument('task', choices=TASKS)
+    evaluation.add_argument('--controller', default='oracle', choices=('oracle',), help='controller to evaluate')
+    evaluation.add_argument('--episodes', type=_positive_int, default=50, help='episodes (default 50)')
+    evaluation.add_argument('--seed', type=int, default=0, help='seed of episode 0; episode i uses seed + i')
+    evaluation.add_argument('--json', help='results file (default out/eval_<task>_<controller>_seed<S>.json)')
+    evaluation.set_defaults(run=cmd_eval)
     return parser
 
 
