@@ -60,7 +60,8 @@ class SimBridge(Node):
         p = self.params
         self.world = World(p.task, WorldConfig(control_rate_hz=int(p.control_rate_hz)))
         self.command: EeDeltaCommand | None = None
-        self.episodes_done, self.episode_return, self.rejected, self.stale_commands = 0, 0.0, 0, 0
+        self.episodes_done, self.successes, self.episode_return = 0, 0, 0.0
+        self.rejected, self.stale_commands = 0, 0
         self._make_interfaces()
         self._start_episode(p.seed)
         self.create_timer(1.0 / p.control_rate_hz, self.on_control)
@@ -97,11 +98,13 @@ class SimBridge(Node):
 
     def _finish_episode(self, state) -> None:
         self.episodes_done += 1
+        self.successes += int(state.success)
         outcome = 'success' if state.success else 'failure'
         self.logger.info(f'episode {state.episode} (seed {self.seed}): {outcome} after {state.step} steps, '
                          f'return {self.episode_return:.2f}')
         if self.params.episodes and self.episodes_done >= self.params.episodes:
-            self.logger.info(f'{self.episodes_done} episodes done')
+            self.logger.info(f'{self.episodes_done} episodes done: {self.successes} successes, success rate '
+                             f'{self.successes / self.episodes_done:.2f}')
             self.shutdown()
             return
         self._start_episode(self.seed + 1)
