@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from samrl_common import msgs
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node, stamp_now, stamp_to_s
 from samrl_common.tf import Transform
-from samrl_common.tf_ros import TransformBroadcaster, to_msg
+from samrl_common.tf_ros import StaticTransformBroadcaster, TransformBroadcaster, to_msg
 from samrl_sim import conversions as conv
 from samrl_sim.commands import EeDeltaCommand
 from samrl_sim.tasks import TASK_NAMES
@@ -64,6 +64,7 @@ class SimBridge(Node):
         self.rejected, self.stale_commands = 0, 0
         self._make_interfaces()
         self._start_episode(p.seed)
+        self.tf_static.send(self._tf_messages(static=True, stamp=stamp_now()))
         self.create_timer(1.0 / p.control_rate_hz, self.on_control)
         self.create_timer(1.0 / p.camera_rate_hz, self.on_camera)
         self.logger.info(f'{p.task}: control {p.control_rate_hz} Hz, camera {p.image_width}x{p.image_height} '
@@ -78,6 +79,7 @@ class SimBridge(Node):
         self.task_pub = self.create_publisher('samrl_interfaces/msg/TaskState', '/samrl/task_state')
         self.sim_pub = self.create_publisher('samrl_interfaces/msg/SimState', '/samrl/sim_state')
         self.tf = TransformBroadcaster(self)
+        self.tf_static = StaticTransformBroadcaster(self)
         self.create_subscription('samrl_interfaces/msg/EndEffectorCommand', '/samrl/ee_command', self.on_command)
         self.create_subscription('geometry_msgs/msg/PoseStamped', '/samrl/camera_goal', self.on_camera_goal)
         self.create_service('samrl_interfaces/srv/ResetEpisode', '/samrl/reset_episode', self.on_reset)
@@ -170,8 +172,12 @@ class SimBridge(Node):
         self._send_tf(stamp)  # the camera pose at exactly the image's stamp
 
     def _send_tf(self, stamp) -> None:
-        self.tf.send([to_msg(e.parent, e.child, Transform(e.pose.position, e.pose.quaternion), stamp)
-                      for e in self.world.transforms()])
+        self.tf.send(self._tf_messages(static=False, stamp=stamp))
+
+    def _tf_messages(self, static: bool, stamp) -> list:
+        """Fixed joints and arm bases go on latched /tf_static (as robot_state_publisher does)."""
+        return [to_msg(e.parent, e.child, Transform(e.pose.position, e.pose.quaternion), stamp)
+                for e in self.world.transforms() if e.static == static]
 
     def destroy(self) -> None:
         super().destroy()

@@ -22,8 +22,9 @@ IK_RESET_ITERATIONS = 300      # placing the arm at an episode start from the ho
 class PandaArm:
     """Panda body in one PyBullet client; positions in rad, widths in m, poses in the world frame."""
 
-    def __init__(self, client: int, base_pose: Pose = Pose.identity()):
+    def __init__(self, client: int, base_pose: Pose | None = None):
         self.client = client
+        base_pose = base_pose or Pose.identity()
         position, quaternion = base_pose.as_tuple()
         pb.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=client)
         self.body = pb.loadURDF(PANDA_URDF, position, quaternion, useFixedBase=True,

@@ -66,11 +66,12 @@ class JointStates:
 
 @dataclass(frozen=True)
 class FrameTransform:
-    """Pose of `child` in `parent` (one edge of the tf tree)."""
+    """Pose of `child` in `parent` (one edge of the tf tree); `static` for fixed joints and bases."""
 
     parent: str
     child: str
     pose: Pose
+    static: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ class World:
         """tf edges: world -> both arm bases, then each link relative to its parent link."""
         edges = []
         for arm in (self.panda, self.camera_arm):
-            edges.append(FrameTransform(WORLD_FRAME, arm.base_link_name, _base_pose(self.client, arm.body)))
+            edges.append(FrameTransform(WORLD_FRAME, arm.base_link_name, _base_pose(self.client, arm.body), True))
             edges.extend(_link_edges(self.client, arm))
         return edges
 
@@ -257,7 +258,8 @@ def _link_edges(client: int, arm) -> list[FrameTransform]:
         parent_index = pb.getJointInfo(arm.body, link, physicsClientId=client)[16]
         parent_name = arm.base_link_name if parent_index < 0 else arm.link_names[parent_index]
         parent_pose = _base_pose(client, arm.body) if parent_index < 0 else arm.link_pose(parent_index)
-        edges.append(FrameTransform(parent_name, name, parent_pose.inverse().compose(arm.link_pose(link))))
+        fixed = pb.getJointInfo(arm.body, link, physicsClientId=client)[2] == pb.JOINT_FIXED
+        edges.append(FrameTransform(parent_name, name, parent_pose.inverse().compose(arm.link_pose(link)), fixed))
     return edges
 
 

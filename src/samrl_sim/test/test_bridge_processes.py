@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from samrl_common import msgs
-from samrl_common.runtime import QOS_SENSOR_DATA, Node, stamp_now
+from samrl_common.runtime import QOS_SENSOR_DATA, Node, stamp_now, stamp_to_s
+from samrl_common.tf import TransformBuffer
+from samrl_common.tf_ros import TransformListener
 from samrl_common.testing import NodeProcess, isolated_environment, wait_until
-from samrl_sim.bridge_node import COLOR_TOPIC, DEPTH_TOPIC
+from samrl_sim.bridge_node import COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
 
 pytestmark = pytest.mark.processes
 BRIDGE, ORACLE = 'samrl_sim.bridge_node', 'samrl_sim.oracle_node'
@@ -42,9 +44,10 @@ def graph(tmp_path):
 def test_camera_topics_have_driver_names_types_and_rate(graph):
     start, node, env = graph
     start(BRIDGE, 'task:=peg_insertion', f'camera_rate_hz:={CAMERA_RATE_HZ}', 'image_width:=160', 'image_height:=120')
-    stamps, depth = [], []
-    node.create_subscription('sensor_msgs/msg/Image', COLOR_TOPIC, lambda m: stamps.append(time.monotonic()),
-                             QOS_SENSOR_DATA)
+    stamps, depth, colors = [], [], []
+    tf = TransformListener(node, TransformBuffer())
+    node.create_subscription('sensor_msgs/msg/Image', COLOR_TOPIC,
+                             lambda m: (stamps.append(time.monotonic()), colors.append(m)), QOS_SENSOR_DATA)
     node.create_subscription('sensor_msgs/msg/Image', DEPTH_TOPIC, depth.append, QOS_SENSOR_DATA)
     assert node.spin_until(lambda: len(stamps) >= 13, START_TIMEOUT_S + 10)
     rate = (len(stamps) - 3) / (stamps[-1] - stamps[2])
@@ -54,6 +57,11 @@ def test_camera_topics_have_driver_names_types_and_rate(graph):
         '16UC1', 160, 120, 'camera_color_optical_frame')
     depth_mm = np.frombuffer(image.data, '<u2')
     assert 200 < np.median(depth_mm[depth_mm > 0]) < 2000  # the table is tens of cm away
+    # The camera pose at the image's time stamp, through static (/tf_static) and moving links.
+    at = stamp_to_s(colors[-1].header.stamp)
+    assert node.spin_until(lambda: tf.buffer.can_transform('world', OPTICAL_FRAME, at), 5.0)
+    camera = tf.buffer.lookup('world', OPTICAL_FRAME, at)
+    assert 0.1 < camera.translation[2] < 1.2  # above the table
     cli = Path(sys.executable).parent / 'cyclonedds'
     listing = subprocess.run([str(cli), 'ls', '--id', env['ROS_DOMAIN_ID'], '--runtime', '3s',
                               '--suppress-progress-bar'], env={**env, 'COLUMNS': '200'},

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import queue
 import sys
 import threading
