@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything samrl needs on a fresh Debian 12 / Python 3.11 machine.
 #
-#  1. Debian packages: libllvm19 (drjit's LLVM backend; Debian's 14/15 crash).
+#  1. Debian packages: libllvm19 (drjit's LLVM backend; Debian's 14/15 crash) and
+#     libusb-1.0-0 (open3d's wheel links it).
 #  2. A base virtual environment with the pinned requirements, cached outside the
 #     checkout under $SAMRL_CACHE (default ~/.cache/samrl), keyed by a hash of
 #     requirements.txt, so a second run installs nothing.
@@ -19,11 +20,14 @@ quiet_pip() { "$@" 2> >(grep -v 'is ignored: it is neither a file nor a director
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 install_debian_packages() {
-  if [ -e "$llvm_lib" ]; then return; fi
-  log "installing libllvm19 (needed by drjit's LLVM backend)"
-  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  local missing=() sudo=""
+  [ -e "$llvm_lib" ] || missing+=(libllvm19)
+  ldconfig -p | grep -q 'libusb-1.0.so.0' || missing+=(libusb-1.0-0)
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing Debian packages: ${missing[*]}"
+  [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq libllvm19 >/dev/null
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 build_base_venv() {
