@@ -72,4 +72,4 @@ def real2sim_loss(rgb_real, mask_real, cloud_real, rgb_sim, mask_sim, cloud_sim,
     image = masked_image_l1(rgb_real, mask_real, rgb_sim, mask_sim)
     cloud = emd(cloud_sim, cloud_real)
     total = weights.image * image + weights.cloud * cloud
-    return total, {'image_l1': float(image), 'emd_m': float(cloud), 'loss': float(total)}
+    return total, {'image_l1': image.item(), 'emd_m': cloud.item(), 'loss': total.item()}
