@@ -1,0 +1,254 @@
+"""Triangle meshes of the task objects, built from the same specs as the PyBullet world.
+
+Every mesh is given in its body's PyBullet base frame (the frame `getBasePositionAndOrientation`
+reports; for these bodies it is also the frame they were created in), so a pose read from
+PyBullet places the mesh directly: p_world = R(q) p_mesh + t. Compound bodies are the union of
+their closed parts (PyBullet builds them from the same parts, see samrl_sim.bodies); faces are
+wound counter-clockwise seen from outside (outward normals), which the renderer relies on
+because its area emitters shine from the front side only.
+
+The thread is articulated: each vertex belongs to one link (0 = the grasped base segment,
+k = PyBullet link k - 1) and is expressed in that link's frame; `thread_link_poses` maps the
+joint angles to the link poses exactly as PyBullet's chain does (differentiably, in torch).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from samrl_sim.bodies import BoxPart, hole_block_parts, needle_parts, spatula_parts
+from samrl_sim.geometry import quat_to_matrix
+from samrl_sim.objects import PancakeSpec, SceneObjects, TableSpec, ThreadSpec
+
+CAPSULE_AROUND_SEGMENTS = 12     # vertices around a thread capsule's circumference
+CAPSULE_CAP_RINGS = 3            # latitude rings per hemispherical cap (pole excluded)
+SMALL_ANGLE_SQ_RAD2 = 1e-12      # keeps the axis-angle map smooth (and its gradient finite) at 0
+OBJECT_NAMES = ('table', 'peg', 'hole_block', 'needle', 'thread', 'spatula', 'pancake')
+
+# Unit cube corners (+-1) and its 12 outward triangles.
+_CUBE_CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
+_CUBE_FACES = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5],      # -x, +x
+                        [0, 4, 5], [0, 5, 1], [2, 3, 7], [2, 7, 6],      # -y, +y
+                        [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]],     # -z, +z
+                       dtype=np.int32)
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """Triangle mesh: vertices (N, 3) float32 in metres, faces (M, 3) int32, outward winding.
+
+    `link_of_vertex` (N,) int32 names the link whose frame each vertex is expressed in (articulated
+    bodies only; None = rigid, all vertices in the base frame).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    link_of_vertex: np.ndarray | None = None
+
+    @property
+    def extent_m(self) -> np.ndarray:
+        """Axis-aligned size of the vertex cloud (m)."""
+        return self.vertices.max(axis=0) - self.vertices.min(axis=0)
+
+
+def concatenate(meshes: list[Mesh]) -> Mesh:
+    """Union of meshes (faces re-indexed); link indices are kept if every part has them."""
+    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
+    faces = np.concatenate([m.faces + o for m, o in zip(meshes, offsets)]).astype(np.int32)
+    vertices = np.concatenate([m.vertices for m in meshes]).astype(np.float32)
+    links = None
+    if all(m.link_of_vertex is not None for m in meshes):
+        links = np.concatenate([m.link_of_vertex for m in meshes]).astype(np.int32)
+    return Mesh(vertices, faces, links)
+
+
+def box_mesh(part: BoxPart) -> Mesh:
+    """Closed box with the part's half extents, placed at the part's pose in the body frame."""
+    rotation = quat_to_matrix(np.asarray(part.quaternion, dtype=float))
+    corners = (_CUBE_CORNERS * np.asarray(part.half_extents)) @ rotation.T + np.asarray(part.position)
+    return Mesh(corners.astype(np.float32), _CUBE_FACES.copy())
+
+
+def compound_box_mesh(parts: list[BoxPart]) -> Mesh:
+    return concatenate([box_mesh(p) for p in parts])
+
+
+def capsule_mesh(radius_m: float, length_m: float, centre_x_m: float = 0.0) -> Mesh:
+    """Closed capsule along x: a cylinder of `length_m` with hemispherical caps (PyBullet's capsule)."""
+    # Latitude profile from the -x pole to the +x pole: (x offset, ring radius) per ring.
+    cap = np.linspace(0.0, 0.5 * np.pi, CAPSULE_CAP_RINGS + 1)[1:]          # angle from the pole
+    half = 0.5 * length_m
+    profile = [(-half - radius_m * np.cos(a), radius_m * np.sin(a)) for a in cap]
+    profile += [(half + radius_m * np.cos(a), radius_m * np.sin(a)) for a in cap[::-1]]
+    around = np.linspace(0.0, 2.0 * np.pi, CAPSULE_AROUND_SEGMENTS, endpoint=False)
+    rings = np.array([[x, r * np.cos(a), r * np.sin(a)] for x, r in profile for a in around])
+    poles = np.array([[-half - radius_m, 0.0, 0.0], [half + radius_m, 0.0, 0.0]])
+    vertices = np.concatenate([rings, poles]) + np.array([centre_x_m, 0.0, 0.0])
+    return Mesh(vertices.astype(np.float32), _tube_faces(len(profile), CAPSULE_AROUND_SEGMENTS, closed=True))
+
+
+def _tube_faces(n_rings: int, n_around: int, closed: bool) -> np.ndarray:
+    """Faces of stacked rings (ring i has vertices i * n_around + j), rings ordered along +axis.
+
+    With `closed`, two pole vertices follow the rings (first, last) and close the ends with fans.
+    The axis is x for capsules and z for the pancake: both give outward faces for rings whose
+    angular coordinate turns counter-clockwise about the axis.
+    """
+    faces = []
+    for i in range(n_rings - 1):
+        for j in range(n_around):
+            a, b = i * n_around + j, i * n_around + (j + 1) % n_around
+            c, d = a + n_around, b + n_around
+            faces += [[a, b, d], [a, d, c]]
+    if closed:
+        first, last = n_rings * n_around, n_rings * n_around + 1
+        top = (n_rings - 1) * n_around
+        for j in range(n_around):
+            faces.append([first, (j + 1) % n_around, j])
+            faces.append([last, top + j, top + (j + 1) % n_around])
+    return np.array(faces, dtype=np.int32)
+
+
+def pancake_mesh(spec: PancakeSpec) -> Mesh:
+    """The bevelled pancake: PancakeSpec.hull_vertices (4 rings, bottom to top) closed by two fans.
+
+    This is PyBullet's collision hull; PyBullet draws the pancake with a plain cylinder of radius
+    (radius - bevel_width / 2) instead, so images of the two differ at the rim by a few mm.
+    """
+    rings = spec.hull_vertices()
+    half = 0.5 * spec.thickness_m
+    vertices = np.concatenate([rings, [[0.0, 0.0, -half], [0.0, 0.0, half]]])
+    return Mesh(vertices.astype(np.float32), _tube_faces(4, spec.rim_segments, closed=True))
+
+
+def table_mesh(spec: TableSpec) -> Mesh:
+    """Table box centred on its base frame (see `table_pose`)."""
+    return box_mesh(BoxPart(tuple(0.5 * s for s in spec.size_m), (0.0, 0.0, 0.0)))
+
+
+def table_pose(spec: TableSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(position, quaternion xyzw) of the table's base frame in the world: top face at z = 0."""
+    return np.array([*spec.centre_xy_m, -0.5 * spec.size_m[2]]), np.array([0.0, 0.0, 0.0, 1.0])
+
+
+# --- thread ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ThreadChain:
+    """The thread's kinematic tree as samrl_sim.bodies.create_thread builds it.
+
+    Per PyBullet link i: parent (-1 = base, else a link index), joint origin in the parent's
+    frame (m), joint axis in the link frame.
+    """
+
+    parents: tuple[int, ...]
+    origins_m: np.ndarray
+    axes: np.ndarray
+
+    @staticmethod
+    def from_spec(spec: ThreadSpec) -> ThreadChain:
+        length = spec.segment_length_m
+        parents, origins, axes = [], [], []
+        for i in range(spec.tip_links + spec.tail_links):
+            first_of_side = i in (0, spec.tip_links)
+            direction = 1.0 if i < spec.tip_links else -1.0
+            parents.append(-1 if first_of_side else i - 1)
+            origins.append([direction * (0.5 * length if first_of_side else length), 0.0, 0.0])
+            axes.append([0.0, 0.0, 1.0] if i % 2 == 0 else [0.0, 1.0, 0.0])
+        return ThreadChain(tuple(parents), np.array(origins), np.array(axes))
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.parents)
+
+
+def thread_mesh(spec: ThreadSpec) -> Mesh:
+    """One capsule per link in that link's frame: the base centred, links shifted half a segment outward."""
+    chain = ThreadChain.from_spec(spec)
+    half = 0.5 * spec.segment_length_m
+    centres = [0.0] + [float(np.sign(origin[0])) * half for origin in chain.origins_m]
+    parts = []
+    for link, centre in enumerate(centres):
+        capsule = capsule_mesh(spec.radius_m, spec.segment_length_m, centre)
+        parts.append(Mesh(capsule.vertices, capsule.faces, np.full(len(capsule.vertices), link, dtype=np.int32)))
+    return concatenate(parts)
+
+
+def axis_angle_matrix(rotvec: torch.Tensor) -> torch.Tensor:
+    """Rotation matrix (3, 3) of an axis-angle vector (rad); smooth and differentiable at zero."""
+    theta_sq = (rotvec * rotvec).sum() + SMALL_ANGLE_SQ_RAD2
+    theta = torch.sqrt(theta_sq)
+    zero = torch.zeros((), dtype=rotvec.dtype)
+    x, y, z = rotvec
+    skew = torch.stack([torch.stack([zero, -z, y]), torch.stack([z, zero, -x]), torch.stack([-y, x, zero])])
+    eye = torch.eye(3, dtype=rotvec.dtype)
+    return eye + torch.sin(theta) / theta * skew + (1.0 - torch.cos(theta)) / theta_sq * (skew @ skew)
+
+
+def pose_matrix(translation: torch.Tensor, rotvec: torch.Tensor) -> torch.Tensor:
+    """Homogeneous (4, 4) transform from a translation (m) and an axis-angle rotation (rad)."""
+    return homogeneous(axis_angle_matrix(rotvec), translation)
+
+
+def pose_matrix_from_quat(position, quaternion, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Homogeneous (4, 4) tensor of a (position, quaternion xyzw) pose, e.g. from PyBullet."""
+    matrix = np.eye(4)
+    matrix[:3, :3] = quat_to_matrix(np.asarray(quaternion, dtype=float))
+    matrix[:3, 3] = np.asarray(position, dtype=float)
+    return torch.tensor(matrix, dtype=dtype)
+
+
+def homogeneous(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """(4, 4) transform from a (3, 3) rotation and a (3,) translation."""
+    top = torch.cat([rotation, translation.reshape(3, 1)], dim=1)
+    return torch.cat([top, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=rotation.dtype)], dim=0)
+
+
+def _axis_rotation(axis: np.ndarray, angle: torch.Tensor) -> torch.Tensor:
+    """(3, 3) rotation by `angle` about a fixed unit axis (Rodrigues, differentiable in the angle)."""
+    k = torch.tensor([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]],
+                     dtype=angle.dtype)
+    return torch.eye(3, dtype=angle.dtype) + torch.sin(angle) * k + (1.0 - torch.cos(angle)) * (k @ k)
+
+
+def thread_link_poses(angles: torch.Tensor, base_pose: torch.Tensor,
+                      spec: ThreadSpec = ThreadSpec()) -> torch.Tensor:
+    """(1 + n_joints, 4, 4) world poses of the thread's base and links (PyBullet's link frames).
+
+    angles: (n_joints,) joint angles (rad) in PyBullet's joint order; base_pose: (4, 4) pose of the
+    grasped segment. Link i = parent @ translate(origin_i) @ rotate(axis_i, angle_i), as in
+    PyBullet's revolute joints whose frames coincide with the link frames.
+    """
+    chain = ThreadChain.from_spec(spec)
+    poses = [base_pose]
+    no_rotation = torch.eye(3, dtype=base_pose.dtype)
+    no_translation = torch.zeros(3, dtype=base_pose.dtype)
+    for i in range(chain.n_joints):
+        joint_origin = homogeneous(no_rotation, torch.tensor(chain.origins_m[i], dtype=base_pose.dtype))
+        joint_turn = homogeneous(_axis_rotation(chain.axes[i], angles[i].to(base_pose.dtype)), no_translation)
+        poses.append(poses[chain.parents[i] + 1] @ joint_origin @ joint_turn)
+    return torch.stack(poses)
+
+
+def object_mesh(name: str, objects: SceneObjects = SceneObjects()) -> Mesh:
+    """Mesh of a named object (OBJECT_NAMES) in its PyBullet base frame."""
+    builders = {
+        'table': lambda: table_mesh(objects.table),
+        'peg': lambda: box_mesh(BoxPart((0.5 * objects.peg.side_m, 0.5 * objects.peg.side_m,
+                                         0.5 * objects.peg.length_m), (0.0, 0.0, 0.0))),
+        'hole_block': lambda: compound_box_mesh(hole_block_parts(objects.hole_block, objects.peg)),
+        'needle': lambda: compound_box_mesh(needle_parts(objects.needle)),
+        'thread': lambda: thread_mesh(objects.thread),
+        'spatula': lambda: compound_box_mesh(spatula_parts(objects.spatula)),
+        'pancake': lambda: pancake_mesh(objects.pancake),
+    }
+    if name not in builders:
+        raise ValueError(f'unknown object {name!r}; expected one of {OBJECT_NAMES}')
+    return builders[name]()
+
+
+def object_rgb(name: str, objects: SceneObjects = SceneObjects()) -> tuple[float, float, float]:
+    """The object's RGB colour (0..1) from its spec."""
+    return tuple(getattr(objects, name).rgba[:3])
