@@ -4,6 +4,7 @@
     samrl launch demo [images:=300] [--local]  start a graph, one process per node
     samrl bench transport [--json out.json]    image transport rate and latency
     samrl bench sim [--task T]                 PyBullet physics step and camera render rates
+    samrl bench render | physics | real2sim    the differentiable model M and one Real2Sim update
     samrl eval needle_threading --episodes 50 --seed 0   success rate of a controller
 """
 
@@ -69,6 +70,42 @@ def cmd_bench_sim(args) -> int:
     return 0
 
 
+def cmd_bench_render(args) -> int:
+    from samrl_model.render import bench_render
+    result = bench_render(size=args.size)
+    print(f'{args.size}x{args.size}: Mitsuba forward RGB-D {result["forward_ms"]:.1f} ms, forward + backward '
+          f'{result["forward_backward_ms"]:.1f} ms; PyBullet camera {result["pybullet_render_ms"]:.1f} ms')
+    _write_json(args.json, {'benchmark': 'render', 'results': result})
+    return 0
+
+
+def cmd_bench_physics(args) -> int:
+    from samrl_model.physics import bench_physics
+    results = []
+    for task in TASKS:
+        result = bench_physics(task)
+        print(f'{task:>17}: ' + ', '.join(f'{k} {v:.1f}' for k, v in result.items() if isinstance(v, float)))
+        results.append(result)
+    _write_json(args.json, {'benchmark': 'physics', 'results': results})
+    return 0
+
+
+def cmd_bench_real2sim(args) -> int:
+    from samrl_model.real2sim.bench import BenchConfig, run_benchmark
+    width, height = (int(v) for v in args.size.split('x'))
+    tasks = TASKS if args.tasks == 'all' else tuple(args.tasks.split(','))
+    config = BenchConfig(width=width, height=height, iterations=args.iterations, time_budget_s=args.time_budget)
+    results = run_benchmark(tasks, range(args.seed, args.seed + args.seeds), config)
+    for task, result in results.items():
+        s = result['summary']
+        thread = f', thread {s["thread_mm_mean"]:.2f} mm' if 'thread_mm_mean' in s else ''
+        print(f'{task:>17}: pose error {s["translation_mm_mean"]:.2f} mm / {s["rotation_deg_mean"]:.2f} deg (mean; '
+              f'from {s["initial_translation_mm_mean"]:.0f} mm / {s["initial_rotation_deg_mean"]:.0f} deg){thread}, '
+              f'{s["iterations_mean"]:.0f} iterations, {s["wall_time_s_mean"]:.1f} s per update')
+    _write_json(args.json, {'benchmark': 'real2sim', 'config': vars(config), 'results': results})
+    return 0
+
+
 def cmd_eval(args) -> int:
     from samrl_sim.evaluate import evaluate
     result = evaluate(args.task, args.controller, episodes=args.episodes, seed=args.seed, progress=True)
@@ -108,6 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument('--task', choices=(*TASKS, 'all'), default='all')
     sim.add_argument('--json', help='write the results here')
     sim.set_defaults(run=cmd_bench_sim)
+    render = bench_sub.add_parser('render', help='Mitsuba RGB-D render and gradient step vs PyBullet camera')
+    render.add_argument('--size', type=int, default=84, help='square image size (px, default 84)')
+    render.add_argument('--json', help='write the results here')
+    render.set_defaults(run=cmd_bench_render)
+    physics = bench_sub.add_parser('physics', help='nimblephysics control step forward and backward')
+    physics.add_argument('--json', help='write the results here')
+    physics.set_defaults(run=cmd_bench_physics)
+    real2sim = bench_sub.add_parser('real2sim', help='Real2Sim pose/shape recovery from PyBullet views')
+    real2sim.add_argument('--tasks', default='all', help='comma-separated tasks or "all"')
+    real2sim.add_argument('--seeds', type=_positive_int, default=20, help='seeds per task (default 20)')
+    real2sim.add_argument('--seed', type=int, default=0, help='first seed (default 0)')
+    real2sim.add_argument('--iterations', type=_positive_int, default=40, help='update iterations (default 40)')
+    real2sim.add_argument('--time-budget', type=float, default=60.0, help='seconds per update (default 60)')
+    real2sim.add_argument('--size', default='128x96', help='image size WxH (default 128x96)')
+    real2sim.add_argument('--json', help='write the results here')
+    real2sim.set_defaults(run=cmd_bench_real2sim)
 
     evaluation = sub.add_parser('eval', help='success rate of a controller over seeded episodes')
     evaluation.add_argument('task', choices=TASKS)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from samrl_model.real2sim.losses import depth_to_points, emd, masked_image_l1, real2sim_loss, subsample
+from samrl_model.real2sim.losses import LossWeights, depth_to_points, emd, masked_image_l1, real2sim_loss, subsample
 
 
 def _cloud(n=200, seed=0):
@@ -52,8 +52,8 @@ def test_back_projection_follows_the_pinhole_model():
 def test_total_loss_weights_its_terms():
     x = _cloud(50)
     rgb, mask = torch.rand(8, 8, 3), torch.ones(8, 8)
-    total, terms = real2sim_loss(rgb, mask, x, rgb * 0.5, mask, x + 0.01)
-    assert terms['loss'] == pytest.approx(terms['image_l1'] + 10.0 * terms['emd_m'])
+    total, terms = real2sim_loss(rgb, mask, x, rgb * 0.5, mask, x + 0.01, LossWeights(image=2.0, cloud=10.0))
+    assert terms['loss'] == pytest.approx(2.0 * terms['image_l1'] + 10.0 * terms['emd_m'])
     assert float(total) == pytest.approx(terms['loss'])
 
 

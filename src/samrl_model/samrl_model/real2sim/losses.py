@@ -18,9 +18,10 @@ import ot
 import torch
 
 # The paper gives no weights; one pixel-mean RGB unit (0..1) against one metre of EMD:
-# a 1 cm point-cloud offset then weighs like a 0.1 mean colour error.
+# a 1 cm point-cloud offset then weighs like a 0.01 mean colour error (the image term is the
+# sharper one at the optimum; the EMD of a few hundred points has a floor of several mm).
 DEFAULT_LAMBDA_IMAGE = 1.0
-DEFAULT_LAMBDA_CLOUD = 10.0
+DEFAULT_LAMBDA_CLOUD = 1.0
 DEFAULT_CLOUD_POINTS = 400
 
 
@@ -56,11 +57,16 @@ def subsample(points: torch.Tensor, count: int, generator: torch.Generator) -> t
     return points[torch.randperm(len(points), generator=generator)[:count]]
 
 
-def emd(x_sim: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
-    """Eq. (3): exact earth mover's distance (metres) between two clouds of uniform weight."""
+def emd(x_sim: torch.Tensor, x_real: torch.Tensor, weights_sim: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. (3): exact earth mover's distance (metres) between two clouds.
+
+    The camera's cloud has one point per pixel, so uniform weights; `weights_sim` (summing to 1)
+    lets a model cloud sampled otherwise carry the same per-pixel density.
+    """
     if len(x_sim) == 0 or len(x_real) == 0:
         raise ValueError(f'EMD needs two non-empty clouds, got {len(x_sim)} and {len(x_real)} points')
-    weights_sim = torch.full((len(x_sim),), 1.0 / len(x_sim), dtype=x_sim.dtype)
+    if weights_sim is None:
+        weights_sim = torch.full((len(x_sim),), 1.0 / len(x_sim), dtype=x_sim.dtype)
     weights_real = torch.full((len(x_real),), 1.0 / len(x_real), dtype=x_real.dtype)
     cost = torch.cdist(x_sim, x_real, compute_mode='donot_use_mm_for_euclid_dist')  # exact at small distances
     return ot.emd2(weights_sim, weights_real, cost)

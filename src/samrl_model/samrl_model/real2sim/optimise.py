@@ -32,6 +32,7 @@ class OptimiseConfig:
     tolerance: float = 1e-3
     patience: int = 5
     learning_rates: dict[str, float] = field(default_factory=lambda: dict(LEARNING_RATES))
+    final_learning_rate_fraction: float = 0.1   # exponential decay to this fraction at max_iterations
 
     def __post_init__(self):
         if self.max_iterations < 1 or self.time_budget_s <= 0 or self.patience < 1:
@@ -71,6 +72,9 @@ def optimise(latents: dict[str, torch.Tensor], evaluate: Callable[[dict[str, tor
     for value in latents.values():
         value.requires_grad_(True)
     optimiser = _optimiser(latents, config)
+    # Decay the step sizes so the estimate settles instead of orbiting the optimum at full step size.
+    decay = config.final_learning_rate_fraction ** (1.0 / max(config.max_iterations - 1, 1))
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=decay)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     converged = False
@@ -85,6 +89,7 @@ def optimise(latents: dict[str, torch.Tensor], evaluate: Callable[[dict[str, tor
         loss.backward()
         # 5. Take a gradient step (Eq. 5, with Adam's per-latent step sizes).
         optimiser.step()
+        scheduler.step()
         if _settled(history, config):
             converged = True
             break

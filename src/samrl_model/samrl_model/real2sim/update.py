@@ -1,0 +1,94 @@
+"""Real2Sim for one view (paper Sec. III-B): fit the target object's latents psi to a segmented RGB-D frame.
+
+The latents are the model's own parameters of the target object: its translation (m) and
+rotation vector (rad) in the world and, for the thread, its joint angles (rad). Every other
+object, the table and the camera pose stay as they are (the robot and camera poses are known).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from samrl_model.real2sim.capture import Observation
+from samrl_model.real2sim.losses import LossWeights, depth_to_points, emd, masked_image_l1, subsample
+from samrl_model.real2sim.optimise import OptimiseConfig, OptimiseResult, optimise
+from samrl_model.real2sim.surface import surface_samples, visible_surface_points
+from samrl_model.render import ObjectParams, Renderer
+
+DEFAULT_CLOUD_POINTS = 500
+SURFACE_SAMPLES = 1500      # on the whole mesh; about a third to a half are visible
+
+
+@dataclass(frozen=True)
+class Real2SimConfig:
+    weights: LossWeights = field(default_factory=LossWeights)
+    cloud_points: int = DEFAULT_CLOUD_POINTS
+    optimise: OptimiseConfig = field(default_factory=OptimiseConfig)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RealTargets:
+    """The camera's side of Eqs. (2)-(3) as torch tensors."""
+
+    rgb: torch.Tensor
+    mask: torch.Tensor
+    cloud: torch.Tensor
+
+
+def real_targets(observation: Observation, cloud_points: int, generator: torch.Generator) -> RealTargets:
+    if not observation.mask.any():
+        raise ValueError(f'the mask of {observation.target} is empty: nothing to fit')
+    k = observation.intrinsics
+    rgb = torch.as_tensor(observation.rgb, dtype=torch.float32)
+    mask = torch.as_tensor(observation.mask, dtype=torch.float32)
+    cloud = depth_to_points(torch.as_tensor(observation.depth_m, dtype=torch.float64), mask, k.fx, k.fy, k.cx, k.cy)
+    if len(cloud) == 0:
+        raise ValueError(f'no valid depth on the mask of {observation.target}')
+    return RealTargets(rgb, mask, subsample(cloud, cloud_points, generator))
+
+
+def latents_of(params: ObjectParams) -> dict[str, torch.Tensor]:
+    latents = {'translation': params.translation.detach().clone(), 'rotation': params.rotation.detach().clone(),
+               'color': params.color.detach().clone()}
+    if params.joint_angles is not None:
+        latents['joint_angles'] = params.joint_angles.detach().clone()
+    return latents
+
+
+def with_latents(params: ObjectParams, latents: dict[str, torch.Tensor]) -> ObjectParams:
+    return replace(params, translation=latents['translation'], rotation=latents['rotation'],
+                   color=latents.get('color', params.color),
+                   joint_angles=latents.get('joint_angles', params.joint_angles))
+
+
+def update_model(observation: Observation, objects: dict[str, ObjectParams], camera_pose: torch.Tensor,
+                 renderer: Renderer, config: Real2SimConfig = Real2SimConfig(), log=None
+                 ) -> tuple[dict[str, ObjectParams], OptimiseResult]:
+    """Fit objects[observation.target] to the observation; returns the updated objects and the run."""
+    target = observation.target
+    generator = torch.Generator().manual_seed(config.seed)
+    real = real_targets(observation, config.cloud_points, generator)
+    k = observation.intrinsics
+    iteration = [0]
+    samples = surface_samples(objects[target].mesh, SURFACE_SAMPLES, np.random.default_rng(config.seed))
+
+    def evaluate(latents):
+        model = {**objects, target: with_latents(objects[target], latents)}
+        out = renderer.render(model, camera_pose, target=target, seed=config.seed + iteration[0])
+        iteration[0] += 1
+        image = masked_image_l1(real.rgb, real.mask, out.rgb, out.mask)
+        loss, terms = config.weights.image * image, {'image_l1': image.item()}
+        cloud, weights = visible_surface_points(model[target], samples, camera_pose, out.depth.detach(),
+                                                out.mask.detach(), k.fx, k.fy, k.cx, k.cy)
+        if len(cloud):  # an object rendered out of view has no cloud: the image term pulls it back
+            distance = emd(cloud, real.cloud, weights)
+            loss = loss + config.weights.cloud * distance
+            terms['emd_m'] = distance.item()
+        return loss, terms
+
+    result = optimise(latents_of(objects[target]), evaluate, config.optimise, log)
+    return {**objects, target: with_latents(objects[target], result.latents)}, result
