@@ -24,6 +24,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'model_node = samrl_model.model_node:main',
         ],
     },
 )

@@ -1,0 +1,113 @@
+"""The model M as a service keeps it: the current latents of every object, updated by Real2Sim.
+
+ROS-free; model_node.py is the shell. Requests arrive as plain arrays and are checked here, so a
+malformed one is refused with its reason before anything is rendered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from samrl_model.real2sim.capture import TARGETS, Observation
+from samrl_model.real2sim.optimise import OptimiseConfig
+from samrl_model.real2sim.update import Real2SimConfig, update_model
+from samrl_model.render import ObjectParams, RenderOutput, Renderer, objects_from_world
+from samrl_model.meshes import pose_matrix_from_quat
+from samrl_sim.camera import CameraIntrinsics
+from samrl_sim.geometry import Pose
+
+QUATERNION_NORM_TOLERANCE = 1e-3
+MIN_MASK_PIXELS = 10
+
+
+class RequestError(ValueError):
+    """A request the model cannot use; the message says why."""
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    final_loss: float
+    iterations: int
+    converged: bool
+    wall_time_s: float
+
+
+def check_observation(rgb: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, intrinsics: CameraIntrinsics,
+                      camera_pose: Pose, target: str, known: list[str]) -> None:
+    """Raise RequestError naming the first problem of an update request."""
+    size = (intrinsics.height, intrinsics.width)
+    shapes = {'rgb': rgb.shape[:2], 'depth': depth_m.shape, 'mask': mask.shape}
+    for name, shape in shapes.items():
+        if tuple(shape) != size:
+            raise RequestError(f'{name} is {shape[1]}x{shape[0]} but camera_info says {size[1]}x{size[0]}')
+    if target not in known:
+        raise RequestError(f'unknown target {target!r}; the model has {", ".join(known)}')
+    if int(mask.sum()) < MIN_MASK_PIXELS:
+        raise RequestError(f'the mask has {int(mask.sum())} pixels (fewer than {MIN_MASK_PIXELS}): nothing to fit')
+    if not np.all(np.isfinite(depth_m)):
+        raise RequestError('depth contains NaN or inf')
+    if not np.any(depth_m[mask] > 0):
+        raise RequestError('no valid depth inside the mask')
+    if not (np.all(np.isfinite(camera_pose.position)) and np.all(np.isfinite(camera_pose.quaternion))):
+        raise RequestError('camera pose is not finite')
+    norm = float(np.linalg.norm(camera_pose.quaternion))
+    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise RequestError(f'camera pose quaternion has norm {norm:.4g}, not 1')
+    if not (intrinsics.fx > 0 and intrinsics.fy > 0):
+        raise RequestError(f'camera_info has non-positive focal lengths ({intrinsics.fx}, {intrinsics.fy})')
+
+
+class SceneModel:
+    """The task's objects as latents, a Real2Sim update and renders from any camera pose.
+
+    The initial model is the task's scene at `initial_seed`: a prior that Real2Sim corrects
+    (building it from a first RGB-D view instead is future work).
+    """
+
+    def __init__(self, task: str, initial_seed: int = 0, spp: int = 4):
+        from samrl_sim.world import World
+        world = World(task)
+        try:
+            world.reset(initial_seed)
+            self.objects, _ = objects_from_world(world)
+        finally:
+            world.close()
+        self.task, self.spp = task, spp
+        self.default_target = TARGETS[task]
+        self._renderers: dict[tuple, Renderer] = {}
+
+    def object_names(self) -> list[str]:
+        return [name for name in self.objects if name != 'table']
+
+    def _renderer(self, intrinsics: CameraIntrinsics) -> Renderer:
+        key = (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy, intrinsics.width, intrinsics.height)
+        if key not in self._renderers:
+            self._renderers[key] = Renderer(intrinsics, spp=self.spp)
+        return self._renderers[key]
+
+    def update(self, observation: Observation, config: OptimiseConfig) -> UpdateOutcome:
+        """Real2Sim on one view; the model keeps the result."""
+        check_observation(observation.rgb, observation.depth_m, observation.mask, observation.intrinsics,
+                          observation.camera_pose, observation.target, self.object_names())
+        camera = pose_matrix_from_quat(observation.camera_pose.position, observation.camera_pose.quaternion)
+        updated, result = update_model(observation, self.objects, camera, self._renderer(observation.intrinsics),
+                                       Real2SimConfig(optimise=config))
+        self.objects = {name: _detached(params) for name, params in updated.items()}
+        return UpdateOutcome(result.final_loss, result.iterations, result.converged, result.wall_time_s)
+
+    def render(self, camera_pose: Pose, intrinsics: CameraIntrinsics, target: str) -> RenderOutput:
+        if target not in self.objects:
+            raise RequestError(f'unknown target {target!r}; the model has {", ".join(self.object_names())}')
+        camera = pose_matrix_from_quat(camera_pose.position, camera_pose.quaternion)
+        with torch.no_grad():
+            return self._renderer(intrinsics).render(self.objects, camera, target=target)
+
+
+def _detached(params: ObjectParams) -> ObjectParams:
+    from dataclasses import replace
+    return replace(params, translation=params.translation.detach(), rotation=params.rotation.detach(),
+                   color=params.color.detach(),
+                   joint_angles=None if params.joint_angles is None else params.joint_angles.detach())
