@@ -329,7 +329,7 @@ def objects_from_world(world, requires_grad: bool = False) -> tuple[dict[str, Ob
 def bench_render(size: int = 84, repeats: int = 10, task: str = 'peg_insertion') -> dict:
     """Timings (ms, median after JIT warm-up) at size x size: forward RGB-D render, one forward +
     backward step, and PyBullet's TinyRenderer camera image of the same scene in the same run."""
-    from samrl_sim.world import World   # noqa: PLC0415 (the benchmark alone needs the PyBullet world)
+    from samrl_sim.world import World   # imported here: only the benchmark needs the PyBullet world
 
     world = World(task)
     try:
