@@ -98,10 +98,14 @@ def cmd_bench_real2sim(args) -> int:
     results = run_benchmark(tasks, range(args.seed, args.seed + args.seeds), config)
     for task, result in results.items():
         s = result['summary']
+        if not s['seeds']:
+            print(f'{task:>17}: every seed skipped (object not visible)')
+            continue
         thread = f', thread {s["thread_mm_mean"]:.2f} mm' if 'thread_mm_mean' in s else ''
         print(f'{task:>17}: pose error {s["translation_mm_mean"]:.2f} mm / {s["rotation_deg_mean"]:.2f} deg (mean; '
               f'from {s["initial_translation_mm_mean"]:.0f} mm / {s["initial_rotation_deg_mean"]:.0f} deg){thread}, '
-              f'{s["iterations_mean"]:.0f} iterations, {s["wall_time_s_mean"]:.1f} s per update')
+              f'{s["iterations_mean"]:.0f} iterations, {s["wall_time_s_mean"]:.1f} s per update, '
+              f'{s["seeds"]} seeds ({s["skipped"]} skipped: object hidden)')
     _write_json(args.json, {'benchmark': 'real2sim', 'config': vars(config), 'results': results})
     return 0
 

@@ -25,6 +25,7 @@ PERTURB_TRANSLATION_M = 0.02
 PERTURB_ROTATION_RAD = np.radians(10.0)
 THREAD_BEND_RAD = 0.15          # each joint of the thread bent by up to this much
 M_TO_MM = 1000.0
+MIN_VISIBLE_PIXELS = 50         # fewer target pixels than this: the view shows too little to fit
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,12 @@ def errors(estimate: ObjectParams, truth: ObjectParams) -> dict[str, float]:
 
 
 def run_case(world, task: str, seed: int, config: BenchConfig) -> dict:
+    """One seed; a seed whose object cannot be seen from the close view is reported as skipped."""
     world.reset(seed)
     target = TARGETS[task]
     observation = capture(world, target, config.width, config.height)
+    if observation.mask.sum() < MIN_VISIBLE_PIXELS:
+        return {'task': task, 'seed': seed, 'skipped': f'{target} shows {int(observation.mask.sum())} pixels'}
     objects, camera = objects_from_world(world)
     truth = objects[target]
     start_params = perturb(truth, np.random.default_rng(seed))
@@ -86,7 +90,10 @@ def run_case(world, task: str, seed: int, config: BenchConfig) -> dict:
             'iterations': result.iterations, 'wall_time_s': wall, 'final_loss': result.final_loss}
 
 
-def summarise(cases: list[dict]) -> dict:
+def summarise(all_cases: list[dict]) -> dict:
+    cases = [c for c in all_cases if 'skipped' not in c]
+    if not cases:
+        return {'seeds': 0, 'skipped': len(all_cases)}
     keys = cases[0]['final'].keys()
     summary = {f'{k}_{stat}': float(fn([c['final'][k] for c in cases]))
                for k in keys for stat, fn in (('mean', np.mean), ('median', np.median), ('max', np.max))}
@@ -94,6 +101,7 @@ def summarise(cases: list[dict]) -> dict:
     summary['iterations_mean'] = float(np.mean([c['iterations'] for c in cases]))
     summary['wall_time_s_mean'] = float(np.mean([c['wall_time_s'] for c in cases]))
     summary['seeds'] = len(cases)
+    summary['skipped'] = len(all_cases) - len(cases)
     return summary
 
 
