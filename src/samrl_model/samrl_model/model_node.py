@@ -20,7 +20,7 @@ from samrl_model.real2sim.capture import Observation
 from samrl_model.real2sim.optimise import OptimiseConfig
 from samrl_model.scene_model import RequestError, SceneModel
 from samrl_sim.camera import CameraIntrinsics
-from samrl_sim.geometry import Pose
+from samrl_sim.conversions import pose_from_msg
 from samrl_sim.tasks import TASK_NAMES
 
 RGB_SCALE = 1.0 / 255.0
@@ -44,11 +44,6 @@ class ModelParams:
 def intrinsics_from_msg(info) -> CameraIntrinsics:
     return CameraIntrinsics(fx=info.k[0], fy=info.k[4], cx=info.k[2], cy=info.k[5], width=info.width,
                             height=info.height)
-
-
-def pose_from_msg(pose) -> Pose:
-    p, q = pose.position, pose.orientation
-    return Pose(np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w]))
 
 
 def observation_from_request(request) -> Observation:
