@@ -13,11 +13,13 @@ import time
 from dataclasses import dataclass, field
 
 from samrl_common import msgs
+from samrl_common.images import array_to_image
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node, stamp_now, stamp_to_s
 from samrl_common.tf import Transform
 from samrl_common.tf_ros import StaticTransformBroadcaster, TransformBroadcaster, to_msg
 from samrl_sim import conversions as conv
 from samrl_sim.commands import EeDeltaCommand
+from samrl_sim.objects import label_image
 from samrl_sim.tasks import TASK_NAMES
 from samrl_sim.world import World, WorldConfig, read_body_states
 
@@ -26,6 +28,8 @@ COLOR_TOPIC = '/camera/camera/color/image_raw'
 COLOR_INFO_TOPIC = '/camera/camera/color/camera_info'
 DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
 DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
+# Privileged: the simulator's own object labels for each colour image (same stamp); no real driver has it.
+GROUND_TRUTH_LABELS_TOPIC = '/samrl/sim/ground_truth/labels'
 OPTICAL_FRAME = 'camera_color_optical_frame'
 REJECTION_LOG_PERIOD_S = 1.0
 
@@ -40,6 +44,8 @@ class BridgeParams:
     image_width: int = field(default=640, metadata={'description': 'camera image width (px)'})
     image_height: int = field(default=480, metadata={'description': 'camera image height (px)'})
     publish_sim_state: bool = field(default=True, metadata={'description': 'publish privileged SimState'})
+    publish_ground_truth_labels: bool = field(default=True, metadata={
+        'description': 'publish the privileged object label image of each frame (oracle masks, IoU checks)'})
 
     def __post_init__(self):
         if self.task not in TASK_NAMES:
@@ -75,6 +81,7 @@ class SimBridge(Node):
         self.depth_pub = self.create_publisher('sensor_msgs/msg/Image', DEPTH_TOPIC, QOS_SENSOR_DATA)
         self.color_info_pub = self.create_publisher('sensor_msgs/msg/CameraInfo', COLOR_INFO_TOPIC, QOS_SENSOR_DATA)
         self.depth_info_pub = self.create_publisher('sensor_msgs/msg/CameraInfo', DEPTH_INFO_TOPIC, QOS_SENSOR_DATA)
+        self.labels_pub = self.create_publisher('sensor_msgs/msg/Image', GROUND_TRUTH_LABELS_TOPIC, QOS_SENSOR_DATA)
         self.joint_pub = self.create_publisher('sensor_msgs/msg/JointState', '/joint_states')
         self.task_pub = self.create_publisher('samrl_interfaces/msg/TaskState', '/samrl/task_state')
         self.sim_pub = self.create_publisher('samrl_interfaces/msg/SimState', '/samrl/sim_state')
@@ -169,6 +176,9 @@ class SimBridge(Node):
         self.depth_pub.publish(depth)
         self.color_info_pub.publish(info)
         self.depth_info_pub.publish(info)
+        if p.publish_ground_truth_labels:
+            labels = label_image(image.seg, self.world.task.object_bodies())
+            self.labels_pub.publish(array_to_image(labels, 'mono8', stamp, OPTICAL_FRAME))
         self._send_tf(stamp)  # the camera pose at exactly the image's stamp
 
     def _send_tf(self, stamp) -> None:

@@ -154,3 +154,16 @@ class SceneObjects:
     thread: ThreadSpec = field(default_factory=ThreadSpec)
     spatula: SpatulaSpec = field(default_factory=SpatulaSpec)
     pancake: PancakeSpec = field(default_factory=PancakeSpec)
+
+
+# The task objects a segmentation model tells apart; label i + 1 in a label image is
+# OBJECT_CLASSES[i] and 0 is the background (table, arms, everything else).
+OBJECT_CLASSES = ('thread', 'needle', 'peg', 'hole_block', 'spatula', 'pancake')
+
+
+def label_image(seg: np.ndarray, object_bodies: dict[str, int]) -> np.ndarray:
+    """PyBullet body-id segmentation -> uint8 class labels (0 background, i + 1 for OBJECT_CLASSES[i])."""
+    labels = np.zeros(seg.shape, np.uint8)
+    for name, body in object_bodies.items():
+        labels[seg == body] = OBJECT_CLASSES.index(name) + 1
+    return labels
