@@ -24,6 +24,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'capture_node = samrl_perception.capture_node:main',
         ],
     },
 )

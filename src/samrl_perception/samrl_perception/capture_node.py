@@ -1,0 +1,201 @@
+"""capture_node: synchronized RGB-D frames with the camera pose, from the RealSense driver's topics.
+
+Subscribes (realsense2_camera 4.x names by default, parameters color_topic, depth_topic,
+camera_info_topic; sensor-data QoS): the colour image (rgb8/bgr8), the depth aligned to colour
+(16UC1 mm or 32FC1 m) and the colour camera_info; and /tf, /tf_static for the camera pose.
+
+Publishes (sensor-data QoS):
+  /samrl/perception/rgbd    samrl_interfaces/RGBDFrame: rgb8 + 32FC1 depth (m, 0 = no return) of
+                            one stamp, camera_info and the optical frame's pose in world_frame
+  /samrl/perception/points  sensor_msgs/PointCloud2: the scene in the optical frame (x, y, z, rgb),
+                            every point_stride-th pixel; only while someone subscribes
+
+Colour and depth are paired by stamp within sync_tolerance_s; a pair waits up to
+transform_wait_s for its camera pose (tf at the image's stamp) and camera_info. Inputs it cannot
+use are dropped, counted per reason and logged (at most once a period per kind) with why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from samrl_common import msgs
+from samrl_common.images import array_to_image
+from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node, stamp_to_s
+from samrl_common.tf import TransformBuffer, TransformError
+from samrl_common.tf_ros import TransformListener
+from samrl_perception.pointcloud import pointcloud2_msg, points_from_depth
+from samrl_perception.rgbd import (NS_PER_S, FramePairer, FrameError, NotYetAvailable, Reason, RetryQueue,
+                                   RGBDFrame, StampedImage, check_pair, decode_color, decode_depth,
+                                   intrinsics_from_camera_info, make_frame, stamp_to_ns)
+from samrl_sim.bridge_node import COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
+
+RGBD_TOPIC = '/samrl/perception/rgbd'
+POINTS_TOPIC = '/samrl/perception/points'
+DROP_LOG_PERIOD_S = 2.0
+RETRY_PERIOD_S = 0.01      # how often waiting pairs look for their pose; tf normally follows within ms
+MAX_WAITING_PAIRS = 8      # bounds the memory held while tf or camera_info is missing
+MAX_SYNC_TOLERANCE_S = 1.0
+MAX_QUEUE_SIZE = 100
+MAX_TRANSFORM_WAIT_S = 10.0
+MAX_POINT_STRIDE = 64
+
+
+@dataclass(frozen=True)
+class CaptureParams:
+    color_topic: str = field(default=COLOR_TOPIC, metadata={'description': 'colour image (rgb8 or bgr8)'})
+    depth_topic: str = field(default=DEPTH_TOPIC, metadata={
+        'description': 'depth aligned to colour (16UC1 mm or 32FC1 m)'})
+    camera_info_topic: str = field(default=COLOR_INFO_TOPIC, metadata={'description': 'colour camera_info'})
+    optical_frame: str = field(default=OPTICAL_FRAME, metadata={
+        'description': 'frame_id both images must carry; its pose is looked up on tf'})
+    world_frame: str = field(default='world', metadata={'description': 'frame the camera pose is given in'})
+    sync_tolerance_s: float = field(default=0.005, metadata={
+        'description': 'largest stamp difference of a colour and depth pair (s)'})
+    queue_size: int = field(default=5, metadata={'description': 'unmatched images kept per stream'})
+    transform_wait_s: float = field(default=0.5, metadata={
+        'description': 'how long a pair may wait for its camera pose and camera_info (s)'})
+    point_stride: int = field(default=4, metadata={
+        'description': 'point cloud uses every n-th pixel row and column'})
+
+    def __post_init__(self):
+        for name in ('color_topic', 'depth_topic', 'camera_info_topic'):
+            if not getattr(self, name):
+                raise ValueError(f'{name} must not be empty')
+        for name in ('optical_frame', 'world_frame'):
+            frame = getattr(self, name)
+            if not frame or frame.startswith('/'):
+                raise ValueError(f'{name} must be a tf frame id (non-empty, no leading "/"), got {frame!r}')
+        if not 0 <= self.sync_tolerance_s <= MAX_SYNC_TOLERANCE_S:
+            raise ValueError(f'sync_tolerance_s must be in [0, {MAX_SYNC_TOLERANCE_S}], got {self.sync_tolerance_s}')
+        if not 1 <= self.queue_size <= MAX_QUEUE_SIZE:
+            raise ValueError(f'queue_size must be in [1, {MAX_QUEUE_SIZE}], got {self.queue_size}')
+        if not 0 < self.transform_wait_s <= MAX_TRANSFORM_WAIT_S:
+            raise ValueError(f'transform_wait_s must be in (0, {MAX_TRANSFORM_WAIT_S}], got {self.transform_wait_s}')
+        if not 1 <= self.point_stride <= MAX_POINT_STRIDE:
+            raise ValueError(f'point_stride must be in [1, {MAX_POINT_STRIDE}], got {self.point_stride}')
+
+
+def stamp_msg(stamp_ns: int):
+    sec, nanosec = divmod(stamp_ns, NS_PER_S)
+    return msgs.get_message('builtin_interfaces/msg/Time')(sec=sec, nanosec=nanosec)
+
+
+def frame_msg(frame: RGBDFrame, camera_info):
+    """samrl_interfaces/RGBDFrame of a frame; camera_info is the message its intrinsics came from."""
+    stamp = stamp_msg(frame.stamp_ns)
+    message = msgs.samrl_interfaces.msg.RGBDFrame(
+        rgb=array_to_image(frame.rgb, 'rgb8', stamp, frame.frame_id),
+        depth=array_to_image(frame.depth_m, '32FC1', stamp, frame.frame_id),
+        camera_info=camera_info, world_frame=frame.world_frame)
+    message.header.stamp, message.header.frame_id = stamp, frame.frame_id
+    pose, (px, py, pz), (qx, qy, qz, qw) = message.camera_pose, frame.camera_pose.translation, frame.camera_pose.rotation
+    pose.position.x, pose.position.y, pose.position.z = float(px), float(py), float(pz)
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (
+        float(qx), float(qy), float(qz), float(qw))
+    return message
+
+
+class CaptureNode(Node):
+    def __init__(self, argv=None):
+        super().__init__('capture_node', params=CaptureParams, argv=argv)
+        p = self.params
+        self.pairer: FramePairer[StampedImage] = FramePairer(round(p.sync_tolerance_s * NS_PER_S), p.queue_size)
+        self.waiting: RetryQueue[tuple[StampedImage, StampedImage]] = RetryQueue(p.transform_wait_s,
+                                                                                 MAX_WAITING_PAIRS)
+        self.camera_info = None  # (message, intrinsics) of the latest valid camera_info
+        self.published = 0
+        self.dropped: Counter[str] = Counter()
+        self.tf = TransformListener(self, TransformBuffer())
+        self.rgbd_pub = self.create_publisher('samrl_interfaces/msg/RGBDFrame', RGBD_TOPIC, QOS_SENSOR_DATA)
+        self.points_pub = self.create_publisher('sensor_msgs/msg/PointCloud2', POINTS_TOPIC, QOS_SENSOR_DATA)
+        self.create_subscription('sensor_msgs/msg/Image', p.color_topic, self.on_color, QOS_SENSOR_DATA)
+        self.create_subscription('sensor_msgs/msg/Image', p.depth_topic, self.on_depth, QOS_SENSOR_DATA)
+        self.create_subscription('sensor_msgs/msg/CameraInfo', p.camera_info_topic, self.on_camera_info,
+                                 QOS_SENSOR_DATA)
+        self.create_timer(RETRY_PERIOD_S, self.process_waiting)
+        self.logger.info(f'pairing {p.color_topic} and {p.depth_topic} within {p.sync_tolerance_s * 1e3:g} ms; '
+                         f'camera pose {p.world_frame} <- {p.optical_frame}')
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def on_color(self, message) -> None:
+        self._on_image('colour image', decode_color, self.pairer.add_color, message)
+
+    def on_depth(self, message) -> None:
+        self._on_image('depth image', decode_depth, self.pairer.add_depth, message)
+
+    def _on_image(self, what: str, decode, add, message) -> None:
+        try:
+            image = decode(message)
+        except FrameError as exc:
+            self._drop(what, exc)
+            return
+        result = add(image.stamp_ns, image)
+        for unmatched in result.dropped:
+            self._drop(f'{unmatched.stream} image', FrameError(
+                Reason.UNMATCHED, f'stamp {unmatched.stamp_ns / NS_PER_S:.6f} s: {unmatched.why}'))
+        if result.pair is not None:
+            self._on_pair(result.pair)
+
+    def _on_pair(self, pair: tuple[StampedImage, StampedImage]) -> None:
+        try:
+            check_pair(*pair, self.params.optical_frame)
+        except FrameError as exc:
+            self._drop('frame', exc)
+            return
+        pushed_out = self.waiting.add(pair, time.monotonic())
+        if pushed_out is not None:
+            self._drop('frame', FrameError(Reason.TRANSFORM, f'more than {MAX_WAITING_PAIRS} frames waiting for '
+                                                             'their camera pose or camera_info'))
+        self.process_waiting()  # most often everything is there already
+
+    def on_camera_info(self, message) -> None:
+        try:
+            self.camera_info = (message, intrinsics_from_camera_info(message))
+        except FrameError as exc:
+            self._drop('camera_info', exc)
+
+    # -- output ----------------------------------------------------------------------------------
+    def process_waiting(self) -> None:
+        if len(self.waiting):
+            for _pair, error in self.waiting.process(self._publish, time.monotonic()):
+                self._drop('frame', error)
+
+    def _publish(self, pair: tuple[StampedImage, StampedImage]) -> None:
+        """Publish the pair's frame, or raise why not (NotYetAvailable: worth another try)."""
+        p, (color, depth) = self.params, pair
+        if self.camera_info is None:
+            raise NotYetAvailable(Reason.CAMERA_INFO, f'no valid camera_info received on {p.camera_info_topic}')
+        info, intrinsics = self.camera_info
+        at = stamp_msg(color.stamp_ns)
+        try:
+            pose = self.tf.buffer.lookup(p.world_frame, color.frame_id, stamp_to_s(at))
+        except TransformError as exc:
+            raise NotYetAvailable(Reason.TRANSFORM, f'no camera pose at {stamp_to_s(at):.6f} s: {exc}') from None
+        frame = make_frame(color, depth, intrinsics, p.world_frame, pose)
+        self.rgbd_pub.publish(frame_msg(frame, info))
+        self.published += 1
+        if self.points_pub.get_subscription_count() > 0:  # the cloud is for viewing; skip it when nobody looks
+            points, pixels = points_from_depth(frame.depth_m, intrinsics, stride=p.point_stride)
+            colors = frame.rgb[pixels[:, 0], pixels[:, 1]]
+            self.points_pub.publish(pointcloud2_msg(points, colors, at, frame.frame_id))
+
+    def _drop(self, what: str, error: FrameError) -> None:
+        self.dropped[error.reason] += 1
+        self.logger.warn_throttled(f'{what}:{error.reason}', f'dropped {what} ({error.reason}, '
+                                   f'{self.dropped[error.reason]} so far): {error}', DROP_LOG_PERIOD_S)
+
+    def destroy(self) -> None:
+        dropped = ', '.join(f'{reason} {count}' for reason, count in sorted(self.dropped.items())) or 'none'
+        self.logger.info(f'published {self.published} frames; dropped: {dropped}')
+        super().destroy()
+
+
+def main(argv=None) -> int:
+    return run_node(CaptureNode, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
