@@ -6,6 +6,7 @@
     samrl bench sim [--task T]                 PyBullet physics step and camera render rates
     samrl bench render | physics | real2sim    the differentiable model M and one Real2Sim update
     samrl eval needle_threading --episodes 50 --seed 0   success rate of a controller
+    samrl perception data | train              segmentation data set (PyBullet) and Mask R-CNN training
 """
 
 from __future__ import annotations
@@ -110,6 +111,49 @@ def cmd_bench_real2sim(args) -> int:
     return 0
 
 
+def cmd_perception_data(args) -> int:
+    from samrl_perception.segmentation.dataset import TEST_FIRST_SEED, sample_keys, write_dataset
+    first_seed = args.seed if args.seed is not None else (TEST_FIRST_SEED if args.split == 'test' else 0)
+    if args.split == 'train' and first_seed + args.count > TEST_FIRST_SEED:
+        print(f'samrl perception data: training seeds must stay below {TEST_FIRST_SEED} (held-out seeds)',
+              file=sys.stderr)
+        return 2
+    width, height = (int(v) for v in args.size.split('x'))
+    out = Path(args.out or f'out/segmentation/{args.split}')
+    shards = write_dataset(out, sample_keys(TASKS, args.count, first_seed), width, height, workers=args.workers)
+    print(f'wrote {args.count} {width}x{height} images (seeds {first_seed}..{first_seed + args.count - 1}) '
+          f'in {len(shards)} shards under {out}')
+    return 0
+
+
+def cmd_perception_train(args) -> int:
+    from samrl_perception.segmentation.train import TrainConfig, train
+    config = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, learning_rate=args.lr,
+                         seed=args.seed, threads=args.threads)
+    command = 'samrl ' + ' '.join(sys.argv[1:])
+    record = train(Path(args.data), Path(args.checkpoint), config, command)
+    _print_segmentation('validation', record['validation'])
+    print(f'wrote {args.checkpoint} ({Path(args.checkpoint).stat().st_size / 1e6:.1f} MB), '
+          f'trained {record["train_time_s"] / 60:.1f} min')
+    return 0
+
+
+def _print_segmentation(title: str, result: dict) -> None:
+    print(f'{title}: {result["images"]} images, mean IoU {result["mean_iou"]:.3f}, inference '
+          f'{result["inference_ms_mean"]:.0f} ms/frame (p95 {result["inference_ms_p95"]:.0f})')
+    for name, c in result['per_class'].items():
+        print(f'{name:>12}: IoU {c["mean_iou"]:.3f} (median {c["median_iou"]:.3f}) over {c["instances"]} '
+              f'instances, {c["false_positives"]} false positives')
+
+
+def cmd_bench_segmentation(args) -> int:
+    from samrl_perception.segmentation.bench import run_benchmark
+    result = run_benchmark(Path(args.data), Path(args.checkpoint) if args.checkpoint else None, args.count)
+    _print_segmentation('held-out', result)
+    _write_json(args.json, {'benchmark': 'segmentation', 'results': result})
+    return 0
+
+
 def cmd_eval(args) -> int:
     from samrl_sim.evaluate import evaluate
     result = evaluate(args.task, args.controller, episodes=args.episodes, seed=args.seed, progress=True)
@@ -173,6 +217,32 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument('--seed', type=int, default=0, help='seed of episode 0; episode i uses seed + i')
     evaluation.add_argument('--json', help='results file (default out/eval_<task>_<controller>_seed<S>.json)')
     evaluation.set_defaults(run=cmd_eval)
+    perception = sub.add_parser('perception', help='segmentation data set and training')
+    perception_sub = perception.add_subparsers(dest='perception', required=True)
+    data = perception_sub.add_parser('data', help='render a labelled, domain-randomised data set from PyBullet')
+    data.add_argument('--split', choices=('train', 'test'), default='train')
+    data.add_argument('--count', type=_positive_int, default=2400, help='images, the three tasks in turn')
+    data.add_argument('--seed', type=int, help='first scene seed (default: 0 for train, 1000000 for test)')
+    data.add_argument('--size', default='640x480', help='image size WxH (default 640x480)')
+    data.add_argument('--workers', type=_positive_int, default=2, help='rendering processes (default 2)')
+    data.add_argument('--out', help='directory (default out/segmentation/<split>)')
+    data.set_defaults(run=cmd_perception_data)
+    train = perception_sub.add_parser('train', help='train the Mask R-CNN from scratch on a generated data set')
+    train.add_argument('--data', default='out/segmentation/train', help='data set directory')
+    train.add_argument('--checkpoint', default='out/segmentation/maskrcnn_r18fpn.pt', help='checkpoint to write')
+    train.add_argument('--iterations', type=_positive_int, default=3000)
+    train.add_argument('--batch-size', type=_positive_int, default=4)
+    train.add_argument('--lr', type=float, default=1e-3, help='peak AdamW learning rate')
+    train.add_argument('--seed', type=int, default=0)
+    train.add_argument('--threads', type=_positive_int, default=2, help='torch CPU threads')
+    train.set_defaults(run=cmd_perception_train)
+    segmentation = bench_sub.add_parser('segmentation', help='Mask R-CNN IoU per class and time per frame (held-out)')
+    segmentation.add_argument('--data', default='out/segmentation/test',
+                              help='held-out images (rendered first if the directory is empty)')
+    segmentation.add_argument('--count', type=_positive_int, default=240, help='held-out images (default 240)')
+    segmentation.add_argument('--checkpoint', help='default: the shipped checkpoint')
+    segmentation.add_argument('--json', help='write the results here')
+    segmentation.set_defaults(run=cmd_bench_segmentation)
     return parser
 
 

@@ -1,0 +1,33 @@
+"""Label images -> Mask R-CNN targets, and the mask IoU used to score predictions.
+
+Each task scene holds one instance of each of its objects, so a class label image is also an
+instance map: one box and one mask per class present.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+MIN_INSTANCE_PIXELS = 4     # fewer visible pixels than this: too little to detect, not a target
+
+
+def targets_from_labels(labels: np.ndarray, min_pixels: int = MIN_INSTANCE_PIXELS) -> dict[str, torch.Tensor]:
+    """boxes (N, 4) x0 y0 x1 y1 in pixels, labels (N,) class indices >= 1, masks (N, H, W) uint8."""
+    classes = [int(c) for c in np.unique(labels) if c > 0 and np.count_nonzero(labels == c) >= min_pixels]
+    masks = np.stack([labels == c for c in classes]) if classes else np.zeros((0, *labels.shape), bool)
+    boxes = [_box(mask) for mask in masks]
+    return {'boxes': torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            'labels': torch.tensor(classes, dtype=torch.int64),
+            'masks': torch.from_numpy(masks.astype(np.uint8))}
+
+
+def _box(mask: np.ndarray) -> list[float]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
+
+
+def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (1.0 when both are empty)."""
+    union = np.count_nonzero(predicted | truth)
+    return 1.0 if union == 0 else np.count_nonzero(predicted & truth) / union
