@@ -29,8 +29,10 @@ from samrl_common.tf_ros import TransformListener
 from samrl_perception.pointcloud import pointcloud2_msg, points_from_depth
 from samrl_perception.rgbd import (NS_PER_S, FramePairer, FrameError, NotYetAvailable, Reason, RetryQueue,
                                    RGBDFrame, StampedImage, check_pair, decode_color, decode_depth,
-                                   intrinsics_from_camera_info, make_frame, stamp_to_ns)
+                                   intrinsics_from_camera_info, make_frame)
 from samrl_sim.bridge_node import COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
+from samrl_sim.conversions import pose_msg
+from samrl_sim.geometry import Pose
 
 RGBD_TOPIC = '/samrl/perception/rgbd'
 POINTS_TOPIC = '/samrl/perception/points'
@@ -89,12 +91,9 @@ def frame_msg(frame: RGBDFrame, camera_info):
     message = msgs.samrl_interfaces.msg.RGBDFrame(
         rgb=array_to_image(frame.rgb, 'rgb8', stamp, frame.frame_id),
         depth=array_to_image(frame.depth_m, '32FC1', stamp, frame.frame_id),
-        camera_info=camera_info, world_frame=frame.world_frame)
+        camera_info=camera_info, world_frame=frame.world_frame,
+        camera_pose=pose_msg(Pose(frame.camera_pose.translation, frame.camera_pose.rotation)))
     message.header.stamp, message.header.frame_id = stamp, frame.frame_id
-    pose, (px, py, pz), (qx, qy, qz, qw) = message.camera_pose, frame.camera_pose.translation, frame.camera_pose.rotation
-    pose.position.x, pose.position.y, pose.position.z = float(px), float(py), float(pz)
-    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (
-        float(qx), float(qy), float(qz), float(qw))
     return message
 
 
@@ -167,7 +166,7 @@ class CaptureNode(Node):
         """Publish the pair's frame, or raise why not (NotYetAvailable: worth another try)."""
         p, (color, depth) = self.params, pair
         if self.camera_info is None:
-            raise NotYetAvailable(Reason.CAMERA_INFO, f'no valid camera_info received on {p.camera_info_topic}')
+            raise NotYetAvailable(Reason.NO_CAMERA_INFO, f'no valid camera_info received on {p.camera_info_topic}')
         info, intrinsics = self.camera_info
         at = stamp_msg(color.stamp_ns)
         try:

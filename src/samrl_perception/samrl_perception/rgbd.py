@@ -47,7 +47,8 @@ class Reason(StrEnum):
     SIZE = 'size'                # colour and depth of different sizes
     NO_DEPTH = 'no_depth'        # not one valid depth pixel
     UNMATCHED = 'unmatched'      # no partner image within the tolerance
-    CAMERA_INFO = 'camera_info'  # missing, invalid or of another size than the images
+    NO_CAMERA_INFO = 'no_camera_info'  # none received (yet)
+    CAMERA_INFO = 'camera_info'  # invalid or of another size than the images
     TRANSFORM = 'transform'      # no camera pose at the image's stamp
 
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from samrl_common import msgs
 from samrl_common.images import array_to_image
 from samrl_common.runtime import stamp_to_s
 from samrl_common.tf import Transform
-from samrl_perception.capture_node import stamp_msg
 from samrl_perception.rgbd import (FramePairer, FrameError, NotYetAvailable, Reason, RetryQueue, StampedImage,
                                    check_pair, decode_color, decode_depth, intrinsics_from_camera_info,
                                    make_frame, stamp_to_ns)
@@ -17,6 +17,10 @@ MS = 1_000_000
 T0 = 1_700_000_000 * 1_000_000_000 + 123_456_789  # a stamp in ns
 FRAME = 'camera_color_optical_frame'
 W, H = 8, 6
+
+
+def stamp_msg(stamp_ns):
+    return msgs.builtin_interfaces.msg.Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
 
 
 def _image(array, encoding, stamp_ns=T0, frame=FRAME):
