@@ -9,7 +9,8 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    package_data={PACKAGE: ['py.typed']},
+    # The shipped Mask R-CNN checkpoint and its card (command, seed, metrics) install with the code.
+    package_data={PACKAGE: ['py.typed', 'checkpoints/*.pt', 'checkpoints/*.json', 'checkpoints/*.png']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
@@ -25,6 +26,7 @@ setup(
     entry_points={
         'console_scripts': [
             'capture_node = samrl_perception.capture_node:main',
+            'segmentation_node = samrl_perception.segmentation_node:main',
         ],
     },
 )

@@ -1,0 +1,220 @@
+"""segmentation_node: instance masks of the task objects in each synchronized RGB-D frame.
+
+Subscribes /samrl/perception/rgbd (samrl_interfaces/RGBDFrame from capture_node) and segments the
+newest frame with the project's own Mask R-CNN (source:=mask_rcnn, the paper's choice, Sec.
+III-B.2). Frames arriving while one is being segmented replace each other: the node always works
+on the newest frame and never builds a backlog.
+
+source:=oracle is for ablations only: it takes the masks from the simulator's privileged label
+image (/samrl/sim/ground_truth/labels of the sim bridge, matched by stamp) instead of a network,
+and says so in every message (ObjectMasks.source = 'oracle').
+
+Publishes (sensor-data QoS):
+  /samrl/perception/masks          samrl_interfaces/ObjectMasks: one mono8 mask per detected
+                                   object, the scores and a class label image
+  /samrl/perception/target_points  sensor_msgs/PointCloud2: the target object's points (optical
+                                   frame, x y z rgb), for Real2Sim and RViz
+Frames it cannot use are dropped with a rate-limited warning naming why; the node keeps running.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from samrl_common import msgs
+from samrl_common.images import ImageError, array_to_image, image_to_array
+from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node
+from samrl_perception.capture_node import RGBD_TOPIC
+from samrl_perception.pointcloud import pointcloud2_msg, points_from_depth
+from samrl_perception.rgbd import (FrameError, Reason, check_pair, decode_color, decode_depth,
+                                   intrinsics_from_camera_info, stamp_to_ns)
+from samrl_perception.segmentation.segmenter import (DEFAULT_CHECKPOINT, DEFAULT_SCORE_THRESHOLD, CheckpointError,
+                                                     Instance, Segmentation)
+from samrl_sim.bridge_node import GROUND_TRUTH_LABELS_TOPIC
+from samrl_sim.camera import CameraIntrinsics
+from samrl_sim.objects import OBJECT_CLASSES
+
+MASKS_TOPIC = '/samrl/perception/masks'
+TARGET_POINTS_TOPIC = '/samrl/perception/target_points'
+SOURCES = ('mask_rcnn', 'oracle')
+PROCESS_PERIOD_S = 0.005        # how often the newest waiting frame is looked at
+DROP_LOG_PERIOD_S = 2.0
+ORACLE_LABELS_KEPT = 16         # label images kept while their frames travel through capture_node
+ORACLE_WAIT_S = 1.0             # a frame waits this long for its label image, then is dropped
+MASK_ON = 255
+
+
+@dataclass(frozen=True)
+class SegmentationParams:
+    source: str = field(default='mask_rcnn', metadata={
+        'description': 'mask_rcnn (the trained network) or oracle (the simulator\'s ground truth; ablations only)'})
+    checkpoint: str = field(default='', metadata={'description': 'Mask R-CNN checkpoint ("": the shipped one)'})
+    score_threshold: float = field(default=DEFAULT_SCORE_THRESHOLD, metadata={
+        'description': 'lowest detection score kept, 0..1'})
+    target_object: str = field(default='thread', metadata={
+        'description': 'object whose points go to target_points: ' + ', '.join(OBJECT_CLASSES)})
+    frame_topic: str = field(default=RGBD_TOPIC, metadata={'description': 'synchronized RGB-D frames'})
+    oracle_labels_topic: str = field(default=GROUND_TRUTH_LABELS_TOPIC, metadata={
+        'description': 'privileged label images (source:=oracle only)'})
+    threads: int = field(default=2, metadata={'description': 'torch CPU threads for Mask R-CNN'})
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f'source must be one of {", ".join(SOURCES)}, got {self.source!r}')
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise ValueError(f'score_threshold must be in [0, 1], got {self.score_threshold}')
+        if self.target_object not in OBJECT_CLASSES:
+            raise ValueError(f'target_object must be one of {", ".join(OBJECT_CLASSES)}, got {self.target_object!r}')
+        if self.threads < 1:
+            raise ValueError(f'threads must be >= 1, got {self.threads}')
+        if self.checkpoint and not Path(self.checkpoint).is_file():
+            raise ValueError(f'checkpoint {self.checkpoint!r} does not exist')
+
+
+class DecodedFrame(NamedTuple):
+    stamp_ns: int
+    rgb: np.ndarray
+    depth_m: np.ndarray
+    intrinsics: CameraIntrinsics
+
+
+def decode_frame(message) -> DecodedFrame:
+    """Check and decode an RGBDFrame message; FrameError says what is wrong with it."""
+    color, depth = decode_color(message.rgb), decode_depth(message.depth)
+    check_pair(color, depth, message.header.frame_id)
+    intrinsics = intrinsics_from_camera_info(message.camera_info)
+    if (intrinsics.width, intrinsics.height) != (depth.array.shape[1], depth.array.shape[0]):
+        raise FrameError(Reason.CAMERA_INFO, f'camera_info is {intrinsics.width}x{intrinsics.height}, the images '
+                                             f'{depth.array.shape[1]}x{depth.array.shape[0]}')
+    return DecodedFrame(color.stamp_ns, color.array, depth.array, intrinsics)
+
+
+def oracle_segmentation(labels: np.ndarray) -> Segmentation:
+    """The ground-truth label image as a Segmentation (score 1 for every object present)."""
+    instances = [Instance(name, 1.0, labels == c) for c, name in enumerate(OBJECT_CLASSES, start=1)
+                 if np.any(labels == c)]
+    return Segmentation(instances, labels.astype(np.uint8))
+
+
+def masks_msg(segmentation: Segmentation, source: str, header):
+    to_image = (lambda array: array_to_image(array, 'mono8', header.stamp, header.frame_id))
+    message = msgs.samrl_interfaces.msg.ObjectMasks(
+        source=source, labels=[i.label for i in segmentation.instances],
+        scores=[i.score for i in segmentation.instances],
+        masks=[to_image(i.mask.astype(np.uint8) * MASK_ON) for i in segmentation.instances],
+        label_image=to_image(segmentation.labels))
+    message.header = header
+    return message
+
+
+class SegmentationNode(Node):
+    def __init__(self, argv=None):
+        super().__init__('segmentation_node', params=SegmentationParams, argv=argv)
+        p = self.params
+        self.segmenter = self._make_segmenter() if p.source == 'mask_rcnn' else None
+        self.newest = None                          # (arrival time, RGBDFrame message) not yet segmented
+        self.oracle_labels: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.segmented, self.dropped = 0, Counter()
+        self.masks_pub = self.create_publisher('samrl_interfaces/msg/ObjectMasks', MASKS_TOPIC, QOS_SENSOR_DATA)
+        self.points_pub = self.create_publisher('sensor_msgs/msg/PointCloud2', TARGET_POINTS_TOPIC, QOS_SENSOR_DATA)
+        self.create_subscription('samrl_interfaces/msg/RGBDFrame', p.frame_topic, self.on_frame, QOS_SENSOR_DATA)
+        if p.source == 'oracle':
+            self.create_subscription('sensor_msgs/msg/Image', p.oracle_labels_topic, self.on_labels, QOS_SENSOR_DATA)
+            self.logger.warn('ORACLE masks: segmentation is the simulator\'s ground truth (ablations only)')
+        self.create_timer(PROCESS_PERIOD_S, self.process_newest)
+        self.logger.info(f'segmenting {p.frame_topic} with {p.source}; target {p.target_object}')
+
+    def _make_segmenter(self):
+        import torch
+
+        from samrl_perception.segmentation.segmenter import MaskRCNNSegmenter
+        torch.set_num_threads(self.params.threads)
+        path = Path(self.params.checkpoint) if self.params.checkpoint else DEFAULT_CHECKPOINT
+        try:
+            segmenter = MaskRCNNSegmenter(path, self.params.score_threshold)
+        except CheckpointError as exc:
+            raise ValueError(f'checkpoint: {exc}') from None
+        self.logger.info(f'Mask R-CNN from {path} (trained by: {segmenter.record.get("command", "?")})')
+        return segmenter
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def on_frame(self, message) -> None:
+        if self.newest is not None:
+            self.dropped['superseded'] += 1     # a newer frame came before this one was segmented
+        self.newest = (time.monotonic(), message)
+
+    def on_labels(self, message) -> None:
+        try:
+            labels = image_to_array(message)
+            if message.encoding != 'mono8':
+                raise ImageError(f'label image must be mono8, got {message.encoding}')
+        except ImageError as exc:
+            self._drop('label image', FrameError(Reason.ENCODING, str(exc)))
+            return
+        self.oracle_labels[stamp_to_ns(message.header.stamp)] = labels
+        while len(self.oracle_labels) > ORACLE_LABELS_KEPT:
+            self.oracle_labels.popitem(last=False)
+
+    # -- work ------------------------------------------------------------------------------------
+    def process_newest(self) -> None:
+        if self.newest is None:
+            return
+        arrived, message = self.newest
+        try:
+            frame = decode_frame(message)
+            segmentation = self._segment(frame)
+        except FrameError as exc:
+            self.newest = None
+            self._drop('frame', exc)
+            return
+        if segmentation is None:                # oracle labels not here yet
+            if time.monotonic() - arrived > ORACLE_WAIT_S:
+                self.newest = None
+                self._drop('frame', FrameError(Reason.UNMATCHED, 'no ground-truth label image with its stamp'))
+            return
+        self.newest = None
+        self._publish(message.header, frame, segmentation)
+
+    def _segment(self, frame: DecodedFrame) -> Segmentation | None:
+        if self.segmenter is not None:
+            return self.segmenter(frame.rgb)
+        labels = self.oracle_labels.get(frame.stamp_ns)
+        if labels is None:
+            return None
+        if labels.shape != frame.depth_m.shape:
+            raise FrameError(Reason.SIZE, f'label image is {labels.shape[1]}x{labels.shape[0]}, the frame '
+                                          f'{frame.depth_m.shape[1]}x{frame.depth_m.shape[0]}')
+        return oracle_segmentation(labels)
+
+    def _publish(self, header, frame: DecodedFrame, segmentation: Segmentation) -> None:
+        self.masks_pub.publish(masks_msg(segmentation, self.params.source, header))
+        self.segmented += 1
+        target = segmentation.mask(self.params.target_object)
+        if target.any():
+            points, pixels = points_from_depth(frame.depth_m, frame.intrinsics, mask=target)
+            self.points_pub.publish(pointcloud2_msg(points, frame.rgb[pixels[:, 0], pixels[:, 1]], header.stamp,
+                                                    header.frame_id))
+
+    def _drop(self, what: str, error: FrameError) -> None:
+        self.dropped[error.reason] += 1
+        self.logger.warn_throttled(f'{what}:{error.reason}', f'dropped {what} ({error.reason}, '
+                                   f'{self.dropped[error.reason]} so far): {error}', DROP_LOG_PERIOD_S)
+
+    def destroy(self) -> None:
+        dropped = ', '.join(f'{reason} {count}' for reason, count in sorted(self.dropped.items())) or 'none'
+        self.logger.info(f'segmented {self.segmented} frames; dropped: {dropped}')
+        super().destroy()
+
+
+def main(argv=None) -> int:
+    return run_node(SegmentationNode, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
