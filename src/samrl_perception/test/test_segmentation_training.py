@@ -1,0 +1,132 @@
+"""Data set, targets, network, training, checkpoint and bench of the segmentation, at toy sizes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from samrl_perception.segmentation.bench import run_benchmark
+from samrl_perception.segmentation.dataset import (TEST_FIRST_SEED, SceneRenderer, read_shards, sample_keys,
+                                                   write_dataset)
+from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
+from samrl_perception.segmentation.segmenter import (CheckpointError, MaskRCNNSegmenter, _best_per_class,
+                                                     load_checkpoint, save_checkpoint)
+from samrl_perception.segmentation.targets import mask_iou, targets_from_labels
+from samrl_perception.segmentation.train import TrainConfig, learning_rate, split, train
+from samrl_sim.objects import OBJECT_CLASSES
+from samrl_sim.tasks import TASK_NAMES
+
+TASK_OBJECTS = {'needle_threading': {'thread', 'needle'}, 'peg_insertion': {'peg', 'hole_block'},
+                'spatula_flipping': {'spatula', 'pancake'}}
+
+
+@pytest.fixture(scope='module')
+def renderer():
+    r = SceneRenderer(160, 120)
+    yield r
+    r.close()
+
+
+def test_a_sample_depends_only_on_task_and_seed(renderer):
+    first = renderer.sample('peg_insertion', 3)
+    renderer.sample('peg_insertion', 4)
+    again = renderer.sample('peg_insertion', 3)
+    assert np.array_equal(first.rgb, again.rgb) and np.array_equal(first.labels, again.labels)
+    assert np.array_equal(first.depth_mm, again.depth_mm)
+    assert not np.array_equal(first.rgb, renderer.sample('peg_insertion', 4).rgb)
+
+
+@pytest.mark.parametrize('task', TASK_NAMES)
+def test_labels_name_only_the_task_objects(renderer, task):
+    seen = set()
+    for seed in range(4):
+        sample = renderer.sample(task, seed)
+        assert sample.rgb.shape == (120, 160, 3) and sample.labels.shape == sample.depth_mm.shape == (120, 160)
+        seen |= {OBJECT_CLASSES[c - 1] for c in np.unique(sample.labels) if c > 0}
+        on_objects = sample.depth_mm[sample.labels > 0]
+        assert np.median(on_objects[on_objects > 0]) > 100 if on_objects.size else True  # mm: 10 cm or more away
+    assert seen == TASK_OBJECTS[task]
+
+
+def test_targets_have_one_box_and_mask_per_visible_class():
+    labels = np.zeros((20, 30), np.uint8)
+    labels[2:5, 3:9] = 1
+    labels[10:12, 20:22] = 4
+    labels[0, 0] = 6                                        # one pixel: too small to be a target
+    target = targets_from_labels(labels)
+    assert target['labels'].tolist() == [1, 4]
+    assert target['boxes'].tolist() == [[3, 2, 9, 5], [20, 10, 22, 12]]
+    assert target['masks'].shape == (2, 20, 30) and int(target['masks'][0].sum()) == 18
+    empty = targets_from_labels(np.zeros((4, 4), np.uint8))
+    assert empty['boxes'].shape == (0, 4) and empty['masks'].shape == (0, 4, 4)
+
+
+def test_mask_iou():
+    a, b = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    assert mask_iou(a, b) == 1.0
+    a[:2], b[1:3] = True, True
+    assert mask_iou(a, b) == pytest.approx(1 / 3)
+
+
+def test_best_detection_per_class_wins_and_low_scores_are_dropped():
+    masks = torch.zeros(3, 1, 4, 4)
+    masks[0, 0, :2], masks[1, 0, 2:], masks[2, 0] = 0.9, 0.9, 0.9
+    output = {'labels': torch.tensor([2, 2, 5]), 'scores': torch.tensor([0.9, 0.8, 0.3]), 'masks': masks}
+    result = _best_per_class(output, (4, 4), score_threshold=0.5)
+    assert [i.label for i in result.instances] == ['needle']
+    assert np.array_equal(result.labels[:2], np.full((2, 4), 2)) and not result.labels[2:].any()
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = TrainConfig(iterations=100, warmup_iterations=10, learning_rate=1e-3)
+    rates = [learning_rate(config, i) for i in range(100)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and rates[-1] < 1e-5
+
+
+def test_validation_takes_the_highest_seeds_and_test_seeds_are_refused():
+    data = {'seeds': np.array([5, 0, 3, 9, 1, 2, 4, 8, 7, 6])}
+    train_idx, val_idx = split(data, 0.2)
+    assert sorted(data['seeds'][val_idx]) == [8, 9] and len(train_idx) == 8
+    with pytest.raises(ValueError, match='held-out'):
+        split({'seeds': np.array([0, TEST_FIRST_SEED])}, 0.5)
+
+
+def test_checkpoint_round_trip_is_weights_only_and_checked(tmp_path):
+    config = MaskRCNNConfig(fpn_channels=16, box_head_dim=32, mask_head_channels=16, mask_head_layers=1)
+    model = build_mask_rcnn(config)
+    path = tmp_path / 'm.pt'
+    save_checkpoint(path, model, config, {'command': 'test', 'seed': 0})
+    payload = load_checkpoint(path)
+    assert payload['config'] == config.to_dict() and payload['record']['command'] == 'test'
+    segmenter = MaskRCNNSegmenter(path)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(segmenter.model.state_dict()[name], tensor), name
+    payload['classes'] = ['thread']
+    torch.save(payload, tmp_path / 'other.pt')
+    with pytest.raises(CheckpointError, match='classes'):
+        load_checkpoint(tmp_path / 'other.pt')
+    with pytest.raises(CheckpointError, match='no checkpoint'):
+        load_checkpoint(tmp_path / 'missing.pt')
+
+
+def test_training_writes_checkpoint_card_and_plot_and_bench_reads_held_out(tmp_path):
+    train_dir, test_dir = tmp_path / 'train', tmp_path / 'test'
+    write_dataset(train_dir, sample_keys(TASK_NAMES, 6, 0), 160, 120, workers=1, progress=False)
+    assert len(read_shards(train_dir)['seeds']) == 6
+    checkpoint = tmp_path / 'm.pt'
+    config = TrainConfig(iterations=2, batch_size=2, warmup_iterations=1, val_fraction=0.34, threads=1)
+    record = train(train_dir, checkpoint, config, 'samrl perception train (test)', progress=False)
+    assert record['train_images'] == 4 and record['val_seeds'] == [4, 5]
+    assert set(record['validation']['per_class']) == set(OBJECT_CLASSES)
+    card = json.loads((tmp_path / 'm_card.json').read_text())
+    assert card['command'] == 'samrl perception train (test)' and card['train_config']['seed'] == 0
+    assert (tmp_path / 'm_losses.png').stat().st_size > 0 and load_checkpoint(checkpoint)['record']['validation']
+    result = run_benchmark(test_dir, checkpoint, 3)           # renders the held-out images first
+    assert result['images'] == 3 and result['seeds'] == [TEST_FIRST_SEED, TEST_FIRST_SEED + 2]
+    assert result['inference_ms_mean'] > 0
+    with pytest.raises(ValueError, match='training seeds'):
+        run_benchmark(train_dir, checkpoint, 3)
