@@ -33,6 +33,10 @@ class ModelParams:
     max_iterations: int = field(default=40, metadata={'description': 'Real2Sim iterations per update'})
     time_budget_s: float = field(default=30.0, metadata={'description': 'wall-time budget per update (s)'})
     spp: int = field(default=4, metadata={'description': 'Mitsuba samples per pixel'})
+    initialise_from_view: bool = field(default=False, metadata={
+        'description': 'start the first successful update from a coarse model fitted to its view (point '
+                       'cloud, known shape) instead of the initial_seed scene; the thread stays anchored at '
+                       'the model\'s grasp, which this node does not track'})
 
     def __post_init__(self):
         if self.task not in TASK_NAMES:
@@ -60,6 +64,7 @@ class ModelNode(Node):
         super().__init__('model_node', params=ModelParams, argv=argv)
         self.model = SceneModel(self.params.task, self.params.initial_seed, self.params.spp)
         self.loss = float('nan')
+        self.initialised_from_view = False
         self.state_pub = self.create_publisher('samrl_interfaces/msg/ModelState', '/samrl/model/state', QOS_LATCHED)
         self.image_pub = self.create_publisher('sensor_msgs/msg/Image', '/samrl/model/rendered/image_raw')
         self.mask_pub = self.create_publisher('sensor_msgs/msg/Image', '/samrl/model/rendered/mask')
@@ -74,13 +79,15 @@ class ModelNode(Node):
             observation = observation_from_request(request)
             config = OptimiseConfig(max_iterations=request.max_iterations or self.params.max_iterations,
                                     time_budget_s=self.params.time_budget_s)
-            outcome = self.model.update(observation, config)
+            initial = 'coarse' if self.params.initialise_from_view and not self.initialised_from_view else 'current'
+            outcome = self.model.update(observation, config, initial)
         except (ImageError, RequestError) as exc:
             self.logger.warn(f'update refused: {exc}')
             return Response(success=False, message=str(exc), state=self.state_msg())
         self.loss = outcome.final_loss
-        self.logger.info(f'updated {request.target}: loss {outcome.final_loss:.4g} after {outcome.iterations} '
-                         f'iterations ({outcome.wall_time_s:.1f} s)')
+        self.initialised_from_view = self.initialised_from_view or initial == 'coarse'
+        self.logger.info(f'updated {request.target} from the {initial} model: loss {outcome.final_loss:.4g} after '
+                         f'{outcome.iterations} iterations ({outcome.wall_time_s:.1f} s)')
         state = self.state_msg()
         self.state_pub.publish(state)
         self._publish_render(request)

@@ -63,8 +63,8 @@ def check_observation(rgb: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, in
 class SceneModel:
     """The task's objects as latents, a Real2Sim update and renders from any camera pose.
 
-    The initial model is the task's scene at `initial_seed`: a prior that Real2Sim corrects
-    (building it from a first RGB-D view instead is future work).
+    The initial model is the task's scene at `initial_seed`: a prior that Real2Sim corrects,
+    either directly or after replacing the target by a coarse fit to the view (`initial='coarse'`).
     """
 
     def __init__(self, task: str, initial_seed: int = 0, spp: int = 4):
@@ -88,13 +88,17 @@ class SceneModel:
             self._renderers[key] = Renderer(intrinsics, spp=self.spp)
         return self._renderers[key]
 
-    def update(self, observation: Observation, config: OptimiseConfig) -> UpdateOutcome:
-        """Real2Sim on one view; the model keeps the result."""
+    def update(self, observation: Observation, config: OptimiseConfig, initial: str = 'current') -> UpdateOutcome:
+        """Real2Sim on one view, from the current model or from a coarse fit to the view (`initial`
+        'current' or 'coarse'); the model keeps the result."""
         check_observation(observation.rgb, observation.depth_m, observation.mask, observation.intrinsics,
                           observation.camera_pose, observation.target, self.object_names())
         camera = pose_matrix_from_quat(observation.camera_pose.position, observation.camera_pose.quaternion)
-        updated, result = update_model(observation, self.objects, camera, self._renderer(observation.intrinsics),
-                                       Real2SimConfig(optimise=config))
+        try:
+            updated, result = update_model(observation, self.objects, camera, self._renderer(observation.intrinsics),
+                                           Real2SimConfig(optimise=config, initial=initial))
+        except ValueError as exc:       # an unknown `initial`, or a view too poor for the coarse fit
+            raise RequestError(str(exc)) from exc
         self.objects = {name: _detached(params) for name, params in updated.items()}
         return UpdateOutcome(result.final_loss, result.iterations, result.converged, result.wall_time_s)
 

@@ -3,6 +3,10 @@
 The latents are the model's own parameters of the target object: its translation (m) and
 rotation vector (rad) in the world and, for the thread, its joint angles (rad). Every other
 object, the table and the camera pose stay as they are (the robot and camera poses are known).
+
+The update starts from the model's current latents (`initial='current'`) or from a coarse
+model fitted to the same view (`initial='coarse'`, coarse.py): the paper's initial model
+built from an RGB-D view, which gradient descent on the render alone could not reach from far.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 import torch
 
 from samrl_model.real2sim.capture import Observation
+from samrl_model.real2sim.coarse import CoarseConfig, coarse_model
 from samrl_model.real2sim.losses import LossWeights, depth_to_points, emd, masked_image_l1, subsample
 from samrl_model.real2sim.optimise import OptimiseConfig, OptimiseResult, optimise
 from samrl_model.real2sim.surface import surface_samples, visible_surface_points
@@ -20,6 +25,7 @@ from samrl_model.render import ObjectParams, Renderer
 
 DEFAULT_CLOUD_POINTS = 500
 SURFACE_SAMPLES = 1500      # on the whole mesh; about a third to a half are visible
+INITIAL_MODELS = ('current', 'coarse')
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,12 @@ class Real2SimConfig:
     cloud_points: int = DEFAULT_CLOUD_POINTS
     optimise: OptimiseConfig = field(default_factory=OptimiseConfig)
     seed: int = 0
+    initial: str = 'current'        # start from the model's latents, or from a coarse fit to the view
+    coarse: CoarseConfig = field(default_factory=CoarseConfig)
+
+    def __post_init__(self):
+        if self.initial not in INITIAL_MODELS:
+            raise ValueError(f'initial must be one of {", ".join(INITIAL_MODELS)}, got {self.initial!r}')
 
 
 @dataclass(frozen=True)
@@ -68,10 +80,21 @@ def with_latents(params: ObjectParams, latents: dict[str, torch.Tensor]) -> Obje
 def update_model(observation: Observation, objects: dict[str, ObjectParams], camera_pose: torch.Tensor,
                  renderer: Renderer, config: Real2SimConfig = Real2SimConfig(), log=None
                  ) -> tuple[dict[str, ObjectParams], OptimiseResult]:
-    """Fit objects[observation.target] to the observation; returns the updated objects and the run."""
+    """Fit objects[observation.target] to the observation; returns the updated objects and the run.
+
+    With config.initial == 'coarse' the target's current latents are first replaced by a coarse fit
+    to the view (they still settle its symmetric yaw and the thread's grasp); a view too poor for
+    that fit raises ValueError.
+    """
     target = observation.target
     generator = torch.Generator().manual_seed(config.seed)
     real = real_targets(observation, config.cloud_points, generator)
+    if config.initial == 'coarse':
+        fit = coarse_model(observation, objects[target], config.coarse)
+        objects = {**objects, target: fit.params}
+        if log is not None:
+            log(f'coarse initial model of {target}: {fit.method}, {fit.points} points, '
+                f'mean residual {fit.residual_m * 1000:.2f} mm')
     k = observation.intrinsics
     iteration = [0]
     samples = surface_samples(objects[target].mesh, SURFACE_SAMPLES, np.random.default_rng(config.seed))
