@@ -1,10 +1,22 @@
-"""`samrl bench real2sim`: how well one Real2Sim update recovers a perturbed model from a PyBullet view.
+"""`samrl bench real2sim`: how well one Real2Sim update recovers the model from a PyBullet view.
 
 Per task and seed: the PyBullet world (TinyRenderer, a different renderer from the model's
-Mitsuba) gives a segmented RGB-D close view of the task's object; the model starts from the
-true state with the object's pose perturbed by PERTURB_TRANSLATION_M in a random direction and
-PERTURB_ROTATION_RAD about a random axis, and the thread's joints by a random bend; one update
-runs; errors are measured against the true state.
+Mitsuba) gives a segmented RGB-D close view of the task's object; one update runs; errors are
+measured against the true state. The update starts from (`init`):
+
+- 'perturbed': the true state with the object's pose perturbed by PERTURB_TRANSLATION_M in a
+  random direction and PERTURB_ROTATION_RAD about a random axis, the thread's joints by a
+  random bend;
+- 'coarse': the coarse model fitted to the same view (coarse.py), whose prior knows nothing of
+  the object's state: a hole block or pancake at the origin with zero yaw, a straight thread
+  held at the Panda's tool centre point (the robot's pose is known; the view hides the grasp).
+  The coarse fit's own error is reported as the initial error.
+
+Rotation errors are also given up to the object's symmetry (`rotation_sym_deg`): the hole block
+looks the same every quarter turn about its z axis and the pancake under any turn about it, so
+for them only that error is observable.
+
+Run standalone with `python -m samrl_model.real2sim.bench --help`.
 """
 
 from __future__ import annotations
@@ -15,8 +27,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from samrl_model.meshes import axis_angle_matrix, pose_matrix, thread_link_poses
+from samrl_model.meshes import axis_angle_matrix, pose_matrix, pose_matrix_from_quat, thread_link_poses
 from samrl_model.real2sim.capture import TARGETS, capture
+from samrl_model.real2sim.coarse import YAW_PERIOD_RAD, coarse_model
 from samrl_model.real2sim.optimise import OptimiseConfig
 from samrl_model.real2sim.update import Real2SimConfig, update_model
 from samrl_model.render import ObjectParams, Renderer, objects_from_world
@@ -26,6 +39,7 @@ PERTURB_ROTATION_RAD = np.radians(10.0)
 THREAD_BEND_RAD = 0.15          # each joint of the thread bent by up to this much
 M_TO_MM = 1000.0
 MIN_VISIBLE_PIXELS = 50         # fewer target pixels than this: the view shows too little to fit
+INITS = ('perturbed', 'coarse')
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,11 @@ class BenchConfig:
     height: int = 96
     iterations: int = 40
     time_budget_s: float = 60.0
+    init: str = 'perturbed'         # INITS: where the update starts
+
+    def __post_init__(self):
+        if self.init not in INITS:
+            raise ValueError(f'init must be one of {", ".join(INITS)}, got {self.init!r}')
 
 
 def _unit(rng: np.random.Generator) -> np.ndarray:
@@ -58,16 +77,55 @@ def _matrix_to_rotvec(matrix: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(Rotation.from_matrix(matrix.detach().numpy()).as_rotvec())
 
 
-def errors(estimate: ObjectParams, truth: ObjectParams) -> dict[str, float]:
-    relative = axis_angle_matrix(truth.rotation).T @ axis_angle_matrix(estimate.rotation)
-    cos_angle = float(((torch.trace(relative) - 1.0) / 2.0).clamp(-1.0, 1.0))
+def _angle_deg(relative: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip((np.trace(relative) - 1.0) / 2.0, -1.0, 1.0))))
+
+
+def symmetric_rotation_error_deg(relative: np.ndarray, yaw_period: float) -> float:
+    """Rotation angle of `relative` (truth^T estimate) up to turns about the object's z axis by
+    multiples of `yaw_period` (0: any turn, leaving the angle between the z axes)."""
+    if yaw_period == 0.0:
+        return float(np.degrees(np.arccos(np.clip(relative[2, 2], -1.0, 1.0))))
+    turns = np.arange(0.0, 2.0 * np.pi - 1e-9, yaw_period)
+    return min(_angle_deg(relative @ np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0],
+                                                [0.0, 0.0, 1.0]])) for a in turns)
+
+
+def errors(estimate: ObjectParams, truth: ObjectParams, yaw_period: float | None = None) -> dict[str, float]:
+    """Translation (mm) and rotation (deg) errors; with `yaw_period`, also the rotation error up to
+    the object's symmetry; for the thread, the mean distance of its links (mm)."""
+    relative = (axis_angle_matrix(truth.rotation).T @ axis_angle_matrix(estimate.rotation)).detach().numpy()
     result = {'translation_mm': float((estimate.translation - truth.translation).norm()) * M_TO_MM,
-              'rotation_deg': float(np.degrees(np.arccos(cos_angle)))}
+              'rotation_deg': _angle_deg(relative)}
+    if yaw_period is not None:
+        result['rotation_sym_deg'] = symmetric_rotation_error_deg(relative, yaw_period)
     if truth.joint_angles is not None:
         links = [thread_link_poses(p.joint_angles, pose_matrix(p.translation, p.rotation), p.thread_spec)[:, :3, 3]
                  for p in (estimate, truth)]
         result['thread_mm'] = float((links[0] - links[1]).norm(dim=1).mean()) * M_TO_MM
     return result
+
+
+def uninformed_prior(world, truth: ObjectParams) -> ObjectParams:
+    """What the coarse fit may know beforehand: the object's shape and, for the thread, the grasp
+    (the Panda's tool centre point, where the grasped segment sits); nothing of its state."""
+    zero = torch.zeros(3, dtype=torch.float64)
+    if truth.joint_angles is None:
+        return replace(truth, translation=zero, rotation=zero)
+    tcp = world.tcp_pose()
+    tcp_matrix = pose_matrix_from_quat(tcp.position, tcp.quaternion)
+    return replace(truth, translation=tcp_matrix[:3, 3], rotation=_matrix_to_rotvec(tcp_matrix[:3, :3]),
+                   joint_angles=torch.zeros_like(truth.joint_angles))
+
+
+def _start(world, observation, truth: ObjectParams, seed: int, init: str) -> tuple[ObjectParams, dict]:
+    """The update's starting latents of the target, and what producing them cost."""
+    if init == 'perturbed':
+        return perturb(truth, np.random.default_rng(seed)), {}
+    start = time.perf_counter()
+    fit = coarse_model(observation, uninformed_prior(world, truth))
+    return fit.params, {'coarse': {'points': fit.points, 'residual_mm': fit.residual_m * M_TO_MM,
+                                   'see_through': fit.see_through, 'wall_time_s': time.perf_counter() - start}}
 
 
 def run_case(world, task: str, seed: int, config: BenchConfig) -> dict:
@@ -79,15 +137,17 @@ def run_case(world, task: str, seed: int, config: BenchConfig) -> dict:
         return {'task': task, 'seed': seed, 'skipped': f'{target} shows {int(observation.mask.sum())} pixels'}
     objects, camera = objects_from_world(world)
     truth = objects[target]
-    start_params = perturb(truth, np.random.default_rng(seed))
+    start_params, extra = _start(world, observation, truth, seed, config.init)
     renderer = Renderer(observation.intrinsics)
     r2s = Real2SimConfig(optimise=OptimiseConfig(max_iterations=config.iterations,
                                                  time_budget_s=config.time_budget_s), seed=seed)
     start = time.perf_counter()
     updated, result = update_model(observation, {**objects, target: start_params}, camera, renderer, r2s)
     wall = time.perf_counter() - start
-    return {'task': task, 'seed': seed, 'initial': errors(start_params, truth), 'final': errors(updated[target], truth),
-            'iterations': result.iterations, 'wall_time_s': wall, 'final_loss': result.final_loss}
+    period = YAW_PERIOD_RAD.get(target)
+    return {'task': task, 'seed': seed, 'init': config.init, 'initial': errors(start_params, truth, period),
+            'final': errors(updated[target], truth, period), 'iterations': result.iterations,
+            'wall_time_s': wall, 'final_loss': result.final_loss, **extra}
 
 
 def summarise(all_cases: list[dict]) -> dict:
@@ -100,6 +160,8 @@ def summarise(all_cases: list[dict]) -> dict:
     summary.update({f'initial_{k}_mean': float(np.mean([c['initial'][k] for c in cases])) for k in keys})
     summary['iterations_mean'] = float(np.mean([c['iterations'] for c in cases]))
     summary['wall_time_s_mean'] = float(np.mean([c['wall_time_s'] for c in cases]))
+    if 'coarse' in cases[0]:
+        summary['coarse_wall_time_s_mean'] = float(np.mean([c['coarse']['wall_time_s'] for c in cases]))
     summary['seeds'] = len(cases)
     summary['skipped'] = len(all_cases) - len(cases)
     return summary
@@ -122,3 +184,55 @@ def run_benchmark(tasks: tuple[str, ...], seeds: range, config: BenchConfig = Be
             world.close()
         results[task] = {'summary': summarise(cases), 'cases': cases}
     return results
+
+
+def format_summary(task: str, summary: dict, init: str = 'perturbed') -> str:
+    """One line per task: error after the update (mean), from the start's error, and the costs."""
+    if not summary['seeds']:
+        return f'{task:>17}: every seed skipped (object not visible)'
+
+    def pose(prefix: str) -> str:
+        text = f'{summary[prefix + "translation_mm_mean"]:.2f} mm / {summary[prefix + "rotation_deg_mean"]:.2f} deg'
+        if prefix + 'rotation_sym_deg_mean' in summary:
+            text += f' ({summary[prefix + "rotation_sym_deg_mean"]:.2f} deg up to symmetry)'
+        if prefix + 'thread_mm_mean' in summary:
+            text += f', thread {summary[prefix + "thread_mm_mean"]:.2f} mm'
+        return text
+
+    coarse = f', coarse fit {summary["coarse_wall_time_s_mean"]:.2f} s' if 'coarse_wall_time_s_mean' in summary else ''
+    return (f'{task:>17}: {pose("")} (mean; from {init} {pose("initial_")}), {summary["iterations_mean"]:.0f} '
+            f'iterations, {summary["wall_time_s_mean"]:.1f} s per update{coarse}, {summary["seeds"]} seeds '
+            f'({summary["skipped"]} skipped: object hidden)')
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The bench without the samrl CLI (same flags as `samrl bench real2sim`, plus --init)."""
+    import argparse
+    import json
+    from pathlib import Path
+    parser = argparse.ArgumentParser(prog='python -m samrl_model.real2sim.bench', description=__doc__.split('\n')[0])
+    parser.add_argument('--tasks', default='all', help='comma-separated tasks or "all"')
+    parser.add_argument('--seeds', type=int, default=20, help='seeds per task (default 20)')
+    parser.add_argument('--seed', type=int, default=0, help='first seed (default 0)')
+    parser.add_argument('--iterations', type=int, default=40, help='update iterations (default 40)')
+    parser.add_argument('--time-budget', type=float, default=60.0, help='seconds per update (default 60)')
+    parser.add_argument('--size', default='128x96', help='image size WxH (default 128x96)')
+    parser.add_argument('--init', choices=INITS, default='perturbed', help='where the update starts')
+    parser.add_argument('--json', help='write the results here')
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.split('x'))
+    tasks = tuple(TARGETS) if args.tasks == 'all' else tuple(args.tasks.split(','))
+    config = BenchConfig(width, height, args.iterations, args.time_budget, args.init)
+    results = run_benchmark(tasks, range(args.seed, args.seed + args.seeds), config)
+    for task, result in results.items():
+        print(format_summary(task, result['summary'], config.init))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({'benchmark': 'real2sim', 'config': vars(config), 'results': results},
+                                              indent=2) + '\n')
+        print(f'wrote {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
