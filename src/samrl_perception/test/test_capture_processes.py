@@ -7,10 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from samrl_common import msgs
 from samrl_common.images import array_to_image, depth_array_m, image_to_array
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, stamp_to_s
-from samrl_common.testing import NodeProcess, isolated_environment, wait_until
+from samrl_common.testing import wait_until
 from samrl_common.tf import Transform, TransformBuffer
 from samrl_common.tf_ros import StaticTransformBroadcaster, TransformListener, to_msg
 from samrl_perception.capture_node import POINTS_TOPIC, RGBD_TOPIC, stamp_msg
@@ -27,23 +26,6 @@ CAMERA_RATE_HZ = 5.0
 RATE_TOLERANCE_HZ = 0.75
 WIDTH, HEIGHT, STRIDE = 320, 240, 4
 FRAMES = 13
-
-
-@pytest.fixture
-def graph(tmp_path):
-    env = isolated_environment()
-    started: list[NodeProcess] = []
-
-    def start(module: str, *params: str) -> NodeProcess:
-        args = ['--ros-args'] + [a for p in params for a in ('-p', p)]
-        started.append(NodeProcess(module, args, env, tmp_path))
-        return started[-1]
-
-    node = Node('capture_test', argv=[])
-    yield start, node
-    node.destroy()
-    for process in started:
-        process.stop()
 
 
 def _same_pose(pose, transform: Transform, atol=1e-6) -> bool:

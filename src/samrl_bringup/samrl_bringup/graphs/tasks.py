@@ -1,9 +1,14 @@
-"""The task graphs: the PyBullet bridge standing in for both robots and the camera, plus a controller.
+"""The task graphs: the PyBullet bridge standing in for both robots and the camera, perception, the
+model M and a controller, one process each.
 
-    samrl launch needle_threading [episodes:=5] [seed:=0] [controller:=oracle|none] ...
+    samrl launch needle_threading [episodes:=5] [seed:=0] [controller:=oracle|none]
+                                  [segmentation:=mask_rcnn|oracle|none] [model:=true|false] ...
 
-With `controller:=none` only the world runs, for another controller (or a person with
-`ros2 topic pub`) to drive it. On hardware the bridge is replaced by the drivers (later issue).
+sim_bridge -> capture_node (synchronized RGB-D + camera pose) -> segmentation_node (object masks,
+the target's cloud); model_node serves Real2Sim updates and renders of M. With `controller:=none`
+only the world runs, for another controller (or a person with `ros2 topic pub`) to drive it;
+`segmentation:=oracle` uses the simulator's labels (ablations only); `segmentation:=none` leaves
+perception out. On hardware the bridge is replaced by the drivers (later issue).
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from samrl_bringup.graph import Graph, LaunchArgument, NodeSpec, config_file, in
 
 TASKS = ('needle_threading', 'peg_insertion', 'spatula_flipping')
 CONTROLLERS = ('oracle', 'none')
+SEGMENTATION = ('mask_rcnn', 'oracle', 'none')
+SWITCH = ('true', 'false')
+# The object each task's perception follows and Real2Sim fits (samrl_model.real2sim.capture.TARGETS).
+TARGET_OBJECT = {'needle_threading': 'thread', 'peg_insertion': 'hole_block', 'spatula_flipping': 'pancake'}
 
 
 def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
@@ -23,6 +32,14 @@ def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
                                   'seed': int_argument(args, 'seed'),
                                   'image_width': int_argument(args, 'image_width', 16),
                                   'image_height': int_argument(args, 'image_height', 16)})]
+    if args['segmentation'] != 'none':
+        nodes.append(NodeSpec('samrl_perception', 'capture_node', 'samrl_perception.capture_node', 'capture_node'))
+        nodes.append(NodeSpec('samrl_perception', 'segmentation_node', 'samrl_perception.segmentation_node',
+                              'segmentation_node', parameters={'source': args['segmentation'],
+                                                               'target_object': TARGET_OBJECT[task]}))
+    if args['model'] == 'true':
+        nodes.append(NodeSpec('samrl_model', 'model_node', 'samrl_model.model_node', 'model_node',
+                              parameters={'task': task, 'initial_seed': int_argument(args, 'seed')}))
     if args['controller'] == 'oracle':
         nodes.append(NodeSpec('samrl_sim', 'oracle_controller', 'samrl_sim.oracle_node', 'oracle_controller',
                               param_files=(params,), parameters={'task': task}))
@@ -32,11 +49,14 @@ def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
 def task_graph(task: str) -> Graph:
     return Graph(
         name=task,
-        description=f'{task}: PyBullet world (sim bridge) and a controller, one process each',
+        description=f'{task}: PyBullet world (sim bridge), perception, the model M and a controller',
         arguments=(
             LaunchArgument('episodes', '0', 'stop the graph after this many episodes (0: run until Ctrl-C)'),
             LaunchArgument('seed', '0', 'seed of the first episode; episode i uses seed + i'),
             LaunchArgument('controller', 'oracle', 'controller driving the Franka', CONTROLLERS),
+            LaunchArgument('segmentation', 'mask_rcnn', 'object masks: the trained network, the simulator\'s '
+                           'labels (ablations only) or no perception nodes', SEGMENTATION),
+            LaunchArgument('model', 'true', 'run model_node (Real2Sim and renders of M)', SWITCH),
             LaunchArgument('image_width', '640', 'camera image width (px)'),
             LaunchArgument('image_height', '480', 'camera image height (px)'),
         ),
