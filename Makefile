@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT := out
 
-.PHONY: setup demo test bench-transport bench-sim eval-oracle clean
+.PHONY: setup demo test bench-transport bench-sim eval-oracle segmentation-data train-segmentation \
+	bench-segmentation clean
 
 setup:
 	@bash tools/setup_env.sh
@@ -27,3 +28,14 @@ bench-sim: setup
 eval-oracle: setup
 	for task in needle_threading peg_insertion spatula_flipping; do \
 	  $(BIN)/samrl eval $$task --controller oracle --episodes 50 --seed 0 || exit 1; done
+
+# The shipped Mask R-CNN checkpoint is made by these two steps (see its _card.json for the record).
+segmentation-data: setup
+	$(BIN)/samrl perception data --split train --count 1500 --workers 2
+
+train-segmentation: setup
+	$(BIN)/samrl perception train --data $(OUT)/segmentation/train --iterations 2500 --seed 0 \
+	  --checkpoint src/samrl_perception/samrl_perception/checkpoints/maskrcnn_r18fpn.pt
+
+bench-segmentation: setup
+	$(BIN)/samrl bench segmentation --count 240 --json $(OUT)/bench_segmentation.json
