@@ -34,7 +34,7 @@ segmentation-data: setup
 	$(BIN)/samrl perception data --split train --count 1500 --workers 2
 
 train-segmentation: setup
-	$(BIN)/samrl perception train --data $(OUT)/segmentation/train --iterations 2500 --seed 0 \
+	$(BIN)/samrl perception train --data $(OUT)/segmentation/train --iterations 2000 --seed 0 --threads 1 \
 	  --checkpoint src/samrl_perception/samrl_perception/checkpoints/maskrcnn_r18fpn.pt
 
 bench-segmentation: setup
