@@ -12,19 +12,24 @@ spec is the CAD model), so building the initial model means fitting that known s
       that PCA would give are undefined for these shapes (a square's and a disc's xy covariance
       is isotropic); the tightest rectangle is not, and for a square it is the square.
    b. Position: the rectangle's centre; height: the object's rest height on the plane z = 0.
-   c. Refinement: point-to-plane ICP (open3d) of the cloud against samples of the object's own
-      mesh, keeping only samples the camera can see at the current estimate (a single view shows
-      the front surfaces; unseen or internal faces would attract wrong matches). The result is
-      put back on the table (upright, resting) after each round, since ICP on one partial view
-      can tilt a thin object.
-   d. Symmetry: the block looks the same every quarter turn and the pancake under any turn
+   c. Refinement: point-to-plane ICP of the cloud against samples of the object's own mesh,
+      restricted to the table's three freedoms (x, y, yaw) so the result stays upright and
+      resting, and matched only against samples the camera can see at the current estimate
+      (open3d ray casting; one view shows front surfaces only, and internal faces of compound
+      meshes would attract wrong matches). open3d's 6-DoF ICP is not used: on a view that is
+      mostly one plane (a pancake under the spatula) it slides along that plane (tried: 0.3 m).
+   d. A partly hidden object fits many poses, so ICP runs from a grid of starts around the
+      footprint's centre and keeps the pose most consistent with the view: close to the
+      cloud, and with none of its visible surface where the camera sees past it (free space).
+   e. Symmetry: the block looks the same every quarter turn and the pancake under any turn
       about its axis, so the view cannot tell these yaws apart: the one nearest the prior's
       yaw is kept (the pancake keeps the prior's yaw).
 3. The thread (a chain held by the Panda): its grasped segment is where the gripper is (the
    robot's pose is known), so the prior's base pose anchors the chain and the joint angles are
    fitted by robust least squares so the chain's centreline runs through the cloud, with a
    weak pull towards straight for the links the view does not show (in the close view the
-   hand hides most of the thread).
+   hand hides the grasp and the tail; the tip is seen).
+4. Colour: the median of the masked pixels (the model shades each object flat).
 
 Each step fails with a ValueError naming the reason when the view holds too few points.
 """

@@ -4,6 +4,10 @@ The latents are the model's own parameters of the target object: its translation
 rotation vector (rad) in the world and, for the thread, its joint angles (rad). Every other
 object, the table and the camera pose stay as they are (the robot and camera poses are known).
 
+Pixels where the camera sees something nearer than anything the model has there (an occluder
+the model lacks, such as the Panda's hand in front of the thread it holds) are left out of both
+loss terms: the model cannot explain them, and comparing there pulls the object out of view.
+
 The update starts from the model's current latents (`initial='current'`) or from a coarse
 model fitted to the same view (`initial='coarse'`, coarse.py): the paper's initial model
 built from an RGB-D view, which gradient descent on the render alone could not reach from far.
@@ -26,6 +30,7 @@ from samrl_model.render import ObjectParams, Renderer
 DEFAULT_CLOUD_POINTS = 500
 SURFACE_SAMPLES = 1500      # on the whole mesh; about a third to a half are visible
 INITIAL_MODELS = ('current', 'coarse')
+OCCLUSION_MARGIN_M = 0.005  # the camera's surface must be this much nearer than the model's to hide it
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Real2SimConfig:
     optimise: OptimiseConfig = field(default_factory=OptimiseConfig)
     seed: int = 0
     initial: str = 'current'        # start from the model's latents, or from a coarse fit to the view
+    ignore_unmodelled_occluders: bool = True
     coarse: CoarseConfig = field(default_factory=CoarseConfig)
 
     def __post_init__(self):
@@ -44,11 +50,12 @@ class Real2SimConfig:
 
 @dataclass(frozen=True)
 class RealTargets:
-    """The camera's side of Eqs. (2)-(3) as torch tensors."""
+    """The camera's side of Eqs. (2)-(3) as torch tensors (and its depth, to find occluders)."""
 
     rgb: torch.Tensor
     mask: torch.Tensor
     cloud: torch.Tensor
+    depth: torch.Tensor
 
 
 def real_targets(observation: Observation, cloud_points: int, generator: torch.Generator) -> RealTargets:
@@ -60,7 +67,14 @@ def real_targets(observation: Observation, cloud_points: int, generator: torch.G
     cloud = depth_to_points(torch.as_tensor(observation.depth_m, dtype=torch.float64), mask, k.fx, k.fy, k.cx, k.cy)
     if len(cloud) == 0:
         raise ValueError(f'no valid depth on the mask of {observation.target}')
-    return RealTargets(rgb, mask, subsample(cloud, cloud_points, generator))
+    depth = torch.as_tensor(observation.depth_m, dtype=torch.float64)
+    return RealTargets(rgb, mask, subsample(cloud, cloud_points, generator), depth)
+
+
+def unmodelled_occlusion(real: RealTargets, model_depth: torch.Tensor) -> torch.Tensor:
+    """(H, W) bool: pixels off the target where the camera sees a surface nearer than the model's."""
+    return ((real.mask < 0.5) & (real.depth > 0) & (model_depth > 0)
+            & (real.depth < model_depth.to(real.depth.dtype) - OCCLUSION_MARGIN_M))
 
 
 def latents_of(params: ObjectParams) -> dict[str, torch.Tensor]:
@@ -103,10 +117,13 @@ def update_model(observation: Observation, objects: dict[str, ObjectParams], cam
         model = {**objects, target: with_latents(objects[target], latents)}
         out = renderer.render(model, camera_pose, target=target, seed=config.seed + iteration[0])
         iteration[0] += 1
-        image = masked_image_l1(real.rgb, real.mask, out.rgb, out.mask)
+        compared = torch.ones_like(real.mask)
+        if config.ignore_unmodelled_occluders:
+            compared = compared * ~unmodelled_occlusion(real, out.depth.detach())
+        image = masked_image_l1(real.rgb, real.mask * compared, out.rgb, out.mask * compared)
         loss, terms = config.weights.image * image, {'image_l1': image.item()}
         cloud, weights = visible_surface_points(model[target], samples, camera_pose, out.depth.detach(),
-                                                out.mask.detach(), k.fx, k.fy, k.cx, k.cy)
+                                                out.mask.detach() * compared, k.fx, k.fy, k.cx, k.cy)
         if len(cloud):  # an object rendered out of view has no cloud: the image term pulls it back
             distance = emd(cloud, real.cloud, weights)
             loss = loss + config.weights.cloud * distance
