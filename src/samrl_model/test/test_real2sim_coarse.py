@@ -11,9 +11,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from samrl_model.meshes import pose_matrix, thread_link_poses
-from samrl_model.real2sim.bench import errors, uninformed_prior
+from samrl_model.real2sim.bench import errors, symmetric_rotation_error_deg, uninformed_prior
 from samrl_model.real2sim.capture import TARGETS, Observation, capture
 from samrl_model.real2sim.coarse import (YAW_PERIOD_RAD, coarse_model, footprint_rectangle, nearest_symmetric_yaw,
                                          yaw_of)
@@ -121,3 +122,13 @@ def test_nearest_symmetric_yaw():
     assert nearest_symmetric_yaw(0.1, 1.4, quarter) == pytest.approx(0.1 + quarter)
     assert nearest_symmetric_yaw(0.1, -0.2, quarter) == pytest.approx(0.1)
     assert nearest_symmetric_yaw(2.0, 0.7, 0.0) == 0.7
+
+
+def test_rotation_error_up_to_symmetry():
+    def turn(axis, degrees):
+        return Rotation.from_rotvec(np.radians(degrees) * np.asarray(axis, dtype=float)).as_matrix()
+
+    quarter = np.pi / 2
+    assert symmetric_rotation_error_deg(turn([0, 0, 1], 90.0), quarter) == pytest.approx(0.0, abs=1e-6)
+    assert symmetric_rotation_error_deg(turn([0, 0, 1], 100.0), quarter) == pytest.approx(10.0)
+    assert symmetric_rotation_error_deg(turn([0, 0, 1], 123.0) @ turn([1, 0, 0], 5.0), 0.0) == pytest.approx(5.0)
