@@ -61,6 +61,8 @@ ICP_CONVERGED_RAD = 1e-4
 
 @dataclass(frozen=True)
 class CoarseConfig:
+    """Cloud cleaning, ICP and thread-fit settings (lengths in metres)."""
+
     voxel_m: float = 0.002              # about one pixel at the close views' range
     start_voxel_m: float = 0.005        # sparser cloud to rank the ICP starts
     outlier_neighbours: int = 12
