@@ -92,21 +92,14 @@ def cmd_bench_physics(args) -> int:
 
 
 def cmd_bench_real2sim(args) -> int:
-    from samrl_model.real2sim.bench import BenchConfig, run_benchmark
+    from samrl_model.real2sim.bench import BenchConfig, format_summary, run_benchmark
     width, height = (int(v) for v in args.size.split('x'))
     tasks = TASKS if args.tasks == 'all' else tuple(args.tasks.split(','))
-    config = BenchConfig(width=width, height=height, iterations=args.iterations, time_budget_s=args.time_budget)
+    config = BenchConfig(width=width, height=height, iterations=args.iterations, time_budget_s=args.time_budget,
+                         init=args.init)
     results = run_benchmark(tasks, range(args.seed, args.seed + args.seeds), config)
     for task, result in results.items():
-        s = result['summary']
-        if not s['seeds']:
-            print(f'{task:>17}: every seed skipped (object not visible)')
-            continue
-        thread = f', thread {s["thread_mm_mean"]:.2f} mm' if 'thread_mm_mean' in s else ''
-        print(f'{task:>17}: pose error {s["translation_mm_mean"]:.2f} mm / {s["rotation_deg_mean"]:.2f} deg (mean; '
-              f'from {s["initial_translation_mm_mean"]:.0f} mm / {s["initial_rotation_deg_mean"]:.0f} deg){thread}, '
-              f'{s["iterations_mean"]:.0f} iterations, {s["wall_time_s_mean"]:.1f} s per update, '
-              f'{s["seeds"]} seeds ({s["skipped"]} skipped: object hidden)')
+        print(format_summary(task, result['summary'], config.init))
     _write_json(args.json, {'benchmark': 'real2sim', 'config': vars(config), 'results': results})
     return 0
 
@@ -207,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     real2sim.add_argument('--iterations', type=_positive_int, default=40, help='update iterations (default 40)')
     real2sim.add_argument('--time-budget', type=float, default=60.0, help='seconds per update (default 60)')
     real2sim.add_argument('--size', default='128x96', help='image size WxH (default 128x96)')
+    real2sim.add_argument('--init', choices=('perturbed', 'coarse'), default='perturbed',
+                          help='start from the truth perturbed by 2 cm / 10 deg, or from the coarse fit to the view')
     real2sim.add_argument('--json', help='write the results here')
     real2sim.set_defaults(run=cmd_bench_real2sim)
 

@@ -203,36 +203,3 @@ def format_summary(task: str, summary: dict, init: str = 'perturbed') -> str:
     return (f'{task:>17}: {pose("")} (mean; from {init} {pose("initial_")}), {summary["iterations_mean"]:.0f} '
             f'iterations, {summary["wall_time_s_mean"]:.1f} s per update{coarse}, {summary["seeds"]} seeds '
             f'({summary["skipped"]} skipped: object hidden)')
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The bench without the samrl CLI (same flags as `samrl bench real2sim`, plus --init)."""
-    import argparse
-    import json
-    from pathlib import Path
-    parser = argparse.ArgumentParser(prog='python -m samrl_model.real2sim.bench', description=__doc__.split('\n')[0])
-    parser.add_argument('--tasks', default='all', help='comma-separated tasks or "all"')
-    parser.add_argument('--seeds', type=int, default=20, help='seeds per task (default 20)')
-    parser.add_argument('--seed', type=int, default=0, help='first seed (default 0)')
-    parser.add_argument('--iterations', type=int, default=40, help='update iterations (default 40)')
-    parser.add_argument('--time-budget', type=float, default=60.0, help='seconds per update (default 60)')
-    parser.add_argument('--size', default='128x96', help='image size WxH (default 128x96)')
-    parser.add_argument('--init', choices=INITS, default='perturbed', help='where the update starts')
-    parser.add_argument('--json', help='write the results here')
-    args = parser.parse_args(argv)
-    width, height = (int(v) for v in args.size.split('x'))
-    tasks = tuple(TARGETS) if args.tasks == 'all' else tuple(args.tasks.split(','))
-    config = BenchConfig(width, height, args.iterations, args.time_budget, args.init)
-    results = run_benchmark(tasks, range(args.seed, args.seed + args.seeds), config)
-    for task, result in results.items():
-        print(format_summary(task, result['summary'], config.init))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({'benchmark': 'real2sim', 'config': vars(config), 'results': results},
-                                              indent=2) + '\n')
-        print(f'wrote {args.json}')
-    return 0
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())
