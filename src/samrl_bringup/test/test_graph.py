@@ -67,3 +67,19 @@ def test_launch_argument_syntax():
 def test_unknown_graph_lists_the_known_ones():
     with pytest.raises(KeyError, match='available: demo'):
         get_graph('nope')
+
+
+def test_rviz_config_shows_topics_the_nodes_publish():
+    """The RViz view names live topics: a renamed topic must be renamed there too."""
+    import yaml
+
+    from samrl_perception.capture_node import POINTS_TOPIC
+    from samrl_perception.segmentation_node import OVERLAY_TOPIC, TARGET_POINTS_TOPIC
+    from samrl_sim.bridge_node import COLOR_TOPIC
+    config = yaml.safe_load((share_directory() / 'rviz' / 'samrl.rviz').read_text())
+    displays = config['Visualization Manager']['Displays']
+    topics = {d['Topic']['Value'] for d in displays if 'Topic' in d}
+    assert {POINTS_TOPIC, TARGET_POINTS_TOPIC, OVERLAY_TOPIC, COLOR_TOPIC, '/samrl/model/rendered/image_raw'} == topics
+    assert config['Visualization Manager']['Global Options']['Fixed Frame'] == 'world'
+    model_node = Path(importlib.util.find_spec('samrl_model.model_node').origin).read_text()
+    assert "'/samrl/model/rendered/image_raw'" in model_node

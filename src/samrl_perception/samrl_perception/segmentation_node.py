@@ -14,6 +14,8 @@ Publishes (sensor-data QoS):
                                    object, the scores and a class label image
   /samrl/perception/target_points  sensor_msgs/PointCloud2: the target object's points (optical
                                    frame, x y z rgb), for Real2Sim and RViz
+  /samrl/perception/overlay        sensor_msgs/Image rgb8: the frame with each object's mask
+                                   tinted in its class colour, for RViz; only while someone looks
 Frames it cannot use are dropped with a rate-limited warning naming why; the node keeps running.
 """
 
@@ -42,6 +44,11 @@ from samrl_sim.objects import OBJECT_CLASSES
 
 MASKS_TOPIC = '/samrl/perception/masks'
 TARGET_POINTS_TOPIC = '/samrl/perception/target_points'
+OVERLAY_TOPIC = '/samrl/perception/overlay'
+# Overlay tint of each class (OBJECT_CLASSES order), RGB 0..255, and how strongly it covers the image.
+CLASS_COLOURS = np.array([[255, 220, 0], [0, 200, 255], [255, 60, 60], [60, 90, 255], [180, 0, 255],
+                          [255, 140, 0]], np.float32)
+OVERLAY_ALPHA = 0.6
 SOURCES = ('mask_rcnn', 'oracle')
 PROCESS_PERIOD_S = 0.005        # how often the newest waiting frame is looked at
 DROP_LOG_PERIOD_S = 2.0
@@ -102,6 +109,14 @@ def oracle_segmentation(labels: np.ndarray) -> Segmentation:
     return Segmentation(instances, labels.astype(np.uint8))
 
 
+def overlay(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The image with every labelled pixel blended towards its class colour."""
+    out = rgb.astype(np.float32)
+    on = labels > 0
+    out[on] = (1 - OVERLAY_ALPHA) * out[on] + OVERLAY_ALPHA * CLASS_COLOURS[labels[on] - 1]
+    return out.round().astype(np.uint8)
+
+
 def masks_msg(segmentation: Segmentation, source: str, header):
     to_image = (lambda array: array_to_image(array, 'mono8', header.stamp, header.frame_id))
     message = msgs.samrl_interfaces.msg.ObjectMasks(
@@ -123,6 +138,7 @@ class SegmentationNode(Node):
         self.segmented, self.dropped = 0, Counter()
         self.masks_pub = self.create_publisher('samrl_interfaces/msg/ObjectMasks', MASKS_TOPIC, QOS_SENSOR_DATA)
         self.points_pub = self.create_publisher('sensor_msgs/msg/PointCloud2', TARGET_POINTS_TOPIC, QOS_SENSOR_DATA)
+        self.overlay_pub = self.create_publisher('sensor_msgs/msg/Image', OVERLAY_TOPIC, QOS_SENSOR_DATA)
         self.create_subscription('samrl_interfaces/msg/RGBDFrame', p.frame_topic, self.on_frame, QOS_SENSOR_DATA)
         if p.source == 'oracle':
             self.create_subscription('sensor_msgs/msg/Image', p.oracle_labels_topic, self.on_labels, QOS_SENSOR_DATA)
@@ -195,6 +211,9 @@ class SegmentationNode(Node):
     def _publish(self, header, frame: DecodedFrame, segmentation: Segmentation) -> None:
         self.masks_pub.publish(masks_msg(segmentation, self.params.source, header))
         self.segmented += 1
+        if self.overlay_pub.get_subscription_count() > 0:
+            self.overlay_pub.publish(array_to_image(overlay(frame.rgb, segmentation.labels), 'rgb8', header.stamp,
+                                                    header.frame_id))
         target = segmentation.mask(self.params.target_object)
         if target.any():
             points, pixels = points_from_depth(frame.depth_m, frame.intrinsics, mask=target)
