@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from samrl_common.runtime.dds_config import loopback_environment
@@ -63,3 +64,28 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, period_s: float 
             return False
         time.sleep(period_s)
     return True
+
+
+@contextmanager
+def node_graph(log_dir: Path, test_node: str) -> Iterator[tuple[Callable[..., NodeProcess], object, dict[str, str]]]:
+    """Nodes started as processes on an isolated DDS domain, and a test-side node on the same domain.
+
+    Yields (start(module, *params) -> NodeProcess, the test node, the environment); every process is
+    stopped and the test node destroyed afterwards. Params are 'name:=value' strings.
+    """
+    from samrl_common.runtime import Node
+    env = isolated_environment()
+    started: list[NodeProcess] = []
+
+    def start(module: str, *params: str) -> NodeProcess:
+        args = ['--ros-args'] + [a for p in params for a in ('-p', p)]
+        started.append(NodeProcess(module, args, env, log_dir))
+        return started[-1]
+
+    node = Node(test_node, argv=[])
+    try:
+        yield start, node, env
+    finally:
+        node.destroy()
+        for process in started:
+            process.stop()

@@ -18,7 +18,6 @@ use are dropped, counted per reason and logged (at most once a period per kind) 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 from samrl_common import msgs
@@ -27,7 +26,7 @@ from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node, stamp_to_s
 from samrl_common.tf import TransformBuffer, TransformError
 from samrl_common.tf_ros import TransformListener
 from samrl_perception.pointcloud import pointcloud2_msg, points_from_depth
-from samrl_perception.rgbd import (NS_PER_S, FramePairer, FrameError, NotYetAvailable, Reason, RetryQueue,
+from samrl_perception.rgbd import (NS_PER_S, DropLog, FramePairer, FrameError, NotYetAvailable, Reason, RetryQueue,
                                    RGBDFrame, StampedImage, check_pair, decode_color, decode_depth,
                                    intrinsics_from_camera_info, make_frame)
 from samrl_sim.bridge_node import COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
@@ -106,7 +105,7 @@ class CaptureNode(Node):
                                                                                  MAX_WAITING_PAIRS)
         self.camera_info = None  # (message, intrinsics) of the latest valid camera_info
         self.published = 0
-        self.dropped: Counter[str] = Counter()
+        self.drops = DropLog(self.logger, DROP_LOG_PERIOD_S)
         self.tf = TransformListener(self, TransformBuffer())
         self.rgbd_pub = self.create_publisher('samrl_interfaces/msg/RGBDFrame', RGBD_TOPIC, QOS_SENSOR_DATA)
         self.points_pub = self.create_publisher('sensor_msgs/msg/PointCloud2', POINTS_TOPIC, QOS_SENSOR_DATA)
@@ -129,11 +128,11 @@ class CaptureNode(Node):
         try:
             image = decode(message)
         except FrameError as exc:
-            self._drop(what, exc)
+            self.drops.drop(what, exc)
             return
         result = add(image.stamp_ns, image)
         for unmatched in result.dropped:
-            self._drop(f'{unmatched.stream} image', FrameError(
+            self.drops.drop(f'{unmatched.stream} image', FrameError(
                 Reason.UNMATCHED, f'stamp {unmatched.stamp_ns / NS_PER_S:.6f} s: {unmatched.why}'))
         if result.pair is not None:
             self._on_pair(result.pair)
@@ -142,11 +141,11 @@ class CaptureNode(Node):
         try:
             check_pair(*pair, self.params.optical_frame)
         except FrameError as exc:
-            self._drop('frame', exc)
+            self.drops.drop('frame', exc)
             return
         pushed_out = self.waiting.add(pair, time.monotonic())
         if pushed_out is not None:
-            self._drop('frame', FrameError(Reason.TRANSFORM, f'more than {MAX_WAITING_PAIRS} frames waiting for '
+            self.drops.drop('frame', FrameError(Reason.TRANSFORM, f'more than {MAX_WAITING_PAIRS} frames waiting for '
                                                              'their camera pose or camera_info'))
         self.process_waiting()  # most often everything is there already
 
@@ -154,13 +153,13 @@ class CaptureNode(Node):
         try:
             self.camera_info = (message, intrinsics_from_camera_info(message))
         except FrameError as exc:
-            self._drop('camera_info', exc)
+            self.drops.drop('camera_info', exc)
 
     # -- output ----------------------------------------------------------------------------------
     def process_waiting(self) -> None:
         if len(self.waiting):
             for _pair, error in self.waiting.process(self._publish, time.monotonic()):
-                self._drop('frame', error)
+                self.drops.drop('frame', error)
 
     def _publish(self, pair: tuple[StampedImage, StampedImage]) -> None:
         """Publish the pair's frame, or raise why not (NotYetAvailable: worth another try)."""
@@ -181,14 +180,8 @@ class CaptureNode(Node):
             colors = frame.rgb[pixels[:, 0], pixels[:, 1]]
             self.points_pub.publish(pointcloud2_msg(points, colors, at, frame.frame_id))
 
-    def _drop(self, what: str, error: FrameError) -> None:
-        self.dropped[error.reason] += 1
-        self.logger.warn_throttled(f'{what}:{error.reason}', f'dropped {what} ({error.reason}, '
-                                   f'{self.dropped[error.reason]} so far): {error}', DROP_LOG_PERIOD_S)
-
     def destroy(self) -> None:
-        dropped = ', '.join(f'{reason} {count}' for reason, count in sorted(self.dropped.items())) or 'none'
-        self.logger.info(f'published {self.published} frames; dropped: {dropped}')
+        self.logger.info(f'published {self.published} frames; dropped: {self.drops.summary()}')
         super().destroy()
 
 

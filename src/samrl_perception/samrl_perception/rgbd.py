@@ -17,7 +17,7 @@ Message arguments are duck-typed (only their fields are read), so tests need no 
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -58,6 +58,22 @@ class FrameError(ValueError):
     def __init__(self, reason: Reason, message: str):
         super().__init__(message)
         self.reason = reason
+
+
+class DropLog:
+    """Counts dropped inputs per reason and logs each kind at most once a period: never silent, never a flood."""
+
+    def __init__(self, logger, period_s: float):
+        self.logger, self.period_s = logger, period_s
+        self.counts: Counter[str] = Counter()
+
+    def drop(self, what: str, error: FrameError) -> None:
+        self.counts[error.reason] += 1
+        self.logger.warn_throttled(f'{what}:{error.reason}', f'dropped {what} ({error.reason}, '
+                                   f'{self.counts[error.reason]} so far): {error}', self.period_s)
+
+    def summary(self) -> str:
+        return ', '.join(f'{reason} {count}' for reason, count in sorted(self.counts.items())) or 'none'
 
 
 class NotYetAvailable(FrameError):

@@ -22,7 +22,7 @@ Frames it cannot use are dropped with a rate-limited warning naming why; the nod
 from __future__ import annotations
 
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -34,7 +34,7 @@ from samrl_common.images import ImageError, array_to_image, image_to_array
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node
 from samrl_perception.capture_node import RGBD_TOPIC
 from samrl_perception.pointcloud import pointcloud2_msg, points_from_depth
-from samrl_perception.rgbd import (FrameError, Reason, check_pair, decode_color, decode_depth,
+from samrl_perception.rgbd import (DropLog, FrameError, Reason, check_pair, decode_color, decode_depth,
                                    intrinsics_from_camera_info, stamp_to_ns)
 from samrl_perception.segmentation.segmenter import (DEFAULT_CHECKPOINT, DEFAULT_SCORE_THRESHOLD, CheckpointError,
                                                      Instance, Segmentation)
@@ -118,7 +118,9 @@ def overlay(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def masks_msg(segmentation: Segmentation, source: str, header):
-    to_image = (lambda array: array_to_image(array, 'mono8', header.stamp, header.frame_id))
+    def to_image(array: np.ndarray):
+        return array_to_image(array, 'mono8', header.stamp, header.frame_id)
+
     message = msgs.samrl_interfaces.msg.ObjectMasks(
         source=source, labels=[i.label for i in segmentation.instances],
         scores=[i.score for i in segmentation.instances],
@@ -135,7 +137,7 @@ class SegmentationNode(Node):
         self.segmenter = self._make_segmenter() if p.source == 'mask_rcnn' else None
         self.newest = None                          # (arrival time, RGBDFrame message) not yet segmented
         self.oracle_labels: OrderedDict[int, np.ndarray] = OrderedDict()
-        self.segmented, self.dropped = 0, Counter()
+        self.segmented, self.drops = 0, DropLog(self.logger, DROP_LOG_PERIOD_S)
         self.masks_pub = self.create_publisher('samrl_interfaces/msg/ObjectMasks', MASKS_TOPIC, QOS_SENSOR_DATA)
         self.points_pub = self.create_publisher('sensor_msgs/msg/PointCloud2', TARGET_POINTS_TOPIC, QOS_SENSOR_DATA)
         self.overlay_pub = self.create_publisher('sensor_msgs/msg/Image', OVERLAY_TOPIC, QOS_SENSOR_DATA)
@@ -162,7 +164,7 @@ class SegmentationNode(Node):
     # -- inputs ----------------------------------------------------------------------------------
     def on_frame(self, message) -> None:
         if self.newest is not None:
-            self.dropped['superseded'] += 1     # a newer frame came before this one was segmented
+            self.drops.counts['superseded'] += 1     # a newer frame came before this one was segmented
         self.newest = (time.monotonic(), message)
 
     def on_labels(self, message) -> None:
@@ -171,7 +173,7 @@ class SegmentationNode(Node):
             if message.encoding != 'mono8':
                 raise ImageError(f'label image must be mono8, got {message.encoding}')
         except ImageError as exc:
-            self._drop('label image', FrameError(Reason.ENCODING, str(exc)))
+            self.drops.drop('label image', FrameError(Reason.ENCODING, str(exc)))
             return
         self.oracle_labels[stamp_to_ns(message.header.stamp)] = labels
         while len(self.oracle_labels) > ORACLE_LABELS_KEPT:
@@ -187,12 +189,12 @@ class SegmentationNode(Node):
             segmentation = self._segment(frame)
         except FrameError as exc:
             self.newest = None
-            self._drop('frame', exc)
+            self.drops.drop('frame', exc)
             return
         if segmentation is None:                # oracle labels not here yet
             if time.monotonic() - arrived > ORACLE_WAIT_S:
                 self.newest = None
-                self._drop('frame', FrameError(Reason.UNMATCHED, 'no ground-truth label image with its stamp'))
+                self.drops.drop('frame', FrameError(Reason.UNMATCHED, 'no ground-truth label image with its stamp'))
             return
         self.newest = None
         self._publish(message.header, frame, segmentation)
@@ -220,14 +222,8 @@ class SegmentationNode(Node):
             self.points_pub.publish(pointcloud2_msg(points, frame.rgb[pixels[:, 0], pixels[:, 1]], header.stamp,
                                                     header.frame_id))
 
-    def _drop(self, what: str, error: FrameError) -> None:
-        self.dropped[error.reason] += 1
-        self.logger.warn_throttled(f'{what}:{error.reason}', f'dropped {what} ({error.reason}, '
-                                   f'{self.dropped[error.reason]} so far): {error}', DROP_LOG_PERIOD_S)
-
     def destroy(self) -> None:
-        dropped = ', '.join(f'{reason} {count}' for reason, count in sorted(self.dropped.items())) or 'none'
-        self.logger.info(f'segmented {self.segmented} frames; dropped: {dropped}')
+        self.logger.info(f'segmented {self.segmented} frames; dropped: {self.drops.summary()}')
         super().destroy()
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from samrl_common import msgs
-from samrl_common.runtime import QOS_SENSOR_DATA, Node, stamp_now, stamp_to_s
+from samrl_common.runtime import QOS_SENSOR_DATA, stamp_now, stamp_to_s
 from samrl_common.tf import TransformBuffer
 from samrl_common.tf_ros import TransformListener
-from samrl_common.testing import NodeProcess, isolated_environment, wait_until
+from samrl_common.testing import node_graph, wait_until
 from samrl_sim.bridge_node import COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
 
 pytestmark = pytest.mark.processes
@@ -26,19 +26,8 @@ CAMERA_RATE_HZ = 4.0
 
 @pytest.fixture
 def graph(tmp_path):
-    env = isolated_environment()
-    started: list[NodeProcess] = []
-
-    def start(module: str, *params: str) -> NodeProcess:
-        args = ['--ros-args'] + [a for p in params for a in ('-p', p)]
-        started.append(NodeProcess(module, args, env, tmp_path))
-        return started[-1]
-
-    node = Node('bridge_test', argv=[])
-    yield start, node, env
-    node.destroy()
-    for process in started:
-        process.stop()
+    with node_graph(tmp_path, 'bridge_test') as started:
+        yield started
 
 
 def test_camera_topics_have_driver_names_types_and_rate(graph):

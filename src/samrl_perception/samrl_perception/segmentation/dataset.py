@@ -127,7 +127,8 @@ class SceneRenderer:
         centre = np.mean([pose.position for pose in world.object_poses().values()], axis=0)
         target = centre + rng.uniform(-r.look_at_jitter_m, r.look_at_jitter_m, 3)
         distance = rng.uniform(*r.camera_distance_m)
-        elevation, azimuth = np.radians(rng.uniform(*r.camera_elevation_deg)), np.radians(rng.uniform(*r.camera_azimuth_deg))
+        elevation = np.radians(rng.uniform(*r.camera_elevation_deg))
+        azimuth = np.radians(rng.uniform(*r.camera_azimuth_deg))
         offset = distance * np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
                                       np.sin(elevation)])
         return look_at(eye=target + offset, target=target)
@@ -220,4 +221,5 @@ def read_shards(directory: Path) -> dict[str, np.ndarray]:
     if not paths:
         raise FileNotFoundError(f'no shard_*.npz in {directory}; generate the data set first (samrl perception data)')
     parts = [np.load(path) for path in paths]
-    return {key: np.concatenate([part[key] for part in parts]) for key in ('rgb', 'depth_mm', 'labels', 'tasks', 'seeds')}
+    keys = ('rgb', 'depth_mm', 'labels', 'tasks', 'seeds')
+    return {key: np.concatenate([part[key] for part in parts]) for key in keys}
