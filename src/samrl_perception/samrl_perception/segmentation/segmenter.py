@@ -75,7 +75,7 @@ class MaskRCNNSegmenter:
     @torch.no_grad()
     def __call__(self, rgb: np.ndarray) -> Segmentation:
         """rgb: HxWx3 uint8."""
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() * RGB_SCALE
+        image = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).float() * RGB_SCALE   # messages are read-only
         output = self.model([image])[0]
         return _best_per_class(output, rgb.shape[:2], self.score_threshold)
 
