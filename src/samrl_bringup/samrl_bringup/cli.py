@@ -124,7 +124,8 @@ def cmd_perception_train(args) -> int:
     config = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, learning_rate=args.lr,
                          seed=args.seed, threads=args.threads)
     command = 'samrl ' + ' '.join(sys.argv[1:])
-    record = train(Path(args.data), Path(args.checkpoint), config, command)
+    record = train(Path(args.data), Path(args.checkpoint), config, command,
+                   resume=Path(args.resume) if args.resume else None)
     _print_segmentation('validation', record['validation'])
     print(f'wrote {args.checkpoint} ({Path(args.checkpoint).stat().st_size / 1e6:.1f} MB), '
           f'trained {record["train_time_s"] / 60:.1f} min')
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--lr', type=float, default=1e-3, help='peak AdamW learning rate')
     train.add_argument('--seed', type=int, default=0)
     train.add_argument('--threads', type=_positive_int, default=2, help='torch CPU threads')
+    train.add_argument('--resume', help='go on training from this checkpoint (its runs are kept in the card)')
     train.set_defaults(run=cmd_perception_train)
     segmentation = bench_sub.add_parser('segmentation', help='Mask R-CNN IoU per class and time per frame (held-out)')
     segmentation.add_argument('--data', default='out/segmentation/test',

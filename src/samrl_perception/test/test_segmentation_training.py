@@ -125,6 +125,11 @@ def test_training_writes_checkpoint_card_and_plot_and_bench_reads_held_out(tmp_p
     card = json.loads((tmp_path / 'm_card.json').read_text())
     assert card['command'] == 'samrl perception train (test)' and card['train_config']['seed'] == 0
     assert (tmp_path / 'm_losses.png').stat().st_size > 0 and load_checkpoint(checkpoint)['record']['validation']
+    resumed = train(train_dir, tmp_path / 'more.pt', TrainConfig(iterations=1, batch_size=2, warmup_iterations=1,
+                                                                 val_fraction=0.34, threads=1, seed=1),
+                    'samrl perception train --resume (test)', resume=checkpoint, progress=False)
+    assert [run['command'] for run in resumed['history']] == ['samrl perception train (test)']
+    assert card['history'] == [] and load_checkpoint(tmp_path / 'more.pt')['record']['history']
     result = run_benchmark(test_dir, checkpoint, 3)           # renders the held-out images first
     assert result['images'] == 3 and result['seeds'] == [TEST_FIRST_SEED, TEST_FIRST_SEED + 2]
     assert result['inference_ms_mean'] > 0

@@ -4,7 +4,9 @@ AdamW with a linear warm-up and a cosine decay; random horizontal flips. A fixed
 training images (the last seeds) is kept out for validation, so the checkpoint carries metrics of
 images it never saw; the held-out test set (seeds >= TEST_FIRST_SEED) is for the benchmark only.
 The checkpoint records the exact command line, seed, data set and metrics, and a loss curve is
-plotted next to it.
+plotted next to it. Training can go on from a checkpoint (`resume`): its weights are loaded, the
+schedule (warm-up, cosine) starts again over the new iterations with fresh AdamW moments, and the
+new card lists every earlier run in `history`, so the chain of commands stays reproducible.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 
 from samrl_perception.segmentation.dataset import TEST_FIRST_SEED, read_shards
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
-from samrl_perception.segmentation.segmenter import save_checkpoint
+from samrl_perception.segmentation.segmenter import load_checkpoint, save_checkpoint
 from samrl_perception.segmentation.targets import targets_from_labels
 
 RGB_SCALE = 1.0 / 255.0
@@ -69,8 +71,8 @@ def batch(data: dict[str, np.ndarray], indices: np.ndarray, rng: np.random.Gener
 
 
 def train(data_dir: Path, checkpoint: Path, config: TrainConfig, command: str,
-          model_config: MaskRCNNConfig = MaskRCNNConfig(), progress: bool = True) -> dict:
-    """Train, validate, write the checkpoint, its loss log and plot; returns the record."""
+          model_config: MaskRCNNConfig | None = None, resume: Path | None = None, progress: bool = True) -> dict:
+    """Train (from scratch, or on from `resume`), validate, write the checkpoint, its loss log and plot."""
     from tqdm import tqdm
 
     from samrl_perception.segmentation.evaluate import evaluate_segmenter
@@ -81,7 +83,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig, command: str,
     rng = np.random.default_rng(config.seed)
     data = read_shards(data_dir)
     train_idx, val_idx = split(data, config.val_fraction)
-    model = build_mask_rcnn(model_config)
+    model, model_config, history = _initial_model(model_config, resume)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     log, window, start = [], [], time.perf_counter()
     bar = tqdm(range(config.iterations), desc='training Mask R-CNN', unit='it', disable=not progress)
@@ -110,13 +112,29 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig, command: str,
     record = {'command': command, 'train_config': asdict(config), 'data_dir': str(data_dir),
               'train_images': len(train_idx), 'train_seeds': [int(data['seeds'].min()), int(data['seeds'].max())],
               'val_seeds': sorted(int(s) for s in data['seeds'][val_idx]), 'train_time_s': train_time,
-              'final_losses': log[-1] if log else {}, 'torch': str(torch.__version__)}
+              'final_losses': log[-1] if log else {}, 'torch': str(torch.__version__), 'history': history}
     save_checkpoint(checkpoint, model, model_config, record)
     validation = evaluate_segmenter(MaskRCNNSegmenter(checkpoint), data, val_idx, progress=progress)
     record['validation'] = validation
     save_checkpoint(checkpoint, model, model_config, record)
     _write_log(checkpoint, log, record)
     return record
+
+
+def _initial_model(model_config: MaskRCNNConfig | None, resume: Path | None):
+    """(model, its config, the earlier runs behind it): random weights, or those of a checkpoint."""
+    if resume is None:
+        config = model_config or MaskRCNNConfig()
+        return build_mask_rcnn(config), config, []
+    payload = load_checkpoint(resume)
+    config = MaskRCNNConfig(**payload['config'])
+    if model_config is not None and model_config != config:
+        raise ValueError(f'{resume} holds a network of another shape than the one asked for')
+    model = build_mask_rcnn(config)
+    model.load_state_dict(payload['state_dict'])
+    earlier = payload['record']
+    step = {key: earlier.get(key) for key in ('command', 'train_config', 'train_time_s', 'final_losses')}
+    return model, config, [*earlier.get('history', []), step]
 
 
 def _write_log(checkpoint: Path, log: list[dict], record: dict) -> None:
