@@ -132,6 +132,16 @@ def cmd_perception_train(args) -> int:
     return 0
 
 
+def cmd_perception_calibrate(args) -> int:
+    from samrl_perception.segmentation.train import calibrate_checkpoint
+    record = calibrate_checkpoint(Path(args.checkpoint), Path(args.data))
+    table = ', '.join(f'{t:.2f}: {v:.3f}' for t, v in record['calibration']['objective'].items())
+    print(f'score threshold {record["score_threshold"]:.2f} (validation objective by threshold: {table})')
+    _print_segmentation('validation', record['validation'])
+    print(f'wrote the threshold into {args.checkpoint} and its card')
+    return 0
+
+
 def _print_segmentation(title: str, result: dict) -> None:
     print(f'{title}: {result["images"]} images, mean IoU {result["mean_iou"]:.3f}, inference '
           f'{result["inference_ms_mean"]:.0f} ms/frame (p95 {result["inference_ms_p95"]:.0f})')
@@ -233,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--threads', type=_positive_int, default=2, help='torch CPU threads')
     train.add_argument('--resume', help='go on training from this checkpoint (its runs are kept in the card)')
     train.set_defaults(run=cmd_perception_train)
+    calibrate = perception_sub.add_parser(
+        'calibrate', help='choose a checkpoint\'s detection score threshold on its validation images')
+    calibrate.add_argument('--checkpoint', default='out/segmentation/maskrcnn_r18fpn.pt', help='checkpoint to update')
+    calibrate.add_argument('--data', default='out/segmentation/train', help='the data set it was trained on')
+    calibrate.set_defaults(run=cmd_perception_calibrate)
     segmentation = bench_sub.add_parser('segmentation', help='Mask R-CNN IoU per class and time per frame (held-out)')
     segmentation.add_argument('--data', default='out/segmentation/test',
                               help='held-out images (rendered first if the directory is empty)')

@@ -36,7 +36,7 @@ from samrl_perception.capture_node import RGBD_TOPIC
 from samrl_perception.pointcloud import pointcloud2_msg, points_from_depth
 from samrl_perception.rgbd import (DropLog, FrameError, Reason, check_pair, decode_color, decode_depth,
                                    intrinsics_from_camera_info, stamp_to_ns)
-from samrl_perception.segmentation.segmenter import (DEFAULT_CHECKPOINT, DEFAULT_SCORE_THRESHOLD, CheckpointError,
+from samrl_perception.segmentation.segmenter import (DEFAULT_CHECKPOINT, CheckpointError,
                                                      Instance, Segmentation)
 from samrl_sim.bridge_node import GROUND_TRUTH_LABELS_TOPIC
 from samrl_sim.camera import CameraIntrinsics
@@ -55,6 +55,7 @@ DROP_LOG_PERIOD_S = 2.0
 ORACLE_LABELS_KEPT = 16         # label images kept while their frames travel through capture_node
 ORACLE_WAIT_S = 1.0             # a frame waits this long for its label image, then is dropped
 MASK_ON = 255
+CALIBRATED = -1.0               # score_threshold value: take the checkpoint's calibrated threshold
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,9 @@ class SegmentationParams:
     source: str = field(default='mask_rcnn', metadata={
         'description': 'mask_rcnn (the trained network) or oracle (the simulator\'s ground truth; ablations only)'})
     checkpoint: str = field(default='', metadata={'description': 'Mask R-CNN checkpoint ("": the shipped one)'})
-    score_threshold: float = field(default=DEFAULT_SCORE_THRESHOLD, metadata={
-        'description': 'lowest detection score kept, 0..1'})
+    score_threshold: float = field(default=CALIBRATED, metadata={
+        'description': 'lowest detection score kept, 0..1; -1: the one calibrated on validation images '
+                       'and stored in the checkpoint'})
     target_object: str = field(default='thread', metadata={
         'description': 'object whose points go to target_points: ' + ', '.join(OBJECT_CLASSES)})
     frame_topic: str = field(default=RGBD_TOPIC, metadata={'description': 'synchronized RGB-D frames'})
@@ -74,8 +76,8 @@ class SegmentationParams:
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f'source must be one of {", ".join(SOURCES)}, got {self.source!r}')
-        if not 0.0 <= self.score_threshold <= 1.0:
-            raise ValueError(f'score_threshold must be in [0, 1], got {self.score_threshold}')
+        if not (0.0 <= self.score_threshold <= 1.0 or self.score_threshold == CALIBRATED):
+            raise ValueError(f'score_threshold must be in [0, 1] or -1 (calibrated), got {self.score_threshold}')
         if self.target_object not in OBJECT_CLASSES:
             raise ValueError(f'target_object must be one of {", ".join(OBJECT_CLASSES)}, got {self.target_object!r}')
         if self.threads < 1:
@@ -155,10 +157,12 @@ class SegmentationNode(Node):
         torch.set_num_threads(self.params.threads)
         path = Path(self.params.checkpoint) if self.params.checkpoint else DEFAULT_CHECKPOINT
         try:
-            segmenter = MaskRCNNSegmenter(path, self.params.score_threshold)
+            threshold = None if self.params.score_threshold == CALIBRATED else self.params.score_threshold
+            segmenter = MaskRCNNSegmenter(path, threshold)
         except CheckpointError as exc:
             raise ValueError(f'checkpoint: {exc}') from None
-        self.logger.info(f'Mask R-CNN from {path} (trained by: {segmenter.record.get("command", "?")})')
+        self.logger.info(f'Mask R-CNN from {path}, score threshold {segmenter.score_threshold:.2f} '
+                         f'(trained by: {segmenter.record.get("command", "?")})')
         return segmenter
 
     # -- inputs ----------------------------------------------------------------------------------

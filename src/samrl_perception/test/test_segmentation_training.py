@@ -12,10 +12,11 @@ from samrl_perception.segmentation.bench import run_benchmark
 from samrl_perception.segmentation.dataset import (TEST_FIRST_SEED, SceneRenderer, read_shards, sample_keys,
                                                    write_dataset)
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
-from samrl_perception.segmentation.segmenter import (CheckpointError, MaskRCNNSegmenter, _best_per_class,
+from samrl_perception.segmentation.calibrate import threshold_objective
+from samrl_perception.segmentation.segmenter import (CheckpointError, MaskRCNNSegmenter, best_per_class,
                                                      load_checkpoint, save_checkpoint)
 from samrl_perception.segmentation.targets import mask_iou, targets_from_labels
-from samrl_perception.segmentation.train import TrainConfig, learning_rate, split, train
+from samrl_perception.segmentation.train import TrainConfig, calibrate_checkpoint, learning_rate, split, train
 from samrl_sim.objects import OBJECT_CLASSES
 from samrl_sim.tasks import TASK_NAMES
 
@@ -75,9 +76,32 @@ def test_best_detection_per_class_wins_and_low_scores_are_dropped():
     masks = torch.zeros(3, 1, 4, 4)
     masks[0, 0, :2], masks[1, 0, 2:], masks[2, 0] = 0.9, 0.9, 0.9
     output = {'labels': torch.tensor([2, 2, 5]), 'scores': torch.tensor([0.9, 0.8, 0.3]), 'masks': masks}
-    result = _best_per_class(output, (4, 4), score_threshold=0.5)
+    result = best_per_class(output, (4, 4), score_threshold=0.5)
     assert [i.label for i in result.instances] == ['needle']
     assert np.array_equal(result.labels[:2], np.full((2, 4), 2)) and not result.labels[2:].any()
+    assert best_per_class(output, (4, 4), score_threshold=0.95).instances == []
+
+
+def test_overlapping_masks_go_to_the_more_confident_instance():
+    # Spatula (5) scores higher as a box, but the pancake (6) mask is surer on the top rows.
+    masks = torch.zeros(2, 1, 4, 4)
+    masks[0, 0] = 0.7
+    masks[1, 0, :2] = 0.95
+    output = {'labels': torch.tensor([5, 6]), 'scores': torch.tensor([0.9, 0.8]), 'masks': masks}
+    result = best_per_class(output, (4, 4), score_threshold=0.5)
+    assert (result.labels[:2] == 6).all() and (result.labels[2:] == 5).all()
+    assert [int(i.mask.sum()) for i in result.instances] == [8, 8]
+
+
+def test_threshold_objective_counts_misses_and_false_positives():
+    truth = np.zeros((4, 4), np.uint8)
+    truth[:2] = 1                                               # a thread, 8 pixels
+    masks = torch.zeros(2, 1, 4, 4)
+    masks[0, 0, :2], masks[1, 0, 2:] = 0.9, 0.9                 # the thread (right) and a needle (absent)
+    output = {'labels': torch.tensor([1, 2]), 'scores': torch.tensor([0.3, 0.2]), 'masks': masks}
+    assert threshold_objective([output], [truth], 0.1) == pytest.approx(0.5)    # IoU 1 and one false positive
+    assert threshold_objective([output], [truth], 0.25) == pytest.approx(1.0)
+    assert threshold_objective([output], [truth], 0.5) == pytest.approx(0.0)    # the thread missed
 
 
 def test_learning_rate_warms_up_then_decays():
@@ -118,10 +142,15 @@ def test_training_writes_checkpoint_card_and_plot_and_bench_reads_held_out(tmp_p
     write_dataset(train_dir, sample_keys(TASK_NAMES, 6, 0), 160, 120, workers=1, progress=False)
     assert len(read_shards(train_dir)['seeds']) == 6
     checkpoint = tmp_path / 'm.pt'
-    config = TrainConfig(iterations=2, batch_size=2, warmup_iterations=1, val_fraction=0.34, threads=1)
+    config = TrainConfig(iterations=3, batch_size=2, warmup_iterations=1, val_fraction=0.34, threads=1, save_every=2)
     record = train(train_dir, checkpoint, config, 'samrl perception train (test)', progress=False)
-    assert record['train_images'] == 4 and record['val_seeds'] == [4, 5]
+    assert record['train_images'] == 4 and record['val_seeds'] == [4, 5] and record['completed_iterations'] == 3
     assert set(record['validation']['per_class']) == set(OBJECT_CLASSES)
+    assert record['score_threshold'] in record['calibration']['objective']
+    assert MaskRCNNSegmenter(checkpoint).score_threshold == record['score_threshold']
+    assert MaskRCNNSegmenter(checkpoint, score_threshold=0.9).score_threshold == 0.9
+    with pytest.raises(ValueError, match='not the data set'):
+        calibrate_checkpoint(checkpoint, test_dir.parent / 'other', {'seeds': np.arange(10, 16)}, progress=False)
     card = json.loads((tmp_path / 'm_card.json').read_text())
     assert card['command'] == 'samrl perception train (test)' and card['train_config']['seed'] == 0
     assert (tmp_path / 'm_losses.png').stat().st_size > 0 and load_checkpoint(checkpoint)['record']['validation']

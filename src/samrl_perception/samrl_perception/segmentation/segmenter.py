@@ -1,7 +1,9 @@
 """Inference: an RGB frame -> one mask per task object, from a checkpoint of our own training.
 
 Checkpoints are plain dicts of tensors and numbers, written by train.py and read with
-torch.load(weights_only=True), so loading one can never run code.
+torch.load(weights_only=True), so loading one can never run code. A checkpoint's card may carry
+the detection score threshold chosen on its validation images (calibrate.py); it is used unless
+another one is given.
 """
 
 from __future__ import annotations
@@ -61,34 +63,51 @@ def load_checkpoint(path: Path) -> dict:
 
 
 class MaskRCNNSegmenter:
-    """Keeps at most one instance per class (each task scene has one of each object)."""
+    """Keeps at most one instance per class (each task scene has one of each object).
 
-    def __init__(self, checkpoint: Path = DEFAULT_CHECKPOINT, score_threshold: float = DEFAULT_SCORE_THRESHOLD):
+    score_threshold: lowest detection score kept; None takes the checkpoint's calibrated one
+    (DEFAULT_SCORE_THRESHOLD for a checkpoint without one).
+    """
+
+    def __init__(self, checkpoint: Path = DEFAULT_CHECKPOINT, score_threshold: float | None = None):
         payload = load_checkpoint(checkpoint)
         self.config = MaskRCNNConfig(**payload['config'])
         self.record = payload['record']
         self.model = build_mask_rcnn(self.config)
         self.model.load_state_dict(payload['state_dict'])
         self.model.eval()
-        self.score_threshold = score_threshold
+        calibrated = self.record.get('score_threshold', DEFAULT_SCORE_THRESHOLD)
+        self.score_threshold = float(calibrated if score_threshold is None else score_threshold)
 
     @torch.no_grad()
-    def __call__(self, rgb: np.ndarray) -> Segmentation:
-        """rgb: HxWx3 uint8."""
+    def detect(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
+        """Raw detections (boxes, labels, scores, full-size mask probabilities) for an HxWx3 uint8 image."""
         image = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).float() * RGB_SCALE   # messages are read-only
-        output = self.model([image])[0]
-        return _best_per_class(output, rgb.shape[:2], self.score_threshold)
+        return self.model([image])[0]
+
+    def __call__(self, rgb: np.ndarray) -> Segmentation:
+        return best_per_class(self.detect(rgb), rgb.shape[:2], self.score_threshold)
 
 
-def _best_per_class(output: dict, shape: tuple[int, int], score_threshold: float) -> Segmentation:
+def best_per_class(output: dict, shape: tuple[int, int], score_threshold: float) -> Segmentation:
+    """The best-scored detection of each class at or above the threshold, painted into one label image.
+
+    Where kept masks overlap (the pancake on the spatula), a pixel goes to the instance whose mask
+    is most confident there, not to the one with the higher box score.
+    """
+    kept = {}
+    # Detections come sorted by score: the first of each class is its best.
+    for index, (label, score) in enumerate(zip(output['labels'].tolist(), output['scores'].tolist())):
+        if score >= score_threshold and 1 <= label <= len(OBJECT_CLASSES) and label not in kept:
+            kept[label] = (index, score)
     labels = np.zeros(shape, np.uint8)
-    instances, seen = [], set()
-    # Detections come sorted by score; paint the best of each class, lower-scored ones do not overwrite.
-    for label, score, probability in zip(output['labels'].tolist(), output['scores'].tolist(), output['masks']):
-        if score < score_threshold or label in seen or not 1 <= label <= len(OBJECT_CLASSES):
-            continue
-        seen.add(label)
-        mask = (probability[0] >= MASK_PROBABILITY_THRESHOLD).numpy() & (labels == 0)
+    if not kept:
+        return Segmentation([], labels)
+    probabilities = output['masks'][[index for index, _ in kept.values()], 0].numpy()
+    owner = probabilities.argmax(axis=0)
+    instances = []
+    for k, (label, (_, score)) in enumerate(kept.items()):
+        mask = (probabilities[k] >= MASK_PROBABILITY_THRESHOLD) & (owner == k)
         labels[mask] = label
         instances.append(Instance(OBJECT_CLASSES[label - 1], float(score), mask))
     return Segmentation(instances, labels)

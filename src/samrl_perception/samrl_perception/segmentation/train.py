@@ -7,6 +7,10 @@ The checkpoint records the exact command line, seed, data set and metrics, and a
 plotted next to it. Training can go on from a checkpoint (`resume`): its weights are loaded, the
 schedule (warm-up, cosine) starts again over the new iterations with fresh AdamW moments, and the
 new card lists every earlier run in `history`, so the chain of commands stays reproducible.
+After training, the detection score threshold is chosen on the validation images (calibrate.py)
+and stored in the card; `calibrate_checkpoint` does the same for an existing checkpoint.
+Every `save_every` iterations the checkpoint is written with `completed_iterations` in its card,
+so a run that is cut off leaves its progress behind.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class TrainConfig:
     val_fraction: float = 0.05
     seed: int = 0
     threads: int = 2
+    save_every: int = 250       # iterations between partial checkpoints (a long run cut off keeps its progress)
 
 
 def learning_rate(config: TrainConfig, iteration: int) -> float:
@@ -75,9 +80,6 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig, command: str,
     """Train (from scratch, or on from `resume`), validate, write the checkpoint, its loss log and plot."""
     from tqdm import tqdm
 
-    from samrl_perception.segmentation.evaluate import evaluate_segmenter
-    from samrl_perception.segmentation.segmenter import MaskRCNNSegmenter
-
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
@@ -108,17 +110,45 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig, command: str,
             log.append({'iteration': iteration + 1, **{k: float(np.mean([w[k] for w in window])) for k in window[0]}})
             bar.set_postfix(loss=f'{log[-1]["total"]:.3f}')
             window = []
-    train_time = time.perf_counter() - start
-    record = {'command': command, 'train_config': asdict(config), 'data_dir': str(data_dir),
-              'train_images': len(train_idx), 'train_seeds': [int(data['seeds'].min()), int(data['seeds'].max())],
-              'val_seeds': sorted(int(s) for s in data['seeds'][val_idx]), 'train_time_s': train_time,
-              'final_losses': log[-1] if log else {}, 'torch': str(torch.__version__), 'history': history}
-    save_checkpoint(checkpoint, model, model_config, record)
-    validation = evaluate_segmenter(MaskRCNNSegmenter(checkpoint), data, val_idx, progress=progress)
-    record['validation'] = validation
+        if (iteration + 1) % config.save_every == 0 and iteration + 1 < config.iterations:
+            partial = _record(command, config, data_dir, data, train_idx, val_idx, start, log, history)
+            partial['completed_iterations'] = iteration + 1
+            save_checkpoint(checkpoint, model, model_config, partial)
+            _write_log(checkpoint, log, partial)
+    record = _record(command, config, data_dir, data, train_idx, val_idx, start, log, history)
+    record['completed_iterations'] = config.iterations
     save_checkpoint(checkpoint, model, model_config, record)
     _write_log(checkpoint, log, record)
+    return calibrate_checkpoint(checkpoint, data_dir, data, progress)
+
+
+def calibrate_checkpoint(checkpoint: Path, data_dir: Path, data: dict | None = None, progress: bool = True) -> dict:
+    """Choose the score threshold on the checkpoint's validation split, score it there, store both in the card."""
+    from samrl_perception.segmentation.calibrate import calibrate_score_threshold
+    from samrl_perception.segmentation.evaluate import evaluate_segmenter
+    from samrl_perception.segmentation.segmenter import MaskRCNNSegmenter
+
+    payload = load_checkpoint(checkpoint)
+    record = payload['record']
+    data = read_shards(data_dir) if data is None else data
+    _, val_idx = split(data, record['train_config']['val_fraction'])
+    if sorted(int(s) for s in data['seeds'][val_idx]) != record['val_seeds']:
+        raise ValueError(f'{data_dir} is not the data set {checkpoint} was trained on (validation seeds differ)')
+    segmenter = MaskRCNNSegmenter(checkpoint)
+    record['calibration'] = calibrate_score_threshold(segmenter, data, val_idx, progress=progress)
+    record['score_threshold'] = segmenter.score_threshold = record['calibration']['score_threshold']
+    record['validation'] = evaluate_segmenter(segmenter, data, val_idx, progress=progress)
+    torch.save(payload, checkpoint)
+    _write_card(checkpoint, record)
     return record
+
+
+def _record(command, config, data_dir, data, train_idx, val_idx, start, log, history) -> dict:
+    return {'command': command, 'train_config': asdict(config), 'data_dir': str(data_dir),
+            'train_images': len(train_idx), 'train_seeds': [int(data['seeds'].min()), int(data['seeds'].max())],
+            'val_seeds': sorted(int(s) for s in data['seeds'][val_idx]),
+            'train_time_s': time.perf_counter() - start, 'final_losses': log[-1] if log else {},
+            'torch': str(torch.__version__), 'history': history}
 
 
 def _initial_model(model_config: MaskRCNNConfig | None, resume: Path | None):
@@ -137,6 +167,10 @@ def _initial_model(model_config: MaskRCNNConfig | None, resume: Path | None):
     return model, config, [*earlier.get('history', []), step]
 
 
+def _write_card(checkpoint: Path, record: dict) -> None:
+    checkpoint.with_name(f'{checkpoint.stem}_card.json').write_text(json.dumps(record, indent=2) + '\n')
+
+
 def _write_log(checkpoint: Path, log: list[dict], record: dict) -> None:
     import matplotlib
     matplotlib.use('Agg')
@@ -144,7 +178,7 @@ def _write_log(checkpoint: Path, log: list[dict], record: dict) -> None:
 
     stem = checkpoint.with_suffix('')
     Path(f'{stem}_losses.json').write_text(json.dumps(log, indent=1) + '\n')
-    Path(f'{stem}_card.json').write_text(json.dumps(record, indent=2) + '\n')
+    _write_card(checkpoint, record)
     figure, axis = plt.subplots(figsize=(7, 4))
     for key in (log[0] if log else {}):
         if key != 'iteration':
