@@ -63,7 +63,8 @@ def cmd_bench_sim(args) -> int:
     results = []
     for task in (TASKS if args.task == 'all' else (args.task,)):
         result = run_benchmark(task)
-        renders = ', '.join(f'{k[len("render_hz_"):]} {v:.1f} Hz' for k, v in result.items() if k.startswith('render_hz'))
+        renders = ', '.join(f'{k[len("render_hz_"):]} {v:.1f} Hz'
+                            for k, v in result.items() if k.startswith('render_hz'))
         print(f'{task:>17}: physics {result["physics_steps_per_s"]:.0f} steps/s, control '
               f'{result["control_steps_per_s"]:.0f} steps/s, camera {renders}', flush=True)
         results.append(result)
@@ -151,10 +152,13 @@ def _print_segmentation(title: str, result: dict) -> None:
 
 
 def cmd_bench_segmentation(args) -> int:
-    from samrl_perception.segmentation.bench import run_benchmark
-    result = run_benchmark(Path(args.data), Path(args.checkpoint) if args.checkpoint else None, args.count)
+    from samrl_perception.segmentation.bench import plot_examples, run_benchmark
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    result = run_benchmark(Path(args.data), checkpoint, args.count)
     _print_segmentation('held-out', result)
     _write_json(args.json, {'benchmark': 'segmentation', 'results': result})
+    if args.figure:
+        print(f'examples: {plot_examples(Path(args.data), checkpoint, Path(args.figure))}')
     return 0
 
 
@@ -253,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                               help='held-out images (rendered first if the directory is empty)')
     segmentation.add_argument('--count', type=_positive_int, default=240, help='held-out images (default 240)')
     segmentation.add_argument('--checkpoint', help='default: the shipped checkpoint')
+    segmentation.add_argument('--figure', default='out/bench_segmentation_examples.png',
+                              help='held-out examples with true and predicted masks ("" for none)')
     segmentation.add_argument('--json', help='write the results here')
     segmentation.set_defaults(run=cmd_bench_segmentation)
     return parser

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from samrl_perception.segmentation.bench import run_benchmark
+from samrl_perception.segmentation.bench import plot_examples, run_benchmark
 from samrl_perception.segmentation.dataset import (TEST_FIRST_SEED, SceneRenderer, read_shards, sample_keys,
                                                    write_dataset)
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
@@ -162,5 +162,7 @@ def test_training_writes_checkpoint_card_and_plot_and_bench_reads_held_out(tmp_p
     result = run_benchmark(test_dir, checkpoint, 3)           # renders the held-out images first
     assert result['images'] == 3 and result['seeds'] == [TEST_FIRST_SEED, TEST_FIRST_SEED + 2]
     assert result['inference_ms_mean'] > 0
+    figure = plot_examples(test_dir, checkpoint, tmp_path / 'examples.png')
+    assert figure.stat().st_size > 0
     with pytest.raises(ValueError, match='training seeds'):
         run_benchmark(train_dir, checkpoint, 3)

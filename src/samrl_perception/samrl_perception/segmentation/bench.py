@@ -3,6 +3,7 @@
 Held-out images have seeds >= TEST_FIRST_SEED, which training refuses, so no test scene was seen
 in training. Inference runs on 2 torch threads (the target machine's 2 CPU cores), one 640x480
 frame at a time, timing the whole call (resize, network, mask pasting, one mask per class).
+`plot_examples` draws some held-out images with their true and predicted masks, to see how it fails.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from samrl_sim.tasks import TASK_NAMES
 
 BENCH_THREADS = 2
 BENCH_SIZE = (640, 480)
+EXAMPLES_PER_TASK = 2
+OVERLAY_ALPHA = 0.55
+CLASS_COLOURS = np.array([[0, 0, 0], [255, 60, 60], [60, 200, 255], [255, 200, 0], [80, 220, 80],
+                          [220, 80, 255], [255, 140, 40]], np.uint8)     # background, then OBJECT_CLASSES
 
 
 def held_out_data(directory: Path, count: int) -> dict[str, np.ndarray]:
@@ -41,3 +46,40 @@ def run_benchmark(directory: Path, checkpoint: Path | None, count: int) -> dict:
                    'image_size': list(data['rgb'].shape[2:0:-1]),
                    'seeds': [int(data['seeds'][indices].min()), int(data['seeds'][indices].max())]})
     return result
+
+
+def plot_examples(directory: Path, checkpoint: Path | None, path: Path) -> Path:
+    """A grid of held-out images (EXAMPLES_PER_TASK per task): the image, the truth, the prediction with IoUs."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from samrl_perception.segmentation.targets import mask_iou
+    from samrl_sim.objects import OBJECT_CLASSES
+
+    data = read_shards(directory)
+    segmenter = MaskRCNNSegmenter(checkpoint or DEFAULT_CHECKPOINT)
+    tasks = len(TASK_NAMES)     # the data set holds the tasks in turn
+    rows = [i for t in range(tasks) for i in range(t, len(data['seeds']), tasks)[:EXAMPLES_PER_TASK]]
+    figure, axes = plt.subplots(len(rows), 3, figsize=(10, 2.6 * len(rows)), squeeze=False)
+    for row, i in zip(axes, rows):
+        rgb, truth = data['rgb'][i], data['labels'][i]
+        predicted = segmenter(rgb).labels
+        ious = [f'{name} {mask_iou(predicted == c, truth == c):.2f}' for c, name in enumerate(OBJECT_CLASSES, 1)
+                if np.any(truth == c)]
+        for axis, image, title in zip(row, (rgb, _overlay(rgb, truth), _overlay(rgb, predicted)),
+                                      (f'seed {int(data["seeds"][i])}', 'truth', 'predicted: ' + ', '.join(ious))):
+            axis.imshow(image)
+            axis.set_title(title, fontsize=8)
+            axis.axis('off')
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
+
+
+def _overlay(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    coloured = CLASS_COLOURS[labels].astype(np.float32)
+    mixed = np.where(labels[..., None] > 0, (1 - OVERLAY_ALPHA) * rgb + OVERLAY_ALPHA * coloured, rgb)
+    return mixed.astype(np.uint8)

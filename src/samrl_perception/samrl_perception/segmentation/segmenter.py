@@ -82,7 +82,8 @@ class MaskRCNNSegmenter:
     @torch.no_grad()
     def detect(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
         """Raw detections (boxes, labels, scores, full-size mask probabilities) for an HxWx3 uint8 image."""
-        image = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).float() * RGB_SCALE   # messages are read-only
+        pixels = np.array(rgb, copy=True)       # message buffers are read-only; torch wants writable memory
+        image = torch.from_numpy(pixels).permute(2, 0, 1).float() * RGB_SCALE
         return self.model([image])[0]
 
     def __call__(self, rgb: np.ndarray) -> Segmentation:
