@@ -29,7 +29,7 @@ eval-oracle: setup
 	for task in needle_threading peg_insertion spatula_flipping; do \
 	  $(BIN)/samrl eval $$task --controller oracle --episodes 50 --seed 0 || exit 1; done
 
-# The shipped Mask R-CNN checkpoint is made by these two steps (see its _card.json for the record).
+# The shipped Mask R-CNN checkpoint is made by these steps (see its _card.json for the record).
 segmentation-data: setup
 	$(BIN)/samrl perception data --split train --count 1500 --workers 2
 
@@ -40,6 +40,12 @@ train-segmentation: setup
 	  --resume src/samrl_perception/samrl_perception/checkpoints/maskrcnn_r18fpn.pt \
 	  --iterations 800 --lr 5e-4 --seed 1 --threads 2 --checkpoint $(OUT)/segmentation/resume/maskrcnn_r18fpn.pt
 	cp $(OUT)/segmentation/resume/maskrcnn_r18fpn* src/samrl_perception/samrl_perception/checkpoints/
+	$(BIN)/samrl perception train --data $(OUT)/segmentation/train \
+	  --resume src/samrl_perception/samrl_perception/checkpoints/maskrcnn_r18fpn.pt \
+	  --iterations 4000 --lr 5e-4 --seed 2 --threads 2 --checkpoint $(OUT)/segmentation/resume2/maskrcnn_r18fpn.pt
+	cp $(OUT)/segmentation/resume2/maskrcnn_r18fpn* src/samrl_perception/samrl_perception/checkpoints/
+	$(BIN)/samrl perception calibrate --data $(OUT)/segmentation/train \
+	  --checkpoint src/samrl_perception/samrl_perception/checkpoints/maskrcnn_r18fpn.pt
 
 bench-segmentation: setup
 	$(BIN)/samrl bench segmentation --count 240 --json $(OUT)/bench_segmentation.json

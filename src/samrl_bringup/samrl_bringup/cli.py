@@ -147,8 +147,9 @@ def _print_segmentation(title: str, result: dict) -> None:
     print(f'{title}: {result["images"]} images, mean IoU {result["mean_iou"]:.3f}, inference '
           f'{result["inference_ms_mean"]:.0f} ms/frame (p95 {result["inference_ms_p95"]:.0f})')
     for name, c in result['per_class'].items():
+        ceiling = f', resolution ceiling {c["resolution_ceiling_iou"]:.3f}' if 'resolution_ceiling_iou' in c else ''
         print(f'{name:>12}: IoU {c["mean_iou"]:.3f} (median {c["median_iou"]:.3f}) over {c["instances"]} '
-              f'instances, {c["false_positives"]} false positives')
+              f'instances, {c["false_positives"]} false positives{ceiling}')
 
 
 def cmd_bench_segmentation(args) -> int:

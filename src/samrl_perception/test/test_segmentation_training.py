@@ -15,7 +15,7 @@ from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
 from samrl_perception.segmentation.calibrate import threshold_objective
 from samrl_perception.segmentation.segmenter import (CheckpointError, MaskRCNNSegmenter, best_per_class,
                                                      load_checkpoint, save_checkpoint)
-from samrl_perception.segmentation.targets import mask_iou, targets_from_labels
+from samrl_perception.segmentation.targets import mask_iou, representable_mask, targets_from_labels
 from samrl_perception.segmentation.train import TrainConfig, calibrate_checkpoint, learning_rate, split, train
 from samrl_sim.objects import OBJECT_CLASSES
 from samrl_sim.tasks import TASK_NAMES
@@ -166,3 +166,14 @@ def test_training_writes_checkpoint_card_and_plot_and_bench_reads_held_out(tmp_p
     assert figure.stat().st_size > 0
     with pytest.raises(ValueError, match='training seeds'):
         run_benchmark(train_dir, checkpoint, 3)
+
+
+def test_resolution_ceiling_of_a_box_and_a_thin_diagonal():
+    box, diagonal = np.zeros((480, 640), bool), np.zeros((480, 640), bool)
+    box[100:300, 200:400] = True
+    rows = np.arange(50, 450)
+    for offset in range(3):                                     # 3 px wide across a 400 px box
+        diagonal[rows, rows + 50 + offset] = True
+    assert mask_iou(representable_mask(box, (240, 320), 28), box) > 0.97
+    assert mask_iou(representable_mask(diagonal, (240, 320), 28), diagonal) < 0.5
+    assert not representable_mask(np.zeros((48, 64), bool), (24, 32), 28).any()

@@ -15,11 +15,13 @@ import torch
 
 from samrl_perception.segmentation.dataset import TEST_FIRST_SEED, read_shards, sample_keys, write_dataset
 from samrl_perception.segmentation.evaluate import evaluate_segmenter
+from samrl_perception.segmentation.model import MASK_POOL_PX
 from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, MaskRCNNSegmenter
 from samrl_sim.tasks import TASK_NAMES
 
 BENCH_THREADS = 2
 BENCH_SIZE = (640, 480)
+MASK_GRID_PX = 2 * MASK_POOL_PX     # torchvision's mask predictor upsamples the pooled RoI x2
 EXAMPLES_PER_TASK = 2
 OVERLAY_ALPHA = 0.55
 CLASS_COLOURS = np.array([[0, 0, 0], [255, 60, 60], [60, 200, 255], [255, 200, 0], [80, 220, 80],
@@ -41,7 +43,10 @@ def run_benchmark(directory: Path, checkpoint: Path | None, count: int) -> dict:
     data = held_out_data(directory, count)
     indices = np.arange(min(count, len(data['seeds'])))
     segmenter = MaskRCNNSegmenter(checkpoint or DEFAULT_CHECKPOINT)
-    result = evaluate_segmenter(segmenter, data, indices)
+    width, height = data['rgb'].shape[2], data['rgb'].shape[1]
+    scale = segmenter.config.min_size_px / min(width, height)
+    input_hw = (round(height * scale), round(width * scale))
+    result = evaluate_segmenter(segmenter, data, indices, ceiling=(input_hw, MASK_GRID_PX))
     result.update({'checkpoint': str(checkpoint or DEFAULT_CHECKPOINT), 'threads': BENCH_THREADS,
                    'image_size': list(data['rgb'].shape[2:0:-1]),
                    'seeds': [int(data['seeds'][indices].min()), int(data['seeds'][indices].max())]})

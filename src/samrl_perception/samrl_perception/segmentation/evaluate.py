@@ -3,7 +3,9 @@
 For every image and every class present in the ground truth (at least MIN_INSTANCE_PIXELS
 pixels), the IoU of the predicted mask of that class with the true one; a class that is
 predicted but absent counts as a false positive. `samrl bench segmentation` runs this on the
-held-out images (seeds never used in training).
+held-out images (seeds never used in training). With `ceiling=(input_hw, mask_px)` it also
+reports per class the IoU that resolution alone allows (targets.representable_mask), to tell
+a limit of the design from a limit of the training.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ import time
 
 import numpy as np
 
-from samrl_perception.segmentation.targets import MIN_INSTANCE_PIXELS, mask_iou
+from samrl_perception.segmentation.targets import MIN_INSTANCE_PIXELS, mask_iou, representable_mask
 from samrl_sim.objects import OBJECT_CLASSES
 
 
-def evaluate_segmenter(segmenter, data: dict[str, np.ndarray], indices, progress: bool = True) -> dict:
+def evaluate_segmenter(segmenter, data: dict[str, np.ndarray], indices, progress: bool = True,
+                       ceiling: tuple[tuple[int, int], int] | None = None) -> dict:
     from tqdm import tqdm
 
     ious = {name: [] for name in OBJECT_CLASSES}
+    ceilings = {name: [] for name in OBJECT_CLASSES}
     false_positives = {name: 0 for name in OBJECT_CLASSES}
     times_ms = []
     for i in tqdm(indices, desc='segmenting', unit='image', disable=not progress):
@@ -31,9 +35,15 @@ def evaluate_segmenter(segmenter, data: dict[str, np.ndarray], indices, progress
             true_mask, predicted_mask = truth == c, predicted == c
             if np.count_nonzero(true_mask) >= MIN_INSTANCE_PIXELS:
                 ious[name].append(mask_iou(predicted_mask, true_mask))
+                if ceiling is not None:
+                    ceilings[name].append(mask_iou(representable_mask(true_mask, *ceiling), true_mask))
             elif predicted_mask.any():
                 false_positives[name] += 1
-    return summarise(ious, false_positives, times_ms)
+    summary = summarise(ious, false_positives, times_ms)
+    if ceiling is not None:
+        for name, values in ceilings.items():
+            summary['per_class'][name]['resolution_ceiling_iou'] = float(np.mean(values)) if values else float('nan')
+    return summary
 
 
 def summarise(ious: dict[str, list[float]], false_positives: dict[str, int], times_ms: list[float]) -> dict:

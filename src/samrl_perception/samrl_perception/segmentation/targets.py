@@ -31,3 +31,26 @@ def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
     """Intersection over union of two boolean masks (1.0 when both are empty)."""
     union = np.count_nonzero(predicted | truth)
     return 1.0 if union == 0 else np.count_nonzero(predicted & truth) / union
+
+
+def representable_mask(truth: np.ndarray, input_hw: tuple[int, int], mask_px: int) -> np.ndarray:
+    """About the best mask Mask R-CNN can return for `truth` at this input size and mask grid.
+
+    The true mask goes down to the network's input size, then into the mask_px x mask_px grid of
+    its box, and back, as a perfect network's output would (bilinear, probability >= 0.5). Its
+    IoU with `truth` is the ceiling that resolution alone puts on the score.
+    """
+    import torch.nn.functional as F
+
+    full = torch.from_numpy(truth.astype(np.float32))[None, None]
+    small = F.interpolate(full, size=input_hw, mode='bilinear', antialias=True, align_corners=False)
+    small = (F.interpolate(small, size=truth.shape, mode='bilinear', align_corners=False)[0, 0] >= 0.5).numpy()
+    if not small.any():
+        return small
+    x0, y0, x1, y1 = (int(v) for v in _box(small))
+    crop = torch.from_numpy(small[y0:y1, x0:x1].astype(np.float32))[None, None]
+    grid = F.interpolate(crop, size=(mask_px, mask_px), mode='bilinear', antialias=True, align_corners=False)
+    pasted = F.interpolate(grid, size=(y1 - y0, x1 - x0), mode='bilinear', align_corners=False)[0, 0] >= 0.5
+    out = np.zeros_like(truth, dtype=bool)
+    out[y0:y1, x0:x1] = pasted.numpy()
+    return out
