@@ -22,7 +22,8 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 install_debian_packages() {
   local missing=() sudo=""
   [ -e "$llvm_lib" ] || missing+=(libllvm19)
-  ldconfig -p | grep -q 'libusb-1.0.so.0' || missing+=(libusb-1.0-0)
+  # grep reads all of ldconfig's output: with -q it would exit early, and pipefail would count ldconfig's SIGPIPE
+  ldconfig -p | grep 'libusb-1.0.so.0' >/dev/null || missing+=(libusb-1.0-0)
   [ ${#missing[@]} -eq 0 ] && return
   log "installing Debian packages: ${missing[*]}"
   [ "$(id -u)" = 0 ] || sudo=sudo
