@@ -16,7 +16,8 @@ from samrl_perception.segmentation.calibrate import threshold_objective
 from samrl_perception.segmentation.segmenter import (CheckpointError, MaskRCNNSegmenter, best_per_class,
                                                      load_checkpoint, save_checkpoint)
 from samrl_perception.segmentation.targets import mask_iou, representable_mask, targets_from_labels
-from samrl_perception.segmentation.train import TrainConfig, calibrate_checkpoint, learning_rate, split, train
+from samrl_perception.segmentation.train import (TrainConfig, calibrate_checkpoint, initial_model, learning_rate,
+                                              split, train)
 from samrl_sim.objects import OBJECT_CLASSES
 from samrl_sim.tasks import TASK_NAMES
 
@@ -177,3 +178,30 @@ def test_resolution_ceiling_of_a_box_and_a_thin_diagonal():
     assert mask_iou(representable_mask(box, (240, 320), 28), box) > 0.97
     assert mask_iou(representable_mask(diagonal, (240, 320), 28), diagonal) < 0.5
     assert not representable_mask(np.zeros((48, 64), bool), (24, 32), 28).any()
+
+
+def test_stride2_mask_level_starts_from_a_plain_checkpoint(tmp_path):
+    small = dict(fpn_channels=16, box_head_dim=32, mask_head_channels=16, mask_head_layers=1)
+    plain = build_mask_rcnn(MaskRCNNConfig(**small))
+    path = tmp_path / 'plain.pt'
+    save_checkpoint(path, plain, MaskRCNNConfig(**small), {'command': 'plain', 'history': []})
+    stride2_config = MaskRCNNConfig(**small, mask_stride2=True)
+    model, config, history = initial_model(stride2_config, None, init_from=path)
+    assert config.mask_stride2 and history[-1]['command'] == 'plain'
+    assert sorted(history[-1]['new_parameters']) == sorted(
+        f'backbone.fpn.{block}_blocks.0.0.{kind}' for block in ('inner', 'layer') for kind in ('weight', 'bias'))
+    # The plain network's FPN block i is the new network's block i + 1, its RPN the wrapped one.
+    new_state, old_state = model.state_dict(), plain.state_dict()
+    fpn = 'backbone.fpn.inner_blocks.{}.0.weight'
+    assert torch.equal(new_state[fpn.format(2)], old_state[fpn.format(1)])
+    assert torch.equal(new_state['rpn.rpn.head.conv.0.0.weight'], old_state['rpn.head.conv.0.0.weight'])
+    assert model.roi_heads.mask_roi_pool.featmap_names[0] == 's2' and model.rpn.levels == ['0', '1', '2', 'pool']
+    model.eval()
+    with torch.no_grad():
+        model([torch.rand(3, 120, 160)])
+    with pytest.raises(ValueError, match='another shape'):
+        initial_model(stride2_config, path, None)
+    save_checkpoint(tmp_path / 's2.pt', model, config, {'command': 's2'})
+    with pytest.raises(ValueError, match='stride-2'):
+        initial_model(MaskRCNNConfig(**small), None, init_from=tmp_path / 's2.pt')
+    assert MaskRCNNSegmenter(tmp_path / 's2.pt').config.mask_stride2

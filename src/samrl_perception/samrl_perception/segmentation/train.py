@@ -7,6 +7,8 @@ The checkpoint records the exact command line, seed, data set and metrics, and a
 plotted next to it. Training can go on from a checkpoint (`resume`): its weights are loaded, the
 schedule (warm-up, cosine) starts again over the new iterations with fresh AdamW moments, and the
 new card lists every earlier run in `history`, so the chain of commands stays reproducible.
+`init_from` starts a network of another shape (the stride-2 mask level) from a checkpoint's
+weights where they fit; the card lists the parameters that started new.
 After training, the detection score threshold is chosen on the validation images (calibrate.py)
 and stored in the card; `calibrate_checkpoint` does the same for an existing checkpoint.
 Every `save_every` iterations the checkpoint is written with `completed_iterations` in its card,
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 
 from samrl_perception.segmentation.dataset import TEST_FIRST_SEED, read_shards
-from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
+from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn, transfer_weights
 from samrl_perception.segmentation.segmenter import load_checkpoint, save_checkpoint
 from samrl_perception.segmentation.targets import targets_from_labels
 
@@ -76,8 +78,10 @@ def batch(data: dict[str, np.ndarray], indices: np.ndarray, rng: np.random.Gener
 
 
 def train(data_dir: Path, checkpoint: Path, config: TrainConfig, command: str,
-          model_config: MaskRCNNConfig | None = None, resume: Path | None = None, progress: bool = True) -> dict:
-    """Train (from scratch, or on from `resume`), validate, write the checkpoint, its loss log and plot."""
+          model_config: MaskRCNNConfig | None = None, resume: Path | None = None, progress: bool = True,
+          init_from: Path | None = None) -> dict:
+    """Train (from scratch, on from `resume`, or from `init_from`'s weights where they fit), validate,
+    calibrate, write the checkpoint, its loss log and plot."""
     from tqdm import tqdm
 
     torch.manual_seed(config.seed)
@@ -85,7 +89,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig, command: str,
     rng = np.random.default_rng(config.seed)
     data = read_shards(data_dir)
     train_idx, val_idx = split(data, config.val_fraction)
-    model, model_config, history = _initial_model(model_config, resume)
+    model, model_config, history = initial_model(model_config, resume, init_from)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     log, window, start = [], [], time.perf_counter()
     bar = tqdm(range(config.iterations), desc='training Mask R-CNN', unit='it', disable=not progress)
@@ -151,19 +155,34 @@ def _record(command, config, data_dir, data, train_idx, val_idx, start, log, his
             'torch': str(torch.__version__), 'history': history}
 
 
-def _initial_model(model_config: MaskRCNNConfig | None, resume: Path | None):
-    """(model, its config, the earlier runs behind it): random weights, or those of a checkpoint."""
-    if resume is None:
+def initial_model(model_config: MaskRCNNConfig | None, resume: Path | None, init_from: Path | None = None):
+    """(model, its config, the earlier runs behind it): random weights, or those of a checkpoint.
+
+    resume: the checkpoint's network, unchanged. init_from: a network of `model_config` (for
+    instance with the stride-2 mask level) that takes the checkpoint's weights where they fit.
+    """
+    if resume is not None and init_from is not None:
+        raise ValueError('resume and init_from exclude each other')
+    source = resume or init_from
+    if source is None:
         config = model_config or MaskRCNNConfig()
         return build_mask_rcnn(config), config, []
-    payload = load_checkpoint(resume)
-    config = MaskRCNNConfig(**payload['config'])
-    if model_config is not None and model_config != config:
-        raise ValueError(f'{resume} holds a network of another shape than the one asked for')
+    payload = load_checkpoint(source)
+    source_config = MaskRCNNConfig(**payload['config'])
+    config = model_config or source_config
+    if resume is not None and config != source_config:
+        raise ValueError(f'{resume} holds a network of another shape than the one asked for (use init_from)')
     model = build_mask_rcnn(config)
-    model.load_state_dict(payload['state_dict'])
+    offset = int(config.mask_stride2) - int(source_config.mask_stride2)
+    if offset < 0:
+        raise ValueError(f'{init_from} has the stride-2 mask level; a network without it cannot start from it')
     earlier = payload['record']
     step = {key: earlier.get(key) for key in ('command', 'train_config', 'train_time_s', 'final_losses')}
+    if init_from is not None:
+        step['new_parameters'] = transfer_weights(model, payload['state_dict'], offset)
+        step['config'] = source_config.to_dict()
+    else:
+        model.load_state_dict(payload['state_dict'])
     return model, config, [*earlier.get('history', []), step]
 
 
