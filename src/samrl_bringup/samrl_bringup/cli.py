@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--resume', help='go on training from this checkpoint (its runs are kept in the card)')
     train.add_argument('--init-from', help='start from this checkpoint\'s weights where they fit the network asked for')
     train.add_argument('--mask-stride2', action='store_true',
-                       help='give the mask head a stride-2 FPN level (thin objects; about 7 ms more per frame)')
+                       help='give the mask head a stride-2 FPN level (for thin objects)')
     train.set_defaults(run=cmd_perception_train)
     calibrate = perception_sub.add_parser(
         'calibrate', help='choose a checkpoint\'s detection score threshold on its validation images')

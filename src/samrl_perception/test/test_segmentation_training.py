@@ -17,7 +17,7 @@ from samrl_perception.segmentation.segmenter import (CheckpointError, MaskRCNNSe
                                                      load_checkpoint, save_checkpoint)
 from samrl_perception.segmentation.targets import mask_iou, representable_mask, targets_from_labels
 from samrl_perception.segmentation.train import (TrainConfig, calibrate_checkpoint, initial_model, learning_rate,
-                                              split, train)
+                                              snapshot_path, split, train)
 from samrl_sim.objects import OBJECT_CLASSES
 from samrl_sim.tasks import TASK_NAMES
 
@@ -148,6 +148,8 @@ def test_training_writes_checkpoint_card_and_plot_and_bench_reads_held_out(tmp_p
     assert record['train_images'] == 4 and record['val_seeds'] == [4, 5] and record['completed_iterations'] == 3
     assert set(record['validation']['per_class']) == set(OBJECT_CLASSES)
     assert record['score_threshold'] in record['calibration']['objective']
+    snapshot = load_checkpoint(snapshot_path(checkpoint, 2))['record']
+    assert snapshot['completed_iterations'] == 2 and not snapshot_path(checkpoint, 3).exists()
     assert MaskRCNNSegmenter(checkpoint).score_threshold == record['score_threshold']
     assert MaskRCNNSegmenter(checkpoint, score_threshold=0.9).score_threshold == 0.9
     with pytest.raises(ValueError, match='not the data set'):

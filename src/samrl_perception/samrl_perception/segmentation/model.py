@@ -12,7 +12,7 @@ network is assembled from torchvision's own parts, scaled down:
 * light heads: a 256-d box head, four 64-channel mask convolutions, 50 proposals at test time;
 * optionally (`mask_stride2`) a stride-2 FPN level from the ResNet stem that only the mask head
   pools from: at stride 4 (8 px in a 640x480 image) the 4-5 px thread is blurred. The RPN and
-  the box head keep their levels, so the extra cost is one FPN level (about 7 ms per frame).
+  the box head keep their levels, so the extra cost is one FPN level.
 
 Everything the network needs to be rebuilt is in MaskRCNNConfig, which the checkpoint stores.
 """

@@ -11,8 +11,9 @@ new card lists every earlier run in `history`, so the chain of commands stays re
 weights where they fit; the card lists the parameters that started new.
 After training, the detection score threshold is chosen on the validation images (calibrate.py)
 and stored in the card; `calibrate_checkpoint` does the same for an existing checkpoint.
-Every `save_every` iterations the checkpoint is written with `completed_iterations` in its card,
-so a run that is cut off leaves its progress behind.
+Every `save_every` iterations a snapshot `<checkpoint stem>_it<N>.pt` is written with
+`completed_iterations` in its card, so a run that is cut off leaves its progress behind and the
+learning curve can be scored afterwards (`samrl perception calibrate --checkpoint <snapshot>`).
 """
 
 from __future__ import annotations
@@ -117,13 +118,18 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig, command: str,
         if (iteration + 1) % config.save_every == 0 and iteration + 1 < config.iterations:
             partial = _record(command, config, data_dir, data, train_idx, val_idx, start, log, history)
             partial['completed_iterations'] = iteration + 1
-            save_checkpoint(checkpoint, model, model_config, partial)
+            save_checkpoint(snapshot_path(checkpoint, iteration + 1), model, model_config, partial)
             _write_log(checkpoint, log, partial)
     record = _record(command, config, data_dir, data, train_idx, val_idx, start, log, history)
     record['completed_iterations'] = config.iterations
     save_checkpoint(checkpoint, model, model_config, record)
     _write_log(checkpoint, log, record)
     return calibrate_checkpoint(checkpoint, data_dir, data, progress)
+
+
+def snapshot_path(checkpoint: Path, iteration: int) -> Path:
+    """Where a run writing `checkpoint` keeps its snapshot after `iteration` iterations."""
+    return checkpoint.with_name(f'{checkpoint.stem}_it{iteration:05d}{checkpoint.suffix}')
 
 
 def calibrate_checkpoint(checkpoint: Path, data_dir: Path, data: dict | None = None, progress: bool = True) -> dict:
