@@ -6,7 +6,8 @@
     samrl bench sim [--task T]                 PyBullet physics step and camera render rates
     samrl bench render | physics | real2sim    the differentiable model M and one Real2Sim update
     samrl eval needle_threading --episodes 50 --seed 0   success rate of a controller
-    samrl perception data | train              segmentation data set (PyBullet) and Mask R-CNN training
+    samrl perception data | train | train-refiner | calibrate
+                                               segmentation data set (PyBullet), Mask R-CNN and refiner training
 """
 
 from __future__ import annotations
@@ -135,20 +136,44 @@ def cmd_perception_train(args) -> int:
     record = train(Path(args.data), Path(args.checkpoint), config, command, model_config=model_config,
                    resume=Path(args.resume) if args.resume else None,
                    init_from=Path(args.init_from) if args.init_from else None)
-    _print_segmentation('validation', record['validation'])
+    _print_calibration(record)
     print(f'wrote {args.checkpoint} ({Path(args.checkpoint).stat().st_size / 1e6:.1f} MB), '
           f'trained {record["train_time_s"] / 60:.1f} min')
+    return 0
+
+
+def cmd_perception_train_refiner(args) -> int:
+    from samrl_perception.segmentation.refine import RefinerConfig
+    from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT
+    from samrl_perception.segmentation.train_refiner import RefinerTrainConfig, train_refiner
+    config = RefinerTrainConfig(iterations=args.iterations, batch_size=args.batch_size, learning_rate=args.lr,
+                                seed=args.seed, threads=args.threads)
+    record = train_refiner(Path(args.data), Path(args.detector or DEFAULT_CHECKPOINT), Path(args.out), config,
+                           RefinerConfig(crop_px=args.crop_px), command='samrl ' + ' '.join(sys.argv[1:]))
+    scores = record['validation_crops']
+    print(f'validation crop IoU: Mask R-CNN {scores["coarse"]:.3f} -> refined {scores["refined"]:.3f} '
+          f'({record["val_crops"]} crops); ' + ', '.join(f'{name} {v["coarse"]:.2f} -> {v["refined"]:.2f}'
+                                                       for name, v in scores['per_class'].items()))
+    size_mb = Path(args.out).stat().st_size / 1e6
+    print(f'wrote {args.out} ({size_mb:.2f} MB), trained {record["train_time_s"] / 60:.1f} min')
     return 0
 
 
 def cmd_perception_calibrate(args) -> int:
     from samrl_perception.segmentation.train import calibrate_checkpoint
     record = calibrate_checkpoint(Path(args.checkpoint), Path(args.data))
-    table = ', '.join(f'{t:.2f}: {v:.3f}' for t, v in record['calibration']['objective'].items())
-    print(f'score threshold {record["score_threshold"]:.2f} (validation objective by threshold: {table})')
-    _print_segmentation('validation', record['validation'])
-    print(f'wrote the threshold into {args.checkpoint} and its card')
+    _print_calibration(record)
+    print(f'wrote the thresholds into {args.checkpoint} and its card')
     return 0
+
+
+def _print_calibration(record: dict) -> None:
+    """Both calibrated thresholds (any class; knowing the scene's objects) and the validation scores with each."""
+    for suffix, title in (('', 'any object'), ('_scene_objects', 'scene objects')):
+        table = ', '.join(f'{t:.2f}: {v:.3f}' for t, v in record[f'calibration{suffix}']['objective'].items())
+        print(f'{title}: score threshold {record[f"score_threshold{suffix}"]:.2f} '
+              f'(validation objective by threshold: {table})')
+        _print_segmentation(f'validation, {title}', record[f'validation{suffix}'])
 
 
 def _print_segmentation(title: str, result: dict) -> None:
@@ -162,12 +187,15 @@ def _print_segmentation(title: str, result: dict) -> None:
 
 def cmd_bench_segmentation(args) -> int:
     from samrl_perception.segmentation.bench import plot_examples, run_benchmark
+    from samrl_perception.segmentation.refine import DEFAULT_REFINER
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
-    result = run_benchmark(Path(args.data), checkpoint, args.count)
+    scene_objects = not args.any_object
+    refiner = None if args.refiner == 'none' else Path(args.refiner) if args.refiner else DEFAULT_REFINER
+    result = run_benchmark(Path(args.data), checkpoint, args.count, scene_objects=scene_objects, refiner=refiner)
     _print_segmentation('held-out', result)
     _write_json(args.json, {'benchmark': 'segmentation', 'results': result})
     if args.figure:
-        print(f'examples: {plot_examples(Path(args.data), checkpoint, Path(args.figure))}')
+        print(f'examples: {plot_examples(Path(args.data), checkpoint, Path(args.figure), scene_objects, refiner)}')
     return 0
 
 
@@ -259,8 +287,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--mask-stride2', action='store_true',
                        help='give the mask head a stride-2 FPN level (for thin objects)')
     train.set_defaults(run=cmd_perception_train)
+    refiner = perception_sub.add_parser(
+        'train-refiner', help='train the full-resolution mask refiner on a Mask R-CNN checkpoint\'s masks')
+    refiner.add_argument('--data', default='out/segmentation/train', help='the data set the detector was trained on')
+    refiner.add_argument('--detector', help='Mask R-CNN checkpoint whose masks it refines (default: the shipped one)')
+    refiner.add_argument('--out', default='out/segmentation/mask_refiner.pt', help='refiner checkpoint to write')
+    refiner.add_argument('--iterations', type=_positive_int, default=3000)
+    refiner.add_argument('--batch-size', type=_positive_int, default=24, help='crops per step')
+    refiner.add_argument('--lr', type=float, default=2e-3, help='peak AdamW learning rate')
+    refiner.add_argument('--crop-px', type=_positive_int, default=112, help='side of the square crop the refiner sees')
+    refiner.add_argument('--seed', type=int, default=0)
+    refiner.add_argument('--threads', type=_positive_int, default=2, help='torch CPU threads')
+    refiner.set_defaults(run=cmd_perception_train_refiner)
     calibrate = perception_sub.add_parser(
-        'calibrate', help='choose a checkpoint\'s detection score threshold on its validation images')
+        'calibrate', help='choose a checkpoint\'s detection score thresholds (any object; scene objects) on its '
+                          'validation images')
     calibrate.add_argument('--checkpoint', default='out/segmentation/maskrcnn_r18fpn.pt', help='checkpoint to update')
     calibrate.add_argument('--data', default='out/segmentation/train', help='the data set it was trained on')
     calibrate.set_defaults(run=cmd_perception_calibrate)
@@ -269,9 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
                               help='held-out images (rendered first if the directory is empty)')
     segmentation.add_argument('--count', type=_positive_int, default=240, help='held-out images (default 240)')
     segmentation.add_argument('--checkpoint', help='default: the shipped checkpoint')
+    segmentation.add_argument('--refiner', default='', help='mask refiner checkpoint ("": the shipped one; none: '
+                                                            'Mask R-CNN\'s own masks)')
     segmentation.add_argument('--figure', default='out/bench_segmentation_examples.png',
                               help='held-out examples with true and predicted masks ("" for none)')
     segmentation.add_argument('--json', help='write the results here')
+    segmentation.add_argument('--any-object', action='store_true',
+                              help='let every class in: by default each image is segmented knowing its task\'s '
+                                   'objects (with the threshold calibrated that way), as segmentation_node is')
     segmentation.set_defaults(run=cmd_bench_segmentation)
     return parser
 

@@ -3,7 +3,9 @@
 Subscribes /samrl/perception/rgbd (samrl_interfaces/RGBDFrame from capture_node) and segments the
 newest frame with the project's own Mask R-CNN (source:=mask_rcnn, the paper's choice, Sec.
 III-B.2). Frames arriving while one is being segmented replace each other: the node always works
-on the newest frame and never builds a backlog.
+on the newest frame and never builds a backlog. scene_objects (set by the task graphs) names the
+classes that can be in the scene: others are never reported, and the network takes the score
+threshold calibrated with that restriction.
 
 source:=oracle is for ablations only: it takes the masks from the simulator's privileged label
 image (/samrl/sim/ground_truth/labels of the sim bridge, matched by stamp) instead of a network,
@@ -36,6 +38,7 @@ from samrl_perception.capture_node import RGBD_TOPIC
 from samrl_perception.pointcloud import pointcloud2_msg, points_from_depth
 from samrl_perception.rgbd import (DropLog, FrameError, Reason, check_pair, decode_color, decode_depth,
                                    intrinsics_from_camera_info, stamp_to_ns)
+from samrl_perception.segmentation.refine import RefinerError
 from samrl_perception.segmentation.segmenter import (DEFAULT_CHECKPOINT, CheckpointError,
                                                      Instance, Segmentation)
 from samrl_sim.bridge_node import GROUND_TRUTH_LABELS_TOPIC
@@ -56,6 +59,7 @@ ORACLE_LABELS_KEPT = 16         # label images kept while their frames travel th
 ORACLE_WAIT_S = 1.0             # a frame waits this long for its label image, then is dropped
 MASK_ON = 255
 CALIBRATED = -1.0               # score_threshold value: take the checkpoint's calibrated threshold
+NO_REFINER = 'none'             # refiner value: Mask R-CNN's masks as they are
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,16 @@ class SegmentationParams:
     source: str = field(default='mask_rcnn', metadata={
         'description': 'mask_rcnn (the trained network) or oracle (the simulator\'s ground truth; ablations only)'})
     checkpoint: str = field(default='', metadata={'description': 'Mask R-CNN checkpoint ("": the shipped one)'})
+    refiner: str = field(default='', metadata={
+        'description': 'full-resolution mask refiner checkpoint ("": the shipped one; none: Mask R-CNN\'s own masks)'})
     score_threshold: float = field(default=CALIBRATED, metadata={
         'description': 'lowest detection score kept, 0..1; -1: the one calibrated on validation images '
                        'and stored in the checkpoint'})
     target_object: str = field(default='thread', metadata={
         'description': 'object whose points go to target_points: ' + ', '.join(OBJECT_CLASSES)})
+    scene_objects: str = field(default='', metadata={
+        'description': 'comma-separated classes that can be in the scene (e.g. thread,needle); "": any of '
+                       + ', '.join(OBJECT_CLASSES)})
     frame_topic: str = field(default=RGBD_TOPIC, metadata={'description': 'synchronized RGB-D frames'})
     oracle_labels_topic: str = field(default=GROUND_TRUTH_LABELS_TOPIC, metadata={
         'description': 'privileged label images (source:=oracle only)'})
@@ -80,10 +89,28 @@ class SegmentationParams:
             raise ValueError(f'score_threshold must be in [0, 1] or -1 (calibrated), got {self.score_threshold}')
         if self.target_object not in OBJECT_CLASSES:
             raise ValueError(f'target_object must be one of {", ".join(OBJECT_CLASSES)}, got {self.target_object!r}')
+        unknown = [name for name in self.scene_object_names() if name not in OBJECT_CLASSES]
+        if unknown:
+            raise ValueError(f'scene_objects: unknown {", ".join(map(repr, unknown))}; '
+                             f'expected some of {", ".join(OBJECT_CLASSES)}')
+        if self.scene_objects and self.target_object not in self.scene_object_names():
+            raise ValueError(f'target_object {self.target_object!r} is not among scene_objects {self.scene_objects!r}')
         if self.threads < 1:
             raise ValueError(f'threads must be >= 1, got {self.threads}')
         if self.checkpoint and not Path(self.checkpoint).is_file():
             raise ValueError(f'checkpoint {self.checkpoint!r} does not exist')
+        if self.refiner not in ('', NO_REFINER) and not Path(self.refiner).is_file():
+            raise ValueError(f'refiner {self.refiner!r} does not exist (none: no refinement)')
+
+    def refiner_path(self) -> Path | None:
+        """The refiner checkpoint to use; None for none."""
+        from samrl_perception.segmentation.refine import DEFAULT_REFINER
+
+        return None if self.refiner == NO_REFINER else Path(self.refiner) if self.refiner else DEFAULT_REFINER
+
+    def scene_object_names(self) -> tuple[str, ...]:
+        """The classes named by scene_objects; empty for any class."""
+        return tuple(name.strip() for name in self.scene_objects.split(',') if name.strip())
 
 
 class DecodedFrame(NamedTuple):
@@ -158,10 +185,16 @@ class SegmentationNode(Node):
         path = Path(self.params.checkpoint) if self.params.checkpoint else DEFAULT_CHECKPOINT
         try:
             threshold = None if self.params.score_threshold == CALIBRATED else self.params.score_threshold
-            segmenter = MaskRCNNSegmenter(path, threshold)
+            segmenter = MaskRCNNSegmenter(path, threshold, objects=self.params.scene_object_names() or None,
+                                          refiner=self.params.refiner_path())
         except CheckpointError as exc:
             raise ValueError(f'checkpoint: {exc}') from None
-        self.logger.info(f'Mask R-CNN from {path}, score threshold {segmenter.score_threshold:.2f} '
+        except RefinerError as exc:
+            raise ValueError(f'refiner: {exc}') from None
+        scene = ', '.join(segmenter.objects) if segmenter.objects else 'any class'
+        refined = f'refined by {self.params.refiner_path()}' if segmenter.refiner else 'not refined'
+        self.logger.info(f'Mask R-CNN from {path}, scene objects: {scene}, score threshold '
+                         f'{segmenter.score_threshold:.2f}, masks {refined} '
                          f'(trained by: {segmenter.record.get("command", "?")})')
         return segmenter
 

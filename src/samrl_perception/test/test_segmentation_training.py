@@ -1,4 +1,5 @@
-"""Data set, targets, network, training, checkpoint and bench of the segmentation, at toy sizes."""
+"""Data set, targets, network, training, checkpoint and bench of the segmentation, at toy sizes;
+the segmentation node's parameters."""
 
 from __future__ import annotations
 
@@ -12,17 +13,17 @@ from samrl_perception.segmentation.bench import plot_examples, run_benchmark
 from samrl_perception.segmentation.dataset import (TEST_FIRST_SEED, SceneRenderer, read_shards, sample_keys,
                                                    write_dataset)
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
-from samrl_perception.segmentation.calibrate import threshold_objective
+from samrl_perception.segmentation.calibrate import choose_threshold, scene_classes, threshold_objective
 from samrl_perception.segmentation.segmenter import (CheckpointError, MaskRCNNSegmenter, best_per_class,
-                                                     load_checkpoint, save_checkpoint)
+                                                     load_checkpoint, paint, save_checkpoint, select_detections)
+from samrl_perception.segmentation_node import SegmentationParams
 from samrl_perception.segmentation.targets import mask_iou, representable_mask, targets_from_labels
 from samrl_perception.segmentation.train import (TrainConfig, calibrate_checkpoint, initial_model, learning_rate,
                                               snapshot_path, split, train)
 from samrl_sim.objects import OBJECT_CLASSES
-from samrl_sim.tasks import TASK_NAMES
+from samrl_sim.tasks import TASK_NAMES, TASK_OBJECTS
 
-TASK_OBJECTS = {'needle_threading': {'thread', 'needle'}, 'peg_insertion': {'peg', 'hole_block'},
-                'spatula_flipping': {'spatula', 'pancake'}}
+TINY = dict(fpn_channels=16, box_head_dim=32, mask_head_channels=16, mask_head_layers=1)   # a network for tests
 
 
 @pytest.fixture(scope='module')
@@ -50,7 +51,7 @@ def test_labels_name_only_the_task_objects(renderer, task):
         seen |= {OBJECT_CLASSES[c - 1] for c in np.unique(sample.labels) if c > 0}
         on_objects = sample.depth_mm[sample.labels > 0]
         assert np.median(on_objects[on_objects > 0]) > 100 if on_objects.size else True  # mm: 10 cm or more away
-    assert seen == TASK_OBJECTS[task]
+    assert seen == set(TASK_OBJECTS[task])
 
 
 def test_targets_have_one_box_and_mask_per_visible_class():
@@ -94,6 +95,40 @@ def test_overlapping_masks_go_to_the_more_confident_instance():
     assert [int(i.mask.sum()) for i in result.instances] == [8, 8]
 
 
+def _detections(labels: list[int], scores: list[float], size: int = 4) -> dict:
+    """A network output of full-image masks, one per detection, with the given labels and (sorted) scores."""
+    masks = torch.zeros(len(labels), 1, size, size)
+    for k in range(len(labels)):
+        masks[k, 0, k % size] = 0.9                             # detection k owns row k
+    return {'labels': torch.tensor(labels), 'scores': torch.tensor(scores), 'masks': masks}
+
+
+def test_scene_classes_drop_other_classes_and_keep_low_scored_right_ones():
+    # A confident spatula (5) in a needle-threading scene, and the thread (1) and needle (2) below 0.5.
+    output = _detections([5, 1, 1, 2], [0.9, 0.3, 0.25, 0.2])
+    assert [i.label for i in best_per_class(output, (4, 4), 0.5).instances] == ['spatula']
+    assert select_detections(output, 0.1, ('thread', 'needle')) == [(1, 1, pytest.approx(0.3)),
+                                                                    (3, 2, pytest.approx(0.2))]
+    result = best_per_class(output, (4, 4), 0.1, TASK_OBJECTS['needle_threading'])
+    assert [i.label for i in result.instances] == ['thread', 'needle']
+    assert result.labels[1].tolist() == [1] * 4 and result.labels[3].tolist() == [2] * 4
+    assert not (result.labels == 5).any()
+    with pytest.raises(ValueError, match="'ribbon'"):
+        select_detections(output, 0.1, ('thread', 'ribbon'))
+
+
+def test_select_then_paint_is_best_per_class_and_no_classes_means_all():
+    output = _detections([2, 6, 2, 5, 3], [0.95, 0.7, 0.6, 0.4, 0.2], size=5)
+    for threshold in (0.0, 0.3, 0.65, 0.99):
+        selected = select_detections(output, threshold)
+        assert selected == select_detections(output, threshold, OBJECT_CLASSES)
+        painted = paint(output['masks'][[index for index, _, _ in selected], 0].numpy(), selected, (5, 5))
+        expected = best_per_class(output, (5, 5), threshold)
+        assert np.array_equal(painted.labels, expected.labels)
+        assert [(i.label, i.score) for i in painted.instances] == [(i.label, i.score) for i in expected.instances]
+    assert [label for _, label, _ in select_detections(output, 0.3)] == [2, 6, 5]     # best of each class, by score
+
+
 def test_threshold_objective_counts_misses_and_false_positives():
     truth = np.zeros((4, 4), np.uint8)
     truth[:2] = 1                                               # a thread, 8 pixels
@@ -103,6 +138,22 @@ def test_threshold_objective_counts_misses_and_false_positives():
     assert threshold_objective([output], [truth], 0.1) == pytest.approx(0.5)    # IoU 1 and one false positive
     assert threshold_objective([output], [truth], 0.25) == pytest.approx(1.0)
     assert threshold_objective([output], [truth], 0.5) == pytest.approx(0.0)    # the thread missed
+
+
+def test_threshold_objective_and_choice_with_the_scene_objects():
+    truth = np.zeros((4, 4), np.uint8)
+    truth[1] = 1                                                # a thread; the peg (3) cannot be in this scene
+    output = _detections([3, 1], [0.6, 0.3])
+    assert threshold_objective([output], [truth], 0.2) == pytest.approx(0.5)    # the peg is a false positive
+    scene = [TASK_OBJECTS['needle_threading']]
+    assert threshold_objective([output], [truth], 0.2, scene) == pytest.approx(1.0)
+    assert threshold_objective([output], [truth], 0.4, scene) == pytest.approx(0.0)
+    any_class, knowing = choose_threshold([output], [truth], (0.2, 0.4)), choose_threshold([output], [truth],
+                                                                                          (0.2, 0.4), scene)
+    assert any_class['objective'] == {0.2: 0.5, 0.4: 0.0} and knowing['objective'] == {0.2: 1.0, 0.4: 0.0}
+    assert knowing['score_threshold'] == 0.2 and knowing['scene_objects'] and not any_class['scene_objects']
+    data = {'tasks': np.array(['peg_insertion', 'spatula_flipping'])}
+    assert scene_classes(data, [1, 0]) == [('spatula', 'pancake'), ('peg', 'hole_block')]
 
 
 def test_learning_rate_warms_up_then_decays():
@@ -138,6 +189,43 @@ def test_checkpoint_round_trip_is_weights_only_and_checked(tmp_path):
         load_checkpoint(tmp_path / 'missing.pt')
 
 
+def _tiny_checkpoint(path, record: dict):
+    config = MaskRCNNConfig(**TINY)
+    save_checkpoint(path, build_mask_rcnn(config), config, record)
+    return path
+
+
+def test_segmenter_takes_the_threshold_for_its_scene_and_checks_the_objects(tmp_path):
+    both = _tiny_checkpoint(tmp_path / 'both.pt', {'score_threshold': 0.6, 'score_threshold_scene_objects': 0.2})
+    assert MaskRCNNSegmenter(both).score_threshold == 0.6
+    assert MaskRCNNSegmenter(both, objects=['thread', 'needle']).score_threshold == 0.2
+    assert MaskRCNNSegmenter(both, score_threshold=0.9, objects=['thread']).score_threshold == 0.9
+    plain = _tiny_checkpoint(tmp_path / 'plain.pt', {'score_threshold': 0.6})
+    assert MaskRCNNSegmenter(plain, objects=['peg']).score_threshold == 0.6
+    assert MaskRCNNSegmenter(_tiny_checkpoint(tmp_path / 'none.pt', {}), objects=['peg']).score_threshold == 0.5
+    with pytest.raises(ValueError, match="'ribbon', 'knot'"):
+        MaskRCNNSegmenter(both, objects=['thread', 'ribbon', 'knot'])
+
+
+def test_objects_of_a_call_win_over_the_segmenters(tmp_path):
+    segmenter = MaskRCNNSegmenter(_tiny_checkpoint(tmp_path / 'm.pt', {}), score_threshold=0.1,
+                                  objects=TASK_OBJECTS['spatula_flipping'])
+    segmenter.detect = lambda rgb: _detections([1, 5, 2], [0.8, 0.6, 0.4])
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    assert [i.label for i in segmenter(rgb).instances] == ['spatula']
+    assert [i.label for i in segmenter(rgb, objects=TASK_OBJECTS['needle_threading']).instances] == ['thread',
+                                                                                                     'needle']
+
+
+def test_node_scene_objects_are_checked():
+    params = SegmentationParams(target_object='needle', scene_objects='thread, needle')
+    assert params.scene_object_names() == ('thread', 'needle') and SegmentationParams().scene_object_names() == ()
+    with pytest.raises(ValueError, match="'ribbon'"):
+        SegmentationParams(scene_objects='thread,ribbon')
+    with pytest.raises(ValueError, match="target_object 'thread' is not among"):
+        SegmentationParams(target_object='thread', scene_objects='peg,hole_block')
+
+
 def test_training_writes_checkpoint_card_and_plot_and_bench_reads_held_out(tmp_path):
     train_dir, test_dir = tmp_path / 'train', tmp_path / 'test'
     write_dataset(train_dir, sample_keys(TASK_NAMES, 6, 0), 160, 120, workers=1, progress=False)
@@ -148,10 +236,15 @@ def test_training_writes_checkpoint_card_and_plot_and_bench_reads_held_out(tmp_p
     assert record['train_images'] == 4 and record['val_seeds'] == [4, 5] and record['completed_iterations'] == 3
     assert set(record['validation']['per_class']) == set(OBJECT_CLASSES)
     assert record['score_threshold'] in record['calibration']['objective']
+    assert record['score_threshold_scene_objects'] in record['calibration_scene_objects']['objective']
+    assert record['calibration_scene_objects']['scene_objects'] and not record['calibration']['scene_objects']
+    assert set(record['validation_scene_objects']['per_class']) == set(OBJECT_CLASSES)
     snapshot = load_checkpoint(snapshot_path(checkpoint, 2))['record']
     assert snapshot['completed_iterations'] == 2 and not snapshot_path(checkpoint, 3).exists()
     assert MaskRCNNSegmenter(checkpoint).score_threshold == record['score_threshold']
     assert MaskRCNNSegmenter(checkpoint, score_threshold=0.9).score_threshold == 0.9
+    scene_threshold = MaskRCNNSegmenter(checkpoint, objects=TASK_OBJECTS['peg_insertion']).score_threshold
+    assert scene_threshold == record['score_threshold_scene_objects']
     with pytest.raises(ValueError, match='not the data set'):
         calibrate_checkpoint(checkpoint, test_dir.parent / 'other', {'seeds': np.arange(10, 16)}, progress=False)
     card = json.loads((tmp_path / 'm_card.json').read_text())
@@ -164,7 +257,8 @@ def test_training_writes_checkpoint_card_and_plot_and_bench_reads_held_out(tmp_p
     assert card['history'] == [] and load_checkpoint(tmp_path / 'more.pt')['record']['history']
     result = run_benchmark(test_dir, checkpoint, 3)           # renders the held-out images first
     assert result['images'] == 3 and result['seeds'] == [TEST_FIRST_SEED, TEST_FIRST_SEED + 2]
-    assert result['inference_ms_mean'] > 0
+    assert result['inference_ms_mean'] > 0 and result['scene_objects']
+    assert result['score_threshold'] == record['score_threshold_scene_objects']
     figure = plot_examples(test_dir, checkpoint, tmp_path / 'examples.png')
     assert figure.stat().st_size > 0
     with pytest.raises(ValueError, match='training seeds'):

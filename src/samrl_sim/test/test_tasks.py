@@ -6,7 +6,8 @@ from gymnasium.utils.env_checker import check_env
 from samrl_sim.commands import EeDeltaCommand
 from samrl_sim.envs import ENV_IDS, SamrlEnv, register_envs
 from samrl_sim.evaluate import evaluate
-from samrl_sim.tasks import TASK_NAMES
+from samrl_sim.objects import OBJECT_CLASSES
+from samrl_sim.tasks import TASK_NAMES, TASK_OBJECTS
 from samrl_sim.world import World
 
 ORACLE_SEEDS = 3
@@ -47,3 +48,12 @@ def test_oracle_solves_the_task(task):
     report = evaluate(task, episodes=ORACLE_SEEDS, seed=100)
     assert report['success_rate'] == 1.0, report['results']
     assert all(result['rejected_commands'] == 0 for result in report['results'])
+
+
+@pytest.mark.parametrize('task', TASK_NAMES)
+def test_task_objects_are_the_bodies_of_the_task(task):
+    world = World(task)
+    bodies = set(world.task.object_bodies())
+    world.close()
+    assert tuple(TASK_OBJECTS) == TASK_NAMES and set(TASK_OBJECTS[task]) == bodies
+    assert list(TASK_OBJECTS[task]) == [name for name in OBJECT_CLASSES if name in bodies]     # OBJECT_CLASSES order

@@ -16,6 +16,7 @@ from __future__ import annotations
 from functools import partial
 
 from samrl_bringup.graph import Graph, LaunchArgument, NodeSpec, config_file, int_argument
+from samrl_sim.tasks import TASK_OBJECTS
 
 TASKS = ('needle_threading', 'peg_insertion', 'spatula_flipping')
 CONTROLLERS = ('oracle', 'none')
@@ -36,7 +37,8 @@ def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
         nodes.append(NodeSpec('samrl_perception', 'capture_node', 'samrl_perception.capture_node', 'capture_node'))
         nodes.append(NodeSpec('samrl_perception', 'segmentation_node', 'samrl_perception.segmentation_node',
                               'segmentation_node', parameters={'source': args['segmentation'],
-                                                               'target_object': TARGET_OBJECT[task]}))
+                                                               'target_object': TARGET_OBJECT[task],
+                                                               'scene_objects': ','.join(TASK_OBJECTS[task])}))
     if args['model'] == 'true':
         nodes.append(NodeSpec('samrl_model', 'model_node', 'samrl_model.model_node', 'model_node',
                               parameters={'task': task, 'initial_seed': int_argument(args, 'seed')}))

@@ -4,6 +4,8 @@ Held-out images have seeds >= TEST_FIRST_SEED, which training refuses, so no tes
 in training. Inference runs on 2 torch threads (the target machine's 2 CPU cores), one 640x480
 frame at a time, timing the whole call (resize, network, mask pasting, one mask per class).
 `plot_examples` draws some held-out images with their true and predicted masks, to see how it fails.
+By default each image is segmented knowing its task's objects (and with the threshold calibrated
+that way), as segmentation_node is in the task graphs; `scene_objects=False` lets any class in.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import numpy as np
 import torch
 
 from samrl_perception.segmentation.dataset import TEST_FIRST_SEED, read_shards, sample_keys, write_dataset
-from samrl_perception.segmentation.evaluate import evaluate_segmenter
+from samrl_perception.segmentation.evaluate import evaluate_segmenter, segment
 from samrl_perception.segmentation.model import MASK_POOL_PX
+from samrl_perception.segmentation.refine import DEFAULT_REFINER
 from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, MaskRCNNSegmenter
+from samrl_sim.objects import OBJECT_CLASSES
 from samrl_sim.tasks import TASK_NAMES
 
 BENCH_THREADS = 2
@@ -38,38 +42,49 @@ def held_out_data(directory: Path, count: int) -> dict[str, np.ndarray]:
     return data
 
 
-def run_benchmark(directory: Path, checkpoint: Path | None, count: int) -> dict:
+def bench_segmenter(checkpoint: Path | None, scene_objects: bool, refiner: Path | None) -> MaskRCNNSegmenter:
+    """The segmenter of the bench: with scene_objects, one that takes the threshold calibrated for scenes
+    whose objects it is told (every class allowed here; each image names its task's objects per call)."""
+    return MaskRCNNSegmenter(checkpoint or DEFAULT_CHECKPOINT, objects=OBJECT_CLASSES if scene_objects else None,
+                             refiner=refiner)
+
+
+def run_benchmark(directory: Path, checkpoint: Path | None, count: int, scene_objects: bool = True,
+                  refiner: Path | None = DEFAULT_REFINER) -> dict:
     torch.set_num_threads(BENCH_THREADS)
     data = held_out_data(directory, count)
     indices = np.arange(min(count, len(data['seeds'])))
-    segmenter = MaskRCNNSegmenter(checkpoint or DEFAULT_CHECKPOINT)
+    segmenter = bench_segmenter(checkpoint, scene_objects, refiner)
     width, height = data['rgb'].shape[2], data['rgb'].shape[1]
     scale = segmenter.config.min_size_px / min(width, height)
     input_hw = (round(height * scale), round(width * scale))
-    result = evaluate_segmenter(segmenter, data, indices, ceiling=(input_hw, MASK_GRID_PX))
+    result = evaluate_segmenter(segmenter, data, indices, ceiling=(input_hw, MASK_GRID_PX),
+                                scene_objects=scene_objects)
     result.update({'checkpoint': str(checkpoint or DEFAULT_CHECKPOINT), 'threads': BENCH_THREADS,
+                   'scene_objects': scene_objects, 'score_threshold': segmenter.score_threshold,
+                   'refiner': str(refiner) if refiner is not None else None,
                    'image_size': list(data['rgb'].shape[2:0:-1]),
                    'seeds': [int(data['seeds'][indices].min()), int(data['seeds'][indices].max())]})
     return result
 
 
-def plot_examples(directory: Path, checkpoint: Path | None, path: Path) -> Path:
+def plot_examples(directory: Path, checkpoint: Path | None, path: Path, scene_objects: bool = True,
+                  refiner: Path | None = DEFAULT_REFINER) -> Path:
     """A grid of held-out images (EXAMPLES_PER_TASK per task): the image, the truth, the prediction with IoUs."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     from samrl_perception.segmentation.targets import mask_iou
-    from samrl_sim.objects import OBJECT_CLASSES
 
     data = read_shards(directory)
-    segmenter = MaskRCNNSegmenter(checkpoint or DEFAULT_CHECKPOINT)
+    segmenter = bench_segmenter(checkpoint, scene_objects, refiner)
     tasks = len(TASK_NAMES)     # the data set holds the tasks in turn
     rows = [i for t in range(tasks) for i in range(t, len(data['seeds']), tasks)[:EXAMPLES_PER_TASK]]
     figure, axes = plt.subplots(len(rows), 3, figsize=(10, 2.6 * len(rows)), squeeze=False)
     for row, i in zip(axes, rows):
         rgb, truth = data['rgb'][i], data['labels'][i]
-        predicted = segmenter(rgb).labels
+        predicted = segment(segmenter, data, i, scene_objects).labels
         ious = [f'{name} {mask_iou(predicted == c, truth == c):.2f}' for c, name in enumerate(OBJECT_CLASSES, 1)
                 if np.any(truth == c)]
         for axis, image, title in zip(row, (rgb, _overlay(rgb, truth), _overlay(rgb, predicted)),

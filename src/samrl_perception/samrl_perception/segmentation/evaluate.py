@@ -5,7 +5,8 @@ pixels), the IoU of the predicted mask of that class with the true one; a class 
 predicted but absent counts as a false positive. `samrl bench segmentation` runs this on the
 held-out images (seeds never used in training). With `ceiling=(input_hw, mask_px)` it also
 reports per class the IoU that resolution alone allows (targets.representable_mask), to tell
-a limit of the design from a limit of the training.
+a limit of the design from a limit of the training. With `scene_objects` each image is segmented
+knowing its task's objects (TASK_OBJECTS), as segmentation_node is told them.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import numpy as np
 
 from samrl_perception.segmentation.targets import MIN_INSTANCE_PIXELS, mask_iou, representable_mask
 from samrl_sim.objects import OBJECT_CLASSES
+from samrl_sim.tasks import TASK_OBJECTS
 
 
 def evaluate_segmenter(segmenter, data: dict[str, np.ndarray], indices, progress: bool = True,
-                       ceiling: tuple[tuple[int, int], int] | None = None) -> dict:
+                       ceiling: tuple[tuple[int, int], int] | None = None, scene_objects: bool = False) -> dict:
     from tqdm import tqdm
 
     ious = {name: [] for name in OBJECT_CLASSES}
@@ -28,7 +30,7 @@ def evaluate_segmenter(segmenter, data: dict[str, np.ndarray], indices, progress
     times_ms = []
     for i in tqdm(indices, desc='segmenting', unit='image', disable=not progress):
         start = time.perf_counter()
-        predicted = segmenter(data['rgb'][i]).labels
+        predicted = segment(segmenter, data, i, scene_objects).labels
         times_ms.append(1e3 * (time.perf_counter() - start))
         truth = data['labels'][i]
         for c, name in enumerate(OBJECT_CLASSES, start=1):
@@ -44,6 +46,13 @@ def evaluate_segmenter(segmenter, data: dict[str, np.ndarray], indices, progress
         for name, values in ceilings.items():
             summary['per_class'][name]['resolution_ceiling_iou'] = float(np.mean(values)) if values else float('nan')
     return summary
+
+
+def segment(segmenter, data: dict[str, np.ndarray], i: int, scene_objects: bool):
+    """Image i's segmentation, told its task's objects when scene_objects (else the segmenter's own call)."""
+    if scene_objects:
+        return segmenter(data['rgb'][i], objects=TASK_OBJECTS[str(data['tasks'][i])])
+    return segmenter(data['rgb'][i])
 
 
 def summarise(ious: dict[str, list[float]], false_positives: dict[str, int], times_ms: list[float]) -> dict:

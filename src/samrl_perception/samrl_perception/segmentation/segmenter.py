@@ -2,12 +2,18 @@
 
 Checkpoints are plain dicts of tensors and numbers, written by train.py and read with
 torch.load(weights_only=True), so loading one can never run code. A checkpoint's card may carry
-the detection score threshold chosen on its validation images (calibrate.py); it is used unless
-another one is given.
+the detection score thresholds chosen on its validation images (calibrate.py): `score_threshold`
+for any class, `score_threshold_scene_objects` for a segmenter told which objects can be in the
+scene; the matching one is used unless another threshold is given.
+
+Knowing the scene's objects (each task scene holds one of each of its two objects) helps: a
+detection of a class that cannot be there is dropped, and a right-class detection with a modest
+score is kept because the threshold calibrated under that restriction is lower.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +21,7 @@ import numpy as np
 import torch
 
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
+from samrl_perception.segmentation.refine import load_refiner, refine_masks
 from samrl_sim.objects import OBJECT_CLASSES
 
 CHECKPOINT_FORMAT = 1
@@ -22,6 +29,8 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / 'checkpoints' / 'm
 DEFAULT_SCORE_THRESHOLD = 0.5
 MASK_PROBABILITY_THRESHOLD = 0.5
 RGB_SCALE = 1.0 / 255.0
+
+Detection = tuple[int, int, float]      # (index in the network's output, class label 1..6, score)
 
 
 class CheckpointError(ValueError):
@@ -62,22 +71,54 @@ def load_checkpoint(path: Path) -> dict:
     return payload
 
 
+def class_names(classes: Iterable[str]) -> tuple[str, ...]:
+    """The names (one name may come as a plain string), each checked to be in OBJECT_CLASSES (else ValueError)."""
+    names = (classes,) if isinstance(classes, str) else tuple(classes)
+    unknown = [name for name in names if name not in OBJECT_CLASSES]
+    if unknown:
+        raise ValueError(f'unknown object classes {", ".join(map(repr, unknown))}; '
+                         f'expected some of {", ".join(OBJECT_CLASSES)}')
+    return names
+
+
+def class_labels(classes: Iterable[str] | None) -> frozenset[int]:
+    """Labels (1..6) of the named classes; all of OBJECT_CLASSES for None."""
+    if classes is None:
+        return frozenset(range(1, len(OBJECT_CLASSES) + 1))
+    return frozenset(OBJECT_CLASSES.index(name) + 1 for name in class_names(classes))
+
+
+def calibrated_threshold(record: dict, scene_objects: bool) -> float:
+    """The card's threshold for a segmenter that does (or does not) know the scene's objects."""
+    keys = ('score_threshold_scene_objects', 'score_threshold') if scene_objects else ('score_threshold',)
+    return float(next((record[key] for key in keys if key in record), DEFAULT_SCORE_THRESHOLD))
+
+
 class MaskRCNNSegmenter:
     """Keeps at most one instance per class (each task scene has one of each object).
 
     score_threshold: lowest detection score kept; None takes the checkpoint's calibrated one
-    (DEFAULT_SCORE_THRESHOLD for a checkpoint without one).
+    (DEFAULT_SCORE_THRESHOLD for a checkpoint without one). objects: the classes that can be in
+    the scene (None: any); given (even all classes, for images of several tasks that name theirs
+    per call), the threshold calibrated with that restriction is taken. refiner: a mask refiner
+    checkpoint (refine.py) that redraws the kept masks at full resolution (None: Mask R-CNN's
+    masks as they are). The threshold decides which detections are kept, the refiner only how
+    their masks look, so thresholds are calibrated without it.
     """
 
-    def __init__(self, checkpoint: Path = DEFAULT_CHECKPOINT, score_threshold: float | None = None):
+    def __init__(self, checkpoint: Path = DEFAULT_CHECKPOINT, score_threshold: float | None = None,
+                 objects: Iterable[str] | None = None, refiner: Path | None = None):
+        # Checked before the checkpoint is read: a misspelt class fails here, not at the first frame.
+        self.objects = None if objects is None else class_names(objects)
         payload = load_checkpoint(checkpoint)
         self.config = MaskRCNNConfig(**payload['config'])
         self.record = payload['record']
         self.model = build_mask_rcnn(self.config)
         self.model.load_state_dict(payload['state_dict'])
         self.model.eval()
-        calibrated = self.record.get('score_threshold', DEFAULT_SCORE_THRESHOLD)
+        calibrated = calibrated_threshold(self.record, self.objects is not None)
         self.score_threshold = float(calibrated if score_threshold is None else score_threshold)
+        self.refiner, self.refiner_record = load_refiner(refiner) if refiner is not None else (None, None)
 
     @torch.no_grad()
     def detect(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
@@ -86,28 +127,53 @@ class MaskRCNNSegmenter:
         image = torch.from_numpy(pixels).permute(2, 0, 1).float() * RGB_SCALE
         return self.model([image])[0]
 
-    def __call__(self, rgb: np.ndarray) -> Segmentation:
-        return best_per_class(self.detect(rgb), rgb.shape[:2], self.score_threshold)
+    def __call__(self, rgb: np.ndarray, objects: Iterable[str] | None = None) -> Segmentation:
+        """Segment one frame; `objects` (the classes in this image's scene) wins over the constructor's."""
+        classes = self.objects if objects is None else objects
+        output = self.detect(rgb)
+        selected = select_detections(output, self.score_threshold, classes)
+        return paint(self.mask_probabilities(rgb, output, selected).numpy(), selected, rgb.shape[:2])
+
+    def mask_probabilities(self, rgb: np.ndarray, output: dict, selected: list[Detection]) -> torch.Tensor:
+        """(K, H, W) mask probabilities of the selected detections: Mask R-CNN's, refined if there is a refiner."""
+        indices = [index for index, _, _ in selected]
+        probabilities = output['masks'][indices, 0]
+        if self.refiner is None:
+            return probabilities
+        return refine_masks(self.refiner, rgb, probabilities, output['boxes'][indices])
 
 
-def best_per_class(output: dict, shape: tuple[int, int], score_threshold: float) -> Segmentation:
-    """The best-scored detection of each class at or above the threshold, painted into one label image.
+def best_per_class(output: dict, shape: tuple[int, int], score_threshold: float,
+                   classes: Iterable[str] | None = None) -> Segmentation:
+    """The best-scored detection of each allowed class at or above the threshold, painted into one label image."""
+    selected = select_detections(output, score_threshold, classes)
+    probabilities = output['masks'][[index for index, _, _ in selected], 0].numpy()
+    return paint(probabilities, selected, shape)
+
+
+def select_detections(output: dict, score_threshold: float, classes: Iterable[str] | None = None) -> list[Detection]:
+    """(index, label, score) of the best detection of each allowed class (None: all) at or above the threshold."""
+    allowed = class_labels(classes)
+    kept: dict[int, Detection] = {}
+    # Detections come sorted by score: the first of each class is its best.
+    for index, (label, score) in enumerate(zip(output['labels'].tolist(), output['scores'].tolist())):
+        if score >= score_threshold and label in allowed and label not in kept:
+            kept[label] = (index, label, float(score))
+    return list(kept.values())
+
+
+def paint(probabilities: np.ndarray, selected: list[Detection], shape: tuple[int, int]) -> Segmentation:
+    """One label image from the selected detections' full-size mask probabilities (K x H x W, `selected` order).
 
     Where kept masks overlap (the pancake on the spatula), a pixel goes to the instance whose mask
     is most confident there, not to the one with the higher box score.
     """
-    kept = {}
-    # Detections come sorted by score: the first of each class is its best.
-    for index, (label, score) in enumerate(zip(output['labels'].tolist(), output['scores'].tolist())):
-        if score >= score_threshold and 1 <= label <= len(OBJECT_CLASSES) and label not in kept:
-            kept[label] = (index, score)
     labels = np.zeros(shape, np.uint8)
-    if not kept:
+    if not selected:
         return Segmentation([], labels)
-    probabilities = output['masks'][[index for index, _ in kept.values()], 0].numpy()
     owner = probabilities.argmax(axis=0)
     instances = []
-    for k, (label, (_, score)) in enumerate(kept.items()):
+    for k, (_, label, score) in enumerate(selected):
         mask = (probabilities[k] >= MASK_PROBABILITY_THRESHOLD) & (owner == k)
         labels[mask] = label
         instances.append(Instance(OBJECT_CLASSES[label - 1], float(score), mask))

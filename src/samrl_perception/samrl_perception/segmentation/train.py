@@ -9,8 +9,9 @@ schedule (warm-up, cosine) starts again over the new iterations with fresh AdamW
 new card lists every earlier run in `history`, so the chain of commands stays reproducible.
 `init_from` starts a network of another shape (the stride-2 mask level) from a checkpoint's
 weights where they fit; the card lists the parameters that started new.
-After training, the detection score threshold is chosen on the validation images (calibrate.py)
-and stored in the card; `calibrate_checkpoint` does the same for an existing checkpoint.
+After training, the detection score thresholds (any class, and each image's scene objects) are
+chosen on the validation images (calibrate.py) and stored in the card; `calibrate_checkpoint` does
+the same for an existing checkpoint.
 Every `save_every` iterations a snapshot `<checkpoint stem>_it<N>.pt` is written with
 `completed_iterations` in its card, so a run that is cut off leaves its progress behind and the
 learning curve can be scored afterwards (`samrl perception calibrate --checkpoint <snapshot>`).
@@ -119,11 +120,11 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig, command: str,
             partial = _record(command, config, data_dir, data, train_idx, val_idx, start, log, history)
             partial['completed_iterations'] = iteration + 1
             save_checkpoint(snapshot_path(checkpoint, iteration + 1), model, model_config, partial)
-            _write_log(checkpoint, log, partial)
+            write_training_log(checkpoint, log, partial)
     record = _record(command, config, data_dir, data, train_idx, val_idx, start, log, history)
     record['completed_iterations'] = config.iterations
     save_checkpoint(checkpoint, model, model_config, record)
-    _write_log(checkpoint, log, record)
+    write_training_log(checkpoint, log, record)
     return calibrate_checkpoint(checkpoint, data_dir, data, progress)
 
 
@@ -133,8 +134,9 @@ def snapshot_path(checkpoint: Path, iteration: int) -> Path:
 
 
 def calibrate_checkpoint(checkpoint: Path, data_dir: Path, data: dict | None = None, progress: bool = True) -> dict:
-    """Choose the score threshold on the checkpoint's validation split, score it there, store both in the card."""
-    from samrl_perception.segmentation.calibrate import calibrate_score_threshold
+    """Choose the score thresholds (any class; each image's scene objects) on the checkpoint's validation
+    split, score each there, store all in the card."""
+    from samrl_perception.segmentation.calibrate import choose_threshold, detect_all, scene_classes
     from samrl_perception.segmentation.evaluate import evaluate_segmenter
     from samrl_perception.segmentation.segmenter import MaskRCNNSegmenter
 
@@ -145,9 +147,17 @@ def calibrate_checkpoint(checkpoint: Path, data_dir: Path, data: dict | None = N
     if sorted(int(s) for s in data['seeds'][val_idx]) != record['val_seeds']:
         raise ValueError(f'{data_dir} is not the data set {checkpoint} was trained on (validation seeds differ)')
     segmenter = MaskRCNNSegmenter(checkpoint)
-    record['calibration'] = calibrate_score_threshold(segmenter, data, val_idx, progress=progress)
+    detections = detect_all(segmenter, data, val_idx, progress)         # the network runs once for both
+    truths = [data['labels'][i] for i in val_idx]
+    record['calibration'] = choose_threshold(detections, truths)
+    record['calibration_scene_objects'] = choose_threshold(detections, truths,
+                                                           classes_per_image=scene_classes(data, val_idx))
     record['score_threshold'] = segmenter.score_threshold = record['calibration']['score_threshold']
     record['validation'] = evaluate_segmenter(segmenter, data, val_idx, progress=progress)
+    threshold = record['calibration_scene_objects']['score_threshold']
+    record['score_threshold_scene_objects'] = segmenter.score_threshold = threshold
+    record['validation_scene_objects'] = evaluate_segmenter(segmenter, data, val_idx, progress=progress,
+                                                            scene_objects=True)
     torch.save(payload, checkpoint)
     _write_card(checkpoint, record)
     return record
@@ -196,7 +206,8 @@ def _write_card(checkpoint: Path, record: dict) -> None:
     checkpoint.with_name(f'{checkpoint.stem}_card.json').write_text(json.dumps(record, indent=2) + '\n')
 
 
-def _write_log(checkpoint: Path, log: list[dict], record: dict) -> None:
+def write_training_log(checkpoint: Path, log: list[dict], record: dict, title: str = 'Mask R-CNN training') -> None:
+    """<stem>_losses.json, <stem>_losses.png and the card beside a checkpoint."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -209,7 +220,7 @@ def _write_log(checkpoint: Path, log: list[dict], record: dict) -> None:
         if key != 'iteration':
             axis.plot([row['iteration'] for row in log], [row[key] for row in log], label=key,
                       linewidth=2.0 if key == 'total' else 1.0)
-    axis.set(xlabel='iteration', ylabel='loss (running mean)', yscale='log', title='Mask R-CNN training')
+    axis.set(xlabel='iteration', ylabel='loss (running mean)', yscale='log', title=title)
     axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(f'{stem}_losses.png', dpi=100)
