@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT := out
 
 .PHONY: setup demo test bench-transport bench-sim eval-oracle segmentation-data train-segmentation \
-	bench-segmentation clean
+	train-refiner bench-segmentation clean
 
 setup:
 	@bash tools/setup_env.sh
@@ -46,6 +46,13 @@ train-segmentation: setup
 	cp $(OUT)/segmentation/resume2/maskrcnn_r18fpn* src/samrl_perception/samrl_perception/checkpoints/
 	$(BIN)/samrl perception calibrate --data $(OUT)/segmentation/train \
 	  --checkpoint src/samrl_perception/samrl_perception/checkpoints/maskrcnn_r18fpn.pt
+	$(MAKE) train-refiner
+
+# The full-resolution mask refiner for the shipped Mask R-CNN's masks (refine.py).
+train-refiner: setup
+	$(BIN)/samrl perception train-refiner --data $(OUT)/segmentation/train --iterations 3000 --seed 0 --threads 2 \
+	  --out $(OUT)/segmentation/refiner/mask_refiner.pt
+	cp $(OUT)/segmentation/refiner/mask_refiner* src/samrl_perception/samrl_perception/checkpoints/
 
 bench-segmentation: setup
 	$(BIN)/samrl bench segmentation --count 240 --json $(OUT)/bench_segmentation.json

@@ -150,6 +150,7 @@ def cmd_perception_train_refiner(args) -> int:
                                 seed=args.seed, threads=args.threads)
     record = train_refiner(Path(args.data), Path(args.detector or DEFAULT_CHECKPOINT), Path(args.out), config,
                            RefinerConfig(crop_px=args.crop_px), command='samrl ' + ' '.join(sys.argv[1:]))
+    _print_calibration(record)
     scores = record['validation_crops']
     print(f'validation crop IoU: Mask R-CNN {scores["coarse"]:.3f} -> refined {scores["refined"]:.3f} '
           f'({record["val_crops"]} crops); ' + ', '.join(f'{name} {v["coarse"]:.2f} -> {v["refined"]:.2f}'
@@ -161,9 +162,10 @@ def cmd_perception_train_refiner(args) -> int:
 
 def cmd_perception_calibrate(args) -> int:
     from samrl_perception.segmentation.train import calibrate_checkpoint
-    record = calibrate_checkpoint(Path(args.checkpoint), Path(args.data))
+    refiner = Path(args.refiner) if args.refiner else None
+    record = calibrate_checkpoint(Path(args.checkpoint), Path(args.data), refiner=refiner)
     _print_calibration(record)
-    print(f'wrote the thresholds into {args.checkpoint} and its card')
+    print(f'wrote the thresholds into {refiner or args.checkpoint} and its card')
     return 0
 
 
@@ -304,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                           'validation images')
     calibrate.add_argument('--checkpoint', default='out/segmentation/maskrcnn_r18fpn.pt', help='checkpoint to update')
     calibrate.add_argument('--data', default='out/segmentation/train', help='the data set it was trained on')
+    calibrate.add_argument('--refiner', help='calibrate for this mask refiner\'s masks instead, and store the '
+                                             'thresholds in its card')
     calibrate.set_defaults(run=cmd_perception_calibrate)
     segmentation = bench_sub.add_parser('segmentation', help='Mask R-CNN IoU per class and time per frame (held-out)')
     segmentation.add_argument('--data', default='out/segmentation/test',

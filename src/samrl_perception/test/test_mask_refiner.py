@@ -13,8 +13,10 @@ from samrl_perception.segmentation.dataset import sample_keys, write_dataset
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
 from samrl_perception.segmentation.refine import (DEFAULT_REFINER, MaskRefiner, RefinerConfig, RefinerError,
                                                   crop_inputs, crop_targets, crop_windows, image_tensor,
-                                                  load_refiner, paste_logits, refine_masks, save_refiner)
-from samrl_perception.segmentation.segmenter import MaskRCNNSegmenter, save_checkpoint
+                                                  load_refiner, paste_logits, refine_masks,
+                                                  representable_by_refiner, save_refiner)
+from samrl_perception.segmentation.segmenter import MaskRCNNSegmenter, calibrated_threshold, save_checkpoint
+from samrl_perception.segmentation.targets import mask_iou
 from samrl_perception.segmentation.train import TrainConfig, train
 from samrl_perception.segmentation.train_refiner import (RefinerTrainConfig, crop_iou, degraded_crop,
                                                          refiner_loss, train_refiner)
@@ -115,6 +117,13 @@ def test_training_writes_refiner_card_and_plot(tmp_path):
     card = json.loads((tmp_path / 'refiner_card.json').read_text())
     assert card['train_config']['seed'] == 0 and (tmp_path / 'refiner_losses.png').stat().st_size > 0
     assert load_refiner(out)[0].config == SMALL
+    # Thresholds calibrated for the refined masks live in the refiner's card, and win with it.
+    assert record['score_threshold_scene_objects'] in record['calibration_scene_objects']['objective']
+    assert card['validation_scene_objects']['images'] == 2
+    torch_record = torch.load(out, weights_only=True)['record']
+    assert torch_record['score_threshold'] == record['score_threshold']
+    refined = MaskRCNNSegmenter(detector, objects=['thread'], refiner=out)
+    assert refined.score_threshold == record['score_threshold_scene_objects']
     with pytest.raises(ValueError, match='not the data set'):
         train_refiner(_other_data(tmp_path), detector, out, RefinerTrainConfig(iterations=1), SMALL, progress=False)
 
@@ -148,8 +157,26 @@ def test_segmenter_redraws_kept_masks_with_its_refiner(tmp_path):
     assert (masks['identity'] != masks[None]).sum() <= 0.02 * masks[None].sum()
 
 
+def test_a_threshold_calibrated_for_the_refiner_comes_first():
+    detector = {'score_threshold': 0.6, 'score_threshold_scene_objects': 0.3}
+    assert calibrated_threshold(detector, True, {'score_threshold_scene_objects': 0.1}) == 0.1
+    assert calibrated_threshold(detector, False, {'score_threshold': 0.2}) == 0.2
+    assert calibrated_threshold(detector, True, {}) == 0.3 and calibrated_threshold(detector, False, None) == 0.6
+
+
 def test_node_refiner_parameter():
     assert SegmentationParams().refiner_path() == DEFAULT_REFINER
     assert SegmentationParams(refiner='none').refiner_path() is None
     with pytest.raises(ValueError, match="refiner '/nowhere.pt' does not exist"):
         SegmentationParams(refiner='/nowhere.pt')
+
+
+def test_refiner_resolution_ceiling_of_a_box_and_a_thin_diagonal():
+    box = np.zeros((480, 640), bool)
+    box[100:200, 150:400] = True
+    assert mask_iou(representable_by_refiner(box, 112), box) > 0.97
+    line = np.zeros((480, 640), bool)
+    for x in range(100, 500):                   # a 4 px wide diagonal, like the thread
+        line[x // 2 + 50:x // 2 + 54, x] = True
+    assert 0.8 < mask_iou(representable_by_refiner(line, 112), line) < 1.0
+    assert not representable_by_refiner(np.zeros((48, 64), bool), 112).any()

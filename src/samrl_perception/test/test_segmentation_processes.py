@@ -18,6 +18,7 @@ from samrl_sim import conversions as conv
 from samrl_sim.bridge_node import GROUND_TRUTH_LABELS_TOPIC, OPTICAL_FRAME
 from samrl_sim.camera import CameraIntrinsics
 from samrl_sim.objects import OBJECT_CLASSES
+from samrl_sim.tasks import TASK_OBJECTS
 
 pytestmark = pytest.mark.processes
 BRIDGE, CAPTURE, SEGMENTATION = 'samrl_sim.bridge_node', 'samrl_perception.capture_node', \
@@ -57,7 +58,8 @@ def _start_live_graph(start, source: str, size: tuple[int, int], rate_hz: float,
     if controller:                              # episodes run and restart: the scene changes
         start(ORACLE, 'task:=needle_threading')
     start(CAPTURE)
-    return start(SEGMENTATION, f'source:={source}', 'target_object:=thread')
+    scene = ','.join(TASK_OBJECTS['needle_threading'])       # as the task graphs configure it
+    return start(SEGMENTATION, f'source:={source}', 'target_object:=thread', f'scene_objects:={scene}')
 
 
 def test_oracle_masks_are_the_simulator_labels_and_say_so(graph):

@@ -10,6 +10,7 @@ that way), as segmentation_node is in the task graphs; `scene_objects=False` let
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,9 @@ import torch
 from samrl_perception.segmentation.dataset import TEST_FIRST_SEED, read_shards, sample_keys, write_dataset
 from samrl_perception.segmentation.evaluate import evaluate_segmenter, segment
 from samrl_perception.segmentation.model import MASK_POOL_PX
-from samrl_perception.segmentation.refine import DEFAULT_REFINER
+from samrl_perception.segmentation.refine import DEFAULT_REFINER, representable_by_refiner
 from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, MaskRCNNSegmenter
+from samrl_perception.segmentation.targets import representable_mask
 from samrl_sim.objects import OBJECT_CLASSES
 from samrl_sim.tasks import TASK_NAMES
 
@@ -55,17 +57,24 @@ def run_benchmark(directory: Path, checkpoint: Path | None, count: int, scene_ob
     data = held_out_data(directory, count)
     indices = np.arange(min(count, len(data['seeds'])))
     segmenter = bench_segmenter(checkpoint, scene_objects, refiner)
-    width, height = data['rgb'].shape[2], data['rgb'].shape[1]
-    scale = segmenter.config.min_size_px / min(width, height)
-    input_hw = (round(height * scale), round(width * scale))
-    result = evaluate_segmenter(segmenter, data, indices, ceiling=(input_hw, MASK_GRID_PX),
-                                scene_objects=scene_objects)
+    ceiling = resolution_ceiling(segmenter, data['rgb'].shape[1:3])
+    result = evaluate_segmenter(segmenter, data, indices, ceiling=ceiling, scene_objects=scene_objects)
     result.update({'checkpoint': str(checkpoint or DEFAULT_CHECKPOINT), 'threads': BENCH_THREADS,
                    'scene_objects': scene_objects, 'score_threshold': segmenter.score_threshold,
                    'refiner': str(refiner) if refiner is not None else None,
                    'image_size': list(data['rgb'].shape[2:0:-1]),
                    'seeds': [int(data['seeds'][indices].min()), int(data['seeds'][indices].max())]})
     return result
+
+
+def resolution_ceiling(segmenter: MaskRCNNSegmenter, image_hw: tuple[int, int]):
+    """The best mask the segmenter's design can return for a true mask: that of the refiner's crop
+    grid when it has one, else that of Mask R-CNN's input size and mask grid."""
+    if segmenter.refiner is not None:
+        return partial(representable_by_refiner, crop_px=segmenter.refiner.config.crop_px)
+    scale = segmenter.config.min_size_px / min(image_hw)
+    input_hw = (round(image_hw[0] * scale), round(image_hw[1] * scale))
+    return partial(representable_mask, input_hw=input_hw, mask_px=MASK_GRID_PX)
 
 
 def plot_examples(directory: Path, checkpoint: Path | None, path: Path, scene_objects: bool = True,

@@ -48,6 +48,17 @@ def detect_all(segmenter, data: dict[str, np.ndarray], indices, progress: bool =
                                                            disable=not progress)]
 
 
+def refine_all(segmenter, data: dict[str, np.ndarray], indices, detections: list[dict]) -> list[dict]:
+    """The detections with every mask redrawn by the segmenter's refiner (whichever a threshold keeps)."""
+    from samrl_perception.segmentation.refine import refine_masks
+
+    refined = []
+    for i, output in zip(indices, detections, strict=True):
+        masks = refine_masks(segmenter.refiner, data['rgb'][i], output['masks'][:, 0], output['boxes'])
+        refined.append({**output, 'masks': masks[:, None]})
+    return refined
+
+
 def scene_classes(data: dict[str, np.ndarray], indices) -> list[tuple[str, ...]]:
     """The object classes of each image's task."""
     return [TASK_OBJECTS[str(data['tasks'][i])] for i in indices]

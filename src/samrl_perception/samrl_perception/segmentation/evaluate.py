@@ -3,25 +3,26 @@
 For every image and every class present in the ground truth (at least MIN_INSTANCE_PIXELS
 pixels), the IoU of the predicted mask of that class with the true one; a class that is
 predicted but absent counts as a false positive. `samrl bench segmentation` runs this on the
-held-out images (seeds never used in training). With `ceiling=(input_hw, mask_px)` it also
-reports per class the IoU that resolution alone allows (targets.representable_mask), to tell
-a limit of the design from a limit of the training. With `scene_objects` each image is segmented
+held-out images (seeds never used in training). With `ceiling` (a function: true mask -> the
+best mask the design can represent, e.g. targets.representable_mask) it also reports per class
+the IoU that resolution alone allows, to tell a limit of the design from a limit of the training. With `scene_objects` each image is segmented
 knowing its task's objects (TASK_OBJECTS), as segmentation_node is told them.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
-from samrl_perception.segmentation.targets import MIN_INSTANCE_PIXELS, mask_iou, representable_mask
+from samrl_perception.segmentation.targets import MIN_INSTANCE_PIXELS, mask_iou
 from samrl_sim.objects import OBJECT_CLASSES
 from samrl_sim.tasks import TASK_OBJECTS
 
 
 def evaluate_segmenter(segmenter, data: dict[str, np.ndarray], indices, progress: bool = True,
-                       ceiling: tuple[tuple[int, int], int] | None = None, scene_objects: bool = False) -> dict:
+                       ceiling: Callable[[np.ndarray], np.ndarray] | None = None, scene_objects: bool = False) -> dict:
     from tqdm import tqdm
 
     ious = {name: [] for name in OBJECT_CLASSES}
@@ -38,7 +39,7 @@ def evaluate_segmenter(segmenter, data: dict[str, np.ndarray], indices, progress
             if np.count_nonzero(true_mask) >= MIN_INSTANCE_PIXELS:
                 ious[name].append(mask_iou(predicted_mask, true_mask))
                 if ceiling is not None:
-                    ceilings[name].append(mask_iou(representable_mask(true_mask, *ceiling), true_mask))
+                    ceilings[name].append(mask_iou(ceiling(true_mask), true_mask))
             elif predicted_mask.any():
                 false_positives[name] += 1
     summary = summarise(ious, false_positives, times_ms)

@@ -148,6 +148,20 @@ def refine_masks(refiner: MaskRefiner, rgb: np.ndarray, probabilities: torch.Ten
     return paste_logits(refiner(inputs), windows, probabilities.shape[-2:])
 
 
+def representable_by_refiner(truth: np.ndarray, crop_px: int) -> np.ndarray:
+    """About the best mask the refiner can return for `truth` (HxW bool): the true mask averaged into
+    the crop grid of its box's window and resampled back, as a perfect refiner's output would be.
+    Its IoU with `truth` is the ceiling that the crop size puts on the score."""
+    mask = torch.from_numpy(truth)
+    rows, cols = mask.any(dim=1).nonzero().flatten(), mask.any(dim=0).nonzero().flatten()
+    if len(rows) == 0:
+        return np.zeros_like(truth, dtype=bool)
+    box = torch.tensor([[cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]], dtype=torch.float32)
+    windows = crop_windows(box, truth.shape)
+    grid = crop_targets(mask[None], windows, crop_px).clamp(PROBABILITY_CLAMP, 1 - PROBABILITY_CLAMP)
+    return (paste_logits(torch.logit(grid), windows, truth.shape)[0] >= 0.5).numpy()
+
+
 def save_refiner(path: Path, refiner: MaskRefiner, record: dict) -> None:
     payload = {'format': REFINER_FORMAT, 'kind': 'mask_refiner', 'config': refiner.config.to_dict(),
                'state_dict': refiner.state_dict(), 'record': record}

@@ -88,10 +88,12 @@ def class_labels(classes: Iterable[str] | None) -> frozenset[int]:
     return frozenset(OBJECT_CLASSES.index(name) + 1 for name in class_names(classes))
 
 
-def calibrated_threshold(record: dict, scene_objects: bool) -> float:
-    """The card's threshold for a segmenter that does (or does not) know the scene's objects."""
+def calibrated_threshold(record: dict, scene_objects: bool, refiner_record: dict | None = None) -> float:
+    """The card's threshold for a segmenter that does (or does not) know the scene's objects; one
+    calibrated for the refined masks (in the refiner's card) comes first."""
     keys = ('score_threshold_scene_objects', 'score_threshold') if scene_objects else ('score_threshold',)
-    return float(next((record[key] for key in keys if key in record), DEFAULT_SCORE_THRESHOLD))
+    found = (r[key] for r in (refiner_record or {}, record) for key in keys if key in r)
+    return float(next(found, DEFAULT_SCORE_THRESHOLD))
 
 
 class MaskRCNNSegmenter:
@@ -116,9 +118,9 @@ class MaskRCNNSegmenter:
         self.model = build_mask_rcnn(self.config)
         self.model.load_state_dict(payload['state_dict'])
         self.model.eval()
-        calibrated = calibrated_threshold(self.record, self.objects is not None)
-        self.score_threshold = float(calibrated if score_threshold is None else score_threshold)
         self.refiner, self.refiner_record = load_refiner(refiner) if refiner is not None else (None, None)
+        calibrated = calibrated_threshold(self.record, self.objects is not None, self.refiner_record)
+        self.score_threshold = float(calibrated if score_threshold is None else score_threshold)
 
     @torch.no_grad()
     def detect(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:

@@ -133,34 +133,49 @@ def snapshot_path(checkpoint: Path, iteration: int) -> Path:
     return checkpoint.with_name(f'{checkpoint.stem}_it{iteration:05d}{checkpoint.suffix}')
 
 
-def calibrate_checkpoint(checkpoint: Path, data_dir: Path, data: dict | None = None, progress: bool = True) -> dict:
+def calibrate_checkpoint(checkpoint: Path, data_dir: Path, data: dict | None = None, progress: bool = True,
+                         refiner: Path | None = None) -> dict:
     """Choose the score thresholds (any class; each image's scene objects) on the checkpoint's validation
-    split, score each there, store all in the card."""
-    from samrl_perception.segmentation.calibrate import choose_threshold, detect_all, scene_classes
+    split, score each there, store all in the card.
+
+    With a refiner the thresholds are chosen for the refined masks (a detection with a modest score
+    whose mask the refiner makes exact is worth keeping) and stored in the refiner's card, where a
+    segmenter using that refiner finds them.
+    """
+    from samrl_perception.segmentation.calibrate import choose_threshold, detect_all, refine_all, scene_classes
     from samrl_perception.segmentation.evaluate import evaluate_segmenter
     from samrl_perception.segmentation.segmenter import MaskRCNNSegmenter
 
-    payload = load_checkpoint(checkpoint)
-    record = payload['record']
     data = read_shards(data_dir) if data is None else data
-    _, val_idx = split(data, record['train_config']['val_fraction'])
+    _, val_idx = validation_split(checkpoint, data, data_dir)
+    segmenter = MaskRCNNSegmenter(checkpoint, refiner=refiner)
+    detections = detect_all(segmenter, data, val_idx, progress)         # the network runs once for both
+    if refiner is not None:
+        detections = refine_all(segmenter, data, val_idx, detections)
+    truths = [data['labels'][i] for i in val_idx]
+    results = {'calibration': choose_threshold(detections, truths),
+               'calibration_scene_objects': choose_threshold(detections, truths,
+                                                             classes_per_image=scene_classes(data, val_idx))}
+    for suffix, scene_objects in (('', False), ('_scene_objects', True)):
+        threshold = results[f'calibration{suffix}']['score_threshold']
+        results[f'score_threshold{suffix}'] = segmenter.score_threshold = threshold
+        results[f'validation{suffix}'] = evaluate_segmenter(segmenter, data, val_idx, progress=progress,
+                                                            scene_objects=scene_objects)
+    stored = refiner or checkpoint
+    payload = torch.load(stored, map_location='cpu', weights_only=True)
+    payload['record'].update(results)
+    torch.save(payload, stored)
+    _write_card(stored, payload['record'])
+    return payload['record']
+
+
+def validation_split(checkpoint: Path, data: dict, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The checkpoint's own training / validation split of `data` (refused if its validation seeds differ)."""
+    record = load_checkpoint(checkpoint)['record']
+    train_idx, val_idx = split(data, record['train_config']['val_fraction'])
     if sorted(int(s) for s in data['seeds'][val_idx]) != record['val_seeds']:
         raise ValueError(f'{data_dir} is not the data set {checkpoint} was trained on (validation seeds differ)')
-    segmenter = MaskRCNNSegmenter(checkpoint)
-    detections = detect_all(segmenter, data, val_idx, progress)         # the network runs once for both
-    truths = [data['labels'][i] for i in val_idx]
-    record['calibration'] = choose_threshold(detections, truths)
-    record['calibration_scene_objects'] = choose_threshold(detections, truths,
-                                                           classes_per_image=scene_classes(data, val_idx))
-    record['score_threshold'] = segmenter.score_threshold = record['calibration']['score_threshold']
-    record['validation'] = evaluate_segmenter(segmenter, data, val_idx, progress=progress)
-    threshold = record['calibration_scene_objects']['score_threshold']
-    record['score_threshold_scene_objects'] = segmenter.score_threshold = threshold
-    record['validation_scene_objects'] = evaluate_segmenter(segmenter, data, val_idx, progress=progress,
-                                                            scene_objects=True)
-    torch.save(payload, checkpoint)
-    _write_card(checkpoint, record)
-    return record
+    return train_idx, val_idx
 
 
 def _record(command, config, data_dir, data, train_idx, val_idx, start, log, history) -> dict:

@@ -12,7 +12,8 @@ Both use the Mask R-CNN checkpoint's training / validation split (same data set,
 validation images are unseen by both networks. The loss is binary cross-entropy against the
 fraction of each crop cell inside the true mask plus a soft Dice term (thin objects are few
 pixels; Dice weighs them by their own size). The record (card) holds the exact command, the
-seed, the Mask R-CNN checkpoint and the validation IoU of its crops before and after refinement.
+seed, the Mask R-CNN checkpoint and the validation IoU of its crops before and after refinement;
+then the detection score thresholds are calibrated for the refined masks and stored there too.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ import torch.nn.functional as F
 from samrl_perception.segmentation.dataset import read_shards
 from samrl_perception.segmentation.refine import (MaskRefiner, RefinerConfig, crop_inputs, crop_targets,
                                                   crop_windows, image_tensor, save_refiner)
-from samrl_perception.segmentation.segmenter import load_checkpoint
-from samrl_perception.segmentation.train import LOG_EVERY, split, write_training_log
+from samrl_perception.segmentation.train import LOG_EVERY, calibrate_checkpoint, validation_split, write_training_log
 from samrl_sim.objects import OBJECT_CLASSES
 
 COARSE_GRID_PX = 28             # Mask R-CNN's mask grid (MASK_POOL_PX x 2)
@@ -176,7 +176,7 @@ def train_refiner(data_dir: Path, detector: Path, out: Path, config: RefinerTrai
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     data = read_shards(data_dir)
-    train_idx, val_idx = _detector_split(detector, data, data_dir)
+    train_idx, val_idx = validation_split(detector, data, data_dir)
     segmenter = MaskRCNNSegmenter(detector)
     crop_px = refiner_config.crop_px
     train_crops = detection_crops(segmenter, data, train_idx, crop_px, progress)
@@ -214,16 +214,7 @@ def train_refiner(data_dir: Path, detector: Path, out: Path, config: RefinerTrai
               'validation_curve': curve, 'torch': str(torch.__version__)}
     save_refiner(out, refiner.eval(), record)
     write_training_log(out, log, record, 'mask refiner training')
-    return record
-
-
-def _detector_split(detector: Path, data: dict, data_dir: Path):
-    """The detector's own training / validation split of `data` (refused if its seeds differ)."""
-    record = load_checkpoint(detector)['record']
-    train_idx, val_idx = split(data, record['train_config']['val_fraction'])
-    if sorted(int(s) for s in data['seeds'][val_idx]) != record['val_seeds']:
-        raise ValueError(f'{data_dir} is not the data set {detector} was trained on (validation seeds differ)')
-    return train_idx, val_idx
+    return calibrate_checkpoint(detector, data_dir, data, progress, refiner=out)
 
 
 def _batch(data, crops, instances, config: RefinerTrainConfig, crop_px: int, rng: np.random.Generator):
