@@ -5,8 +5,9 @@ pixels), the IoU of the predicted mask of that class with the true one; a class 
 predicted but absent counts as a false positive. `samrl bench segmentation` runs this on the
 held-out images (seeds never used in training). With `ceiling` (a function: true mask -> the
 best mask the design can represent, e.g. targets.representable_mask) it also reports per class
-the IoU that resolution alone allows, to tell a limit of the design from a limit of the training. With `scene_objects` each image is segmented
-knowing its task's objects (TASK_OBJECTS), as segmentation_node is told them.
+the IoU that resolution alone allows, to tell a limit of the design from a limit of the
+training. With `scene_objects` each image is segmented knowing its task's objects
+(TASK_OBJECTS), as segmentation_node is told them.
 """
 
 from __future__ import annotations
