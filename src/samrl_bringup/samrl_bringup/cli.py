@@ -179,12 +179,15 @@ def _print_calibration(record: dict) -> None:
 
 
 def _print_segmentation(title: str, result: dict) -> None:
+    steal = result.get('cpu_steal_fraction')
+    steal = f' while other guests took {100 * steal:.0f} % of the CPU' if steal is not None else ''
     print(f'{title}: {result["images"]} images, mean IoU {result["mean_iou"]:.3f}, inference '
-          f'{result["inference_ms_mean"]:.0f} ms/frame (p95 {result["inference_ms_p95"]:.0f})')
+          f'{result["inference_ms_mean"]:.0f} ms/frame (p95 {result["inference_ms_p95"]:.0f}){steal}')
     for name, c in result['per_class'].items():
         ceiling = f', resolution ceiling {c["resolution_ceiling_iou"]:.3f}' if 'resolution_ceiling_iou' in c else ''
+        missed = f', missed {c["missed"]} (visible px {c["missed_visible_pixels"]})' if c.get('missed') else ''
         print(f'{name:>12}: IoU {c["mean_iou"]:.3f} (median {c["median_iou"]:.3f}) over {c["instances"]} '
-              f'instances, {c["false_positives"]} false positives{ceiling}')
+              f'instances, {c["false_positives"]} false positives{ceiling}{missed}')
 
 
 def cmd_bench_segmentation(args) -> int:

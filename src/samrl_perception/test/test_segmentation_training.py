@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from samrl_perception.segmentation.bench import plot_examples, run_benchmark
+from samrl_perception.segmentation.bench import plot_examples, run_benchmark, steal_fraction
 from samrl_perception.segmentation.dataset import (TEST_FIRST_SEED, SceneRenderer, read_shards, sample_keys,
                                                    write_dataset)
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
 from samrl_perception.segmentation.calibrate import choose_threshold, scene_classes, threshold_objective
-from samrl_perception.segmentation.segmenter import (CheckpointError, MaskRCNNSegmenter, best_per_class,
-                                                     load_checkpoint, paint, save_checkpoint, select_detections)
+from samrl_perception.segmentation.evaluate import evaluate_segmenter
+from samrl_perception.segmentation.segmenter import (CheckpointError, MaskRCNNSegmenter, Segmentation,
+                                                     best_per_class, load_checkpoint, paint, save_checkpoint,
+                                                     select_detections)
 from samrl_perception.segmentation_node import SegmentationParams
 from samrl_perception.segmentation.targets import mask_iou, representable_mask, targets_from_labels
 from samrl_perception.segmentation.train import (TrainConfig, calibrate_checkpoint, initial_model, learning_rate,
@@ -301,3 +303,27 @@ def test_stride2_mask_level_starts_from_a_plain_checkpoint(tmp_path):
     with pytest.raises(ValueError, match='stride-2'):
         initial_model(MaskRCNNConfig(**small), None, init_from=tmp_path / 's2.pt')
     assert MaskRCNNSegmenter(tmp_path / 's2.pt').config.mask_stride2
+
+
+def test_cpu_steal_fraction_of_two_readings():
+    before = [100, 0, 50, 800, 0, 0, 0, 50, 0, 0]
+    after = [200, 0, 100, 900, 0, 0, 0, 100, 0, 0]
+    assert steal_fraction(before, after) == pytest.approx(50 / 300)
+    assert steal_fraction(None, after) is None and steal_fraction(before, before) == 0.0
+
+
+def test_evaluation_lists_missed_objects_by_visible_size():
+    labels = np.zeros((2, 20, 20), np.uint8)
+    labels[:, 2:12, 2:6] = 1                        # a thread of 40 px in both images
+    labels[1, 15:17, 15:17] = 2                     # a needle of 4 px in the second only
+
+    class Segmenter:                                # finds the thread of the first image only
+        def __call__(self, rgb):
+            return Segmentation([], labels[0] if rgb[0, 0, 0] == 0 else np.zeros((20, 20), np.uint8))
+
+    rgb = np.zeros((2, 20, 20, 3), np.uint8)
+    rgb[1] = 1
+    result = evaluate_segmenter(Segmenter(), {'rgb': rgb, 'labels': labels}, [0, 1], progress=False)
+    thread, needle = result['per_class']['thread'], result['per_class']['needle']
+    assert thread['mean_iou'] == 0.5 and thread['missed'] == 1 and thread['missed_visible_pixels'] == [40]
+    assert needle['missed'] == 1 and needle['missed_visible_pixels'] == [4]

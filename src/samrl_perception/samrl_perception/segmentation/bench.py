@@ -29,6 +29,7 @@ BENCH_THREADS = 2
 BENCH_SIZE = (640, 480)
 MASK_GRID_PX = 2 * MASK_POOL_PX     # torchvision's mask predictor upsamples the pooled RoI x2
 EXAMPLES_PER_TASK = 2
+STEAL_FIELD = 7                     # /proc/stat cpu columns: user nice system idle iowait irq softirq steal
 OVERLAY_ALPHA = 0.55
 CLASS_COLOURS = np.array([[0, 0, 0], [255, 60, 60], [60, 200, 255], [255, 200, 0], [80, 220, 80],
                           [220, 80, 255], [255, 140, 40]], np.uint8)     # background, then OBJECT_CLASSES
@@ -58,13 +59,32 @@ def run_benchmark(directory: Path, checkpoint: Path | None, count: int, scene_ob
     indices = np.arange(min(count, len(data['seeds'])))
     segmenter = bench_segmenter(checkpoint, scene_objects, refiner)
     ceiling = resolution_ceiling(segmenter, data['rgb'].shape[1:3])
+    before = cpu_times()
     result = evaluate_segmenter(segmenter, data, indices, ceiling=ceiling, scene_objects=scene_objects)
+    result['cpu_steal_fraction'] = steal_fraction(before, cpu_times())
     result.update({'checkpoint': str(checkpoint or DEFAULT_CHECKPOINT), 'threads': BENCH_THREADS,
                    'scene_objects': scene_objects, 'score_threshold': segmenter.score_threshold,
                    'refiner': str(refiner) if refiner is not None else None,
                    'image_size': list(data['rgb'].shape[2:0:-1]),
                    'seeds': [int(data['seeds'][indices].min()), int(data['seeds'][indices].max())]})
     return result
+
+
+def cpu_times() -> list[int] | None:
+    """The machine's aggregate CPU times from /proc/stat (None where there is none)."""
+    try:
+        return [int(v) for v in Path('/proc/stat').read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def steal_fraction(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of CPU time the hypervisor gave to other guests between two cpu_times() readings: on a
+    shared virtual machine, timings taken while it is high are slower than the code is."""
+    if before is None or after is None or len(before) <= STEAL_FIELD:
+        return None
+    total = sum(after) - sum(before)
+    return (after[STEAL_FIELD] - before[STEAL_FIELD]) / total if total > 0 else 0.0
 
 
 def resolution_ceiling(segmenter: MaskRCNNSegmenter, image_hw: tuple[int, int]):

@@ -6,8 +6,10 @@ predicted but absent counts as a false positive. `samrl bench segmentation` runs
 held-out images (seeds never used in training). With `ceiling` (a function: true mask -> the
 best mask the design can represent, e.g. targets.representable_mask) it also reports per class
 the IoU that resolution alone allows, to tell a limit of the design from a limit of the
-training. With `scene_objects` each image is segmented knowing its task's objects
-(TASK_OBJECTS), as segmentation_node is told them.
+training. Per class it lists the objects missed (IoU < MISSED_IOU) by their visible size in
+pixels, to tell objects that are almost hidden from ones the network overlooks. With
+`scene_objects` each image is segmented knowing its task's objects (TASK_OBJECTS), as
+segmentation_node is told them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from samrl_perception.segmentation.targets import MIN_INSTANCE_PIXELS, mask_iou
 from samrl_sim.objects import OBJECT_CLASSES
 from samrl_sim.tasks import TASK_OBJECTS
 
+MISSED_IOU = 0.1        # an object whose mask overlaps the truth less than this counts as missed
+
 
 def evaluate_segmenter(segmenter, data: dict[str, np.ndarray], indices, progress: bool = True,
                        ceiling: Callable[[np.ndarray], np.ndarray] | None = None, scene_objects: bool = False) -> dict:
@@ -28,6 +32,7 @@ def evaluate_segmenter(segmenter, data: dict[str, np.ndarray], indices, progress
 
     ious = {name: [] for name in OBJECT_CLASSES}
     ceilings = {name: [] for name in OBJECT_CLASSES}
+    missed_pixels = {name: [] for name in OBJECT_CLASSES}      # visible size of the objects missed
     false_positives = {name: 0 for name in OBJECT_CLASSES}
     times_ms = []
     for i in tqdm(indices, desc='segmenting', unit='image', disable=not progress):
@@ -39,11 +44,15 @@ def evaluate_segmenter(segmenter, data: dict[str, np.ndarray], indices, progress
             true_mask, predicted_mask = truth == c, predicted == c
             if np.count_nonzero(true_mask) >= MIN_INSTANCE_PIXELS:
                 ious[name].append(mask_iou(predicted_mask, true_mask))
+                if ious[name][-1] < MISSED_IOU:
+                    missed_pixels[name].append(int(np.count_nonzero(true_mask)))
                 if ceiling is not None:
                     ceilings[name].append(mask_iou(ceiling(true_mask), true_mask))
             elif predicted_mask.any():
                 false_positives[name] += 1
     summary = summarise(ious, false_positives, times_ms)
+    for name, pixels in missed_pixels.items():
+        summary['per_class'][name].update(missed=len(pixels), missed_visible_pixels=sorted(pixels))
     if ceiling is not None:
         for name, values in ceilings.items():
             summary['per_class'][name]['resolution_ceiling_iou'] = float(np.mean(values)) if values else float('nan')
