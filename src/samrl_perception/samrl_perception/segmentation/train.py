@@ -51,8 +51,9 @@ class TrainConfig:
     save_every: int = 250       # iterations between partial checkpoints (a long run cut off keeps its progress)
 
 
-def learning_rate(config: TrainConfig, iteration: int) -> float:
-    """Linear warm-up to the base rate, then cosine decay to zero."""
+def learning_rate(config, iteration: int) -> float:
+    """Linear warm-up to the base rate, then cosine decay to zero (any config with iterations,
+    warmup_iterations and learning_rate: Mask R-CNN's and the refiner's)."""
     if iteration < config.warmup_iterations:
         return config.learning_rate * (iteration + 1) / config.warmup_iterations
     progress = (iteration - config.warmup_iterations) / max(1, config.iterations - config.warmup_iterations)

@@ -18,7 +18,6 @@ then the detection score thresholds are calibrated for the refined masks and sto
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +29,8 @@ import torch.nn.functional as F
 from samrl_perception.segmentation.dataset import read_shards
 from samrl_perception.segmentation.refine import (MaskRefiner, RefinerConfig, crop_inputs, crop_targets,
                                                   crop_windows, image_tensor, save_refiner)
-from samrl_perception.segmentation.train import LOG_EVERY, calibrate_checkpoint, validation_split, write_training_log
+from samrl_perception.segmentation.train import (LOG_EVERY, calibrate_checkpoint, learning_rate, validation_split,
+                                              write_training_log)
 from samrl_sim.objects import OBJECT_CLASSES
 
 COARSE_GRID_PX = 28             # Mask R-CNN's mask grid (MASK_POOL_PX x 2)
@@ -155,14 +155,6 @@ def validate(refiner: MaskRefiner, crops: dict[str, torch.Tensor]) -> dict:
             per_class[name] = {'coarse': float(coarse_iou[chosen].mean()), 'refined': float(refined_iou[chosen].mean()),
                                'crops': int(chosen.sum())}
     return {'coarse': float(coarse_iou.mean()), 'refined': float(refined_iou.mean()), 'per_class': per_class}
-
-
-def learning_rate(config: RefinerTrainConfig, iteration: int) -> float:
-    """Linear warm-up, then cosine decay to zero."""
-    if iteration < config.warmup_iterations:
-        return config.learning_rate * (iteration + 1) / config.warmup_iterations
-    progress = (iteration - config.warmup_iterations) / max(1, config.iterations - config.warmup_iterations)
-    return 0.5 * config.learning_rate * (1.0 + math.cos(math.pi * progress))
 
 
 def train_refiner(data_dir: Path, detector: Path, out: Path, config: RefinerTrainConfig = RefinerTrainConfig(),
