@@ -15,7 +15,8 @@ from samrl_perception.segmentation.refine import (DEFAULT_REFINER, MaskRefiner, 
                                                   crop_inputs, crop_targets, crop_windows, image_tensor,
                                                   load_refiner, paste_logits, refine_masks,
                                                   representable_by_refiner, save_refiner)
-from samrl_perception.segmentation.segmenter import MaskRCNNSegmenter, calibrated_threshold, save_checkpoint
+from samrl_perception.segmentation.segmenter import (MaskRCNNSegmenter, calibrated_threshold, save_checkpoint,
+                                                     weights_fingerprint)
 from samrl_perception.segmentation.targets import mask_iou
 from samrl_perception.segmentation.train import TrainConfig, train
 from samrl_perception.segmentation.train_refiner import (RefinerTrainConfig, crop_iou, degraded_crop,
@@ -162,6 +163,19 @@ def test_a_threshold_calibrated_for_the_refiner_comes_first():
     assert calibrated_threshold(detector, True, {'score_threshold_scene_objects': 0.1}) == 0.1
     assert calibrated_threshold(detector, False, {'score_threshold': 0.2}) == 0.2
     assert calibrated_threshold(detector, True, {}) == 0.3 and calibrated_threshold(detector, False, None) == 0.6
+
+
+def test_refiner_thresholds_count_only_for_the_detector_they_were_calibrated_with(tmp_path):
+    config = MaskRCNNConfig(fpn_channels=16, box_head_dim=32, mask_head_channels=16, mask_head_layers=1)
+    torch.manual_seed(0)
+    detector, other = build_mask_rcnn(config), build_mask_rcnn(config)
+    save_checkpoint(tmp_path / 'm.pt', detector, config, {'score_threshold': 0.6})
+    record = {'score_threshold': 0.1, 'detector_fingerprint': weights_fingerprint(detector.state_dict())}
+    save_refiner(tmp_path / 'r.pt', MaskRefiner(SMALL), record)
+    assert MaskRCNNSegmenter(tmp_path / 'm.pt', refiner=tmp_path / 'r.pt').score_threshold == 0.1
+    record['detector_fingerprint'] = weights_fingerprint(other.state_dict())
+    save_refiner(tmp_path / 'r.pt', MaskRefiner(SMALL), record)
+    assert MaskRCNNSegmenter(tmp_path / 'm.pt', refiner=tmp_path / 'r.pt').score_threshold == 0.6
 
 
 def test_node_refiner_parameter():

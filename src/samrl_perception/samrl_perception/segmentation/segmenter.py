@@ -14,6 +14,7 @@ score is kept because the threshold calibrated under that restriction is lower.
 from __future__ import annotations
 
 from collections.abc import Iterable
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,16 @@ def load_checkpoint(path: Path) -> dict:
     return payload
 
 
+def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a network's weights (names and values): which detector a refiner was calibrated
+    with, unchanged when only a checkpoint's card is rewritten."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        digest.update(name.encode())
+        digest.update(state_dict[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def class_names(classes: Iterable[str]) -> tuple[str, ...]:
     """The names (one name may come as a plain string), each checked to be in OBJECT_CLASSES (else ValueError)."""
     names = (classes,) if isinstance(classes, str) else tuple(classes)
@@ -104,8 +115,8 @@ class MaskRCNNSegmenter:
     the scene (None: any); given (even all classes, for images of several tasks that name theirs
     per call), the threshold calibrated with that restriction is taken. refiner: a mask refiner
     checkpoint (refine.py) that redraws the kept masks at full resolution (None: Mask R-CNN's
-    masks as they are). The threshold decides which detections are kept, the refiner only how
-    their masks look, so thresholds are calibrated without it.
+    masks as they are). Thresholds calibrated for the refined masks are stored in the refiner's
+    card and taken from there when the refiner was calibrated with this detector's weights.
     """
 
     def __init__(self, checkpoint: Path = DEFAULT_CHECKPOINT, score_threshold: float | None = None,
@@ -119,8 +130,16 @@ class MaskRCNNSegmenter:
         self.model.load_state_dict(payload['state_dict'])
         self.model.eval()
         self.refiner, self.refiner_record = load_refiner(refiner) if refiner is not None else (None, None)
-        calibrated = calibrated_threshold(self.record, self.objects is not None, self.refiner_record)
+        calibrated = calibrated_threshold(self.record, self.objects is not None,
+                                          self._refiner_thresholds(payload['state_dict']))
         self.score_threshold = float(calibrated if score_threshold is None else score_threshold)
+
+    def _refiner_thresholds(self, state_dict: dict) -> dict | None:
+        """The refiner's card if its thresholds were calibrated with this very detector (same weights)."""
+        if self.refiner_record is None:
+            return None
+        matches = self.refiner_record.get('detector_fingerprint') == weights_fingerprint(state_dict)
+        return self.refiner_record if matches else None
 
     @torch.no_grad()
     def detect(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:

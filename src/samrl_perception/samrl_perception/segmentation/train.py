@@ -30,7 +30,7 @@ import torch
 
 from samrl_perception.segmentation.dataset import TEST_FIRST_SEED, read_shards
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn, transfer_weights
-from samrl_perception.segmentation.segmenter import load_checkpoint, save_checkpoint
+from samrl_perception.segmentation.segmenter import load_checkpoint, save_checkpoint, weights_fingerprint
 from samrl_perception.segmentation.targets import targets_from_labels
 
 RGB_SCALE = 1.0 / 255.0
@@ -164,6 +164,8 @@ def calibrate_checkpoint(checkpoint: Path, data_dir: Path, data: dict | None = N
                                                             scene_objects=scene_objects)
     stored = refiner or checkpoint
     payload = torch.load(stored, map_location='cpu', weights_only=True)
+    if refiner is not None:         # whose thresholds these are (see MaskRCNNSegmenter)
+        results['detector_fingerprint'] = weights_fingerprint(segmenter.model.state_dict())
     payload['record'].update(results)
     torch.save(payload, stored)
     _write_card(stored, payload['record'])
