@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from samrl_perception.segmentation.targets import box_of
+
 REFINER_FORMAT = 1
 DEFAULT_REFINER = Path(__file__).resolve().parent.parent / 'checkpoints' / 'mask_refiner.pt'
 CONTEXT_FRACTION = 0.15         # of the box's width / height, added on each side
@@ -152,11 +154,10 @@ def representable_by_refiner(truth: np.ndarray, crop_px: int) -> np.ndarray:
     """About the best mask the refiner can return for `truth` (HxW bool): the true mask averaged into
     the crop grid of its box's window and resampled back, as a perfect refiner's output would be.
     Its IoU with `truth` is the ceiling that the crop size puts on the score."""
-    mask = torch.from_numpy(truth)
-    rows, cols = mask.any(dim=1).nonzero().flatten(), mask.any(dim=0).nonzero().flatten()
-    if len(rows) == 0:
+    if not truth.any():
         return np.zeros_like(truth, dtype=bool)
-    box = torch.tensor([[cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]], dtype=torch.float32)
+    mask = torch.from_numpy(truth)
+    box = torch.tensor([box_of(truth)], dtype=torch.float32)
     windows = crop_windows(box, truth.shape)
     grid = crop_targets(mask[None], windows, crop_px).clamp(PROBABILITY_CLAMP, 1 - PROBABILITY_CLAMP)
     return (paste_logits(torch.logit(grid), windows, truth.shape)[0] >= 0.5).numpy()

@@ -16,13 +16,14 @@ def targets_from_labels(labels: np.ndarray, min_pixels: int = MIN_INSTANCE_PIXEL
     """boxes (N, 4) x0 y0 x1 y1 in pixels, labels (N,) class indices >= 1, masks (N, H, W) uint8."""
     classes = [int(c) for c in np.unique(labels) if c > 0 and np.count_nonzero(labels == c) >= min_pixels]
     masks = np.stack([labels == c for c in classes]) if classes else np.zeros((0, *labels.shape), bool)
-    boxes = [_box(mask) for mask in masks]
+    boxes = [box_of(mask) for mask in masks]
     return {'boxes': torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
             'labels': torch.tensor(classes, dtype=torch.int64),
             'masks': torch.from_numpy(masks.astype(np.uint8))}
 
 
-def _box(mask: np.ndarray) -> list[float]:
+def box_of(mask: np.ndarray) -> list[float]:
+    """x0 y0 x1 y1 in pixels (x1, y1 exclusive) of a non-empty boolean mask."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
 
@@ -47,7 +48,7 @@ def representable_mask(truth: np.ndarray, input_hw: tuple[int, int], mask_px: in
     small = (F.interpolate(small, size=truth.shape, mode='bilinear', align_corners=False)[0, 0] >= 0.5).numpy()
     if not small.any():
         return small
-    x0, y0, x1, y1 = (int(v) for v in _box(small))
+    x0, y0, x1, y1 = (int(v) for v in box_of(small))
     crop = torch.from_numpy(small[y0:y1, x0:x1].astype(np.float32))[None, None]
     grid = F.interpolate(crop, size=(mask_px, mask_px), mode='bilinear', antialias=True, align_corners=False)
     pasted = F.interpolate(grid, size=(y1 - y0, x1 - x0), mode='bilinear', align_corners=False)[0, 0] >= 0.5

@@ -31,6 +31,7 @@ from samrl_perception.segmentation.refine import (MaskRefiner, RefinerConfig, cr
                                                   crop_windows, image_tensor, save_refiner)
 from samrl_perception.segmentation.train import (LOG_EVERY, calibrate_checkpoint, learning_rate, validation_split,
                                               write_training_log)
+from samrl_perception.segmentation.targets import box_of
 from samrl_sim.objects import OBJECT_CLASSES
 
 COARSE_GRID_PX = 28             # Mask R-CNN's mask grid (MASK_POOL_PX x 2)
@@ -99,8 +100,7 @@ def degraded_crop(rgb: np.ndarray, true_mask: torch.Tensor, crop_px: int, rng: n
 
 
 def _jittered_box(true_mask: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    rows, cols = true_mask.any(dim=1).nonzero().flatten(), true_mask.any(dim=0).nonzero().flatten()
-    box = torch.tensor([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=torch.float32)
+    box = torch.tensor(box_of(true_mask.numpy()), dtype=torch.float32)
     size = (box[2:] - box[:2]).repeat(2)
     box = box + torch.from_numpy(rng.normal(0.0, BOX_JITTER, 4)).float() * size
     height, width = true_mask.shape
