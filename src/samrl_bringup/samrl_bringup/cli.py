@@ -19,7 +19,7 @@ from pathlib import Path
 
 from samrl_bringup.graph import LaunchArgumentError, environment_for, parse_launch_arguments, process_specs
 from samrl_bringup.graphs import GRAPHS, get_graph
-from samrl_bringup.graphs.tasks import TASKS
+from samrl_description.tasks import TASK_NAMES
 
 
 def _write_json(path: str | None, payload) -> None:
@@ -62,7 +62,7 @@ def cmd_bench_transport(args) -> int:
 def cmd_bench_sim(args) -> int:
     from samrl_sim.bench import run_benchmark
     results = []
-    for task in (TASKS if args.task == 'all' else (args.task,)):
+    for task in (TASK_NAMES if args.task == 'all' else (args.task,)):
         result = run_benchmark(task)
         renders = ', '.join(f'{k[len("render_hz_"):]} {v:.1f} Hz'
                             for k, v in result.items() if k.startswith('render_hz'))
@@ -74,7 +74,7 @@ def cmd_bench_sim(args) -> int:
 
 
 def cmd_bench_render(args) -> int:
-    from samrl_model.render import bench_render
+    from samrl_model.render_bench import bench_render
     result = bench_render(size=args.size)
     print(f'{args.size}x{args.size}: Mitsuba forward RGB-D {result["forward_ms"]:.1f} ms, forward + backward '
           f'{result["forward_backward_ms"]:.1f} ms; PyBullet camera {result["pybullet_render_ms"]:.1f} ms')
@@ -83,9 +83,9 @@ def cmd_bench_render(args) -> int:
 
 
 def cmd_bench_physics(args) -> int:
-    from samrl_model.physics import bench_physics
+    from samrl_model.physics.bench import bench_physics
     results = []
-    for task in TASKS:
+    for task in TASK_NAMES:
         result = bench_physics(task)
         print(f'{task:>17}: ' + ', '.join(f'{k} {v:.1f}' for k, v in result.items() if isinstance(v, float)))
         results.append(result)
@@ -96,7 +96,7 @@ def cmd_bench_physics(args) -> int:
 def cmd_bench_real2sim(args) -> int:
     from samrl_model.real2sim.bench import BenchConfig, format_summary, run_benchmark
     width, height = (int(v) for v in args.size.split('x'))
-    tasks = TASKS if args.tasks == 'all' else tuple(args.tasks.split(','))
+    tasks = TASK_NAMES if args.tasks == 'all' else tuple(args.tasks.split(','))
     config = BenchConfig(width=width, height=height, iterations=args.iterations, time_budget_s=args.time_budget,
                          init=args.init)
     results = run_benchmark(tasks, range(args.seed, args.seed + args.seeds), config)
@@ -115,7 +115,7 @@ def cmd_perception_data(args) -> int:
         return 2
     width, height = (int(v) for v in args.size.split('x'))
     out = Path(args.out or f'out/segmentation/{args.split}')
-    shards = write_dataset(out, sample_keys(TASKS, args.count, first_seed), width, height, workers=args.workers)
+    shards = write_dataset(out, sample_keys(TASK_NAMES, args.count, first_seed), width, height, workers=args.workers)
     print(f'wrote {args.count} {width}x{height} images (seeds {first_seed}..{first_seed + args.count - 1}) '
           f'in {len(shards)} shards under {out}')
     return 0
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     transport.add_argument('--json', help='write the results here')
     transport.set_defaults(run=cmd_bench_transport)
     sim = bench_sub.add_parser('sim', help='PyBullet physics step rate and camera render rate')
-    sim.add_argument('--task', choices=(*TASKS, 'all'), default='all')
+    sim.add_argument('--task', choices=(*TASK_NAMES, 'all'), default='all')
     sim.add_argument('--json', help='write the results here')
     sim.set_defaults(run=cmd_bench_sim)
     render = bench_sub.add_parser('render', help='Mitsuba RGB-D render and gradient step vs PyBullet camera')
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     real2sim.set_defaults(run=cmd_bench_real2sim)
 
     evaluation = sub.add_parser('eval', help='success rate of a controller over seeded episodes')
-    evaluation.add_argument('task', choices=TASKS)
+    evaluation.add_argument('task', choices=TASK_NAMES)
     evaluation.add_argument('--controller', default='oracle', choices=('oracle',), help='controller to evaluate')
     evaluation.add_argument('--episodes', type=_positive_int, default=50, help='episodes (default 50)')
     evaluation.add_argument('--seed', type=int, default=0, help='seed of episode 0; episode i uses seed + i')

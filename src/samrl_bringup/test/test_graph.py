@@ -73,9 +73,9 @@ def test_rviz_config_shows_topics_the_nodes_publish():
     """The RViz view names live topics: a renamed topic must be renamed there too."""
     import yaml
 
+    from samrl_description.names import COLOR_TOPIC
     from samrl_perception.capture_node import POINTS_TOPIC
     from samrl_perception.segmentation_node import OVERLAY_TOPIC, TARGET_POINTS_TOPIC
-    from samrl_sim.bridge_node import COLOR_TOPIC
     config = yaml.safe_load((share_directory() / 'rviz' / 'samrl.rviz').read_text())
     displays = config['Visualization Manager']['Displays']
     topics = {d['Topic']['Value'] for d in displays if 'Topic' in d}

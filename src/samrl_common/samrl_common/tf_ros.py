@@ -7,32 +7,31 @@ one works on both backends and with the same messages.
 
 from __future__ import annotations
 
-import numpy as np
-
 from samrl_common import msgs
 from samrl_common.runtime import QOS_LATCHED, QOS_TF, stamp_to_s
-from samrl_common.tf import Transform, TransformBuffer
+from samrl_common.tf import TransformBuffer
+from samrl_description.geometry import Pose
 
 TF_TOPIC = '/tf'
 TF_STATIC_TOPIC = '/tf_static'
 
 
-def to_msg(parent: str, child: str, transform: Transform, stamp):
-    """geometry_msgs/TransformStamped from a Transform."""
+def to_msg(parent: str, child: str, transform: Pose, stamp):
+    """geometry_msgs/TransformStamped from a Pose."""
     TransformStamped = msgs.get_message('geometry_msgs/msg/TransformStamped')
     Vector3 = msgs.get_message('geometry_msgs/msg/Vector3')
     Quaternion = msgs.get_message('geometry_msgs/msg/Quaternion')
     Header = msgs.get_message('std_msgs/msg/Header')
-    t, q = (float(v) for v in transform.translation), (float(v) for v in transform.rotation)
+    t, q = (float(v) for v in transform.position), (float(v) for v in transform.quaternion)
     message = TransformStamped(header=Header(stamp=stamp, frame_id=parent), child_frame_id=child)
     message.transform.translation = Vector3(*t)
     message.transform.rotation = Quaternion(*q)
     return message
 
 
-def from_msg(message) -> Transform:
+def from_msg(message) -> Pose:
     tr, rot = message.transform.translation, message.transform.rotation
-    return Transform(np.array([tr.x, tr.y, tr.z]), np.array([rot.x, rot.y, rot.z, rot.w]))
+    return Pose.checked([tr.x, tr.y, tr.z], [rot.x, rot.y, rot.z, rot.w])
 
 
 class TransformBroadcaster:

@@ -1,4 +1,4 @@
-"""Tests for samrl_common.tf: quaternions, Transform and TransformBuffer."""
+"""Tests for samrl_common.tf's TransformBuffer and the pose maths it relies on (samrl_description.geometry)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from samrl_common.tf import (
     ConnectivityError,
     ExtrapolationError,
     FrameNotFoundError,
-    Transform,
     TransformBuffer,
     TransformError,
+)
+from samrl_description.geometry import (
+    Pose,
     interpolate,
     matrix_to_quat,
     quat_conjugate,
@@ -32,8 +34,8 @@ def axis_angle(axis: tuple[float, float, float], angle: float) -> np.ndarray:
     return np.array([*(unit * math.sin(angle / 2.0)), math.cos(angle / 2.0)])
 
 
-def random_transform(rng: np.random.Generator) -> Transform:
-    return Transform(rng.normal(size=3), rng.normal(size=4))
+def random_transform(rng: np.random.Generator) -> Pose:
+    return Pose.checked(rng.normal(size=3), rng.normal(size=4))
 
 
 def same_rotation(q1: np.ndarray, q2: np.ndarray) -> bool:
@@ -99,32 +101,32 @@ def test_slerp_of_nearly_equal_quaternions_is_unit() -> None:
     assert math.isclose(np.linalg.norm(q), 1.0)
 
 
-# --------------------------------------------------------------------------- Transform
+# --------------------------------------------------------------------------- Pose
 
 
 def test_transform_normalizes_and_is_read_only() -> None:
     translation = [1.0, 2.0, 3.0]
-    transform = Transform(translation, [0.0, 0.0, 0.0, 2.0])
-    assert np.allclose(transform.rotation, IDENTITY_Q)
+    transform = Pose.checked(translation, [0.0, 0.0, 0.0, 2.0])
+    assert np.allclose(transform.quaternion, IDENTITY_Q)
     translation[0] = 99.0
-    assert transform.translation[0] == 1.0
+    assert transform.position[0] == 1.0
     with pytest.raises(ValueError):
-        transform.translation[0] = 5.0
+        transform.position[0] = 5.0
 
 
 @pytest.mark.parametrize("translation, rotation, message", [
-    ([0, 0], IDENTITY_Q, "translation"), ([0, 0, math.nan], IDENTITY_Q, "translation"),
+    ([0, 0], IDENTITY_Q, "position"), ([0, 0, math.nan], IDENTITY_Q, "position"),
     ([0, 0, 0], [0, 0, 0, 0], "zero norm"), ([0, 0, 0], [0, 0, 1], "quaternion"),
 ])
 def test_transform_rejects_bad_input(translation: list[float], rotation: list[float],
                                      message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Transform(np.asarray(translation, dtype=float), np.asarray(rotation, dtype=float))
+        Pose.checked(np.asarray(translation, dtype=float), np.asarray(rotation, dtype=float))
 
 
 def test_identity_leaves_points_alone(rng: np.random.Generator) -> None:
     points = rng.normal(size=(5, 3))
-    assert np.allclose(Transform.identity().apply(points), points)
+    assert np.allclose(Pose.identity().apply(points), points)
 
 
 def test_composition_applies_right_then_left(rng: np.random.Generator) -> None:
@@ -140,13 +142,13 @@ def test_composition_is_associative(rng: np.random.Generator) -> None:
 
 def test_inverse_identities(rng: np.random.Generator) -> None:
     a, b = random_transform(rng), random_transform(rng)
-    assert (a * a.inverse()).is_close(Transform.identity())
-    assert (a.inverse() * a).is_close(Transform.identity())
+    assert (a * a.inverse()).is_close(Pose.identity())
+    assert (a.inverse() * a).is_close(Pose.identity())
     assert (a * b).inverse().is_close(b.inverse() * a.inverse())
 
 
 def test_apply_single_point_and_batch(rng: np.random.Generator) -> None:
-    transform = Transform([1.0, 0.0, 0.0], axis_angle((0, 0, 1), math.pi / 2))
+    transform = Pose.checked([1.0, 0.0, 0.0], axis_angle((0, 0, 1), math.pi / 2))
     assert np.allclose(transform.apply([1.0, 0.0, 0.0]), [1.0, 1.0, 0.0])
     points = rng.normal(size=(4, 3))
     batch = transform.apply(points)
@@ -161,7 +163,7 @@ def test_matrix_round_trip(rng: np.random.Generator) -> None:
     matrix = transform.as_matrix()
     point = rng.normal(size=3)
     assert np.allclose(matrix @ [*point, 1.0], [*transform.apply(point), 1.0])
-    assert Transform.from_matrix(matrix).is_close(transform)
+    assert Pose.from_matrix(matrix).is_close(transform)
 
 
 @pytest.mark.parametrize("matrix", [
@@ -170,26 +172,26 @@ def test_matrix_round_trip(rng: np.random.Generator) -> None:
 ])
 def test_from_matrix_rejects_non_rigid(matrix: np.ndarray) -> None:
     with pytest.raises(ValueError):
-        Transform.from_matrix(matrix)
+        Pose.from_matrix(matrix)
 
 
 def test_interpolate_midpoint() -> None:
-    start = Transform([0.0, 0.0, 0.0], IDENTITY_Q)
-    end = Transform([2.0, 4.0, 0.0], axis_angle((0, 0, 1), math.pi / 2))
+    start = Pose.checked([0.0, 0.0, 0.0], IDENTITY_Q)
+    end = Pose.checked([2.0, 4.0, 0.0], axis_angle((0, 0, 1), math.pi / 2))
     middle = interpolate(start, end, 0.5)
-    assert np.allclose(middle.translation, [1.0, 2.0, 0.0])
-    assert same_rotation(middle.rotation, axis_angle((0, 0, 1), math.pi / 4))
+    assert np.allclose(middle.position, [1.0, 2.0, 0.0])
+    assert same_rotation(middle.quaternion, axis_angle((0, 0, 1), math.pi / 4))
 
 
 # --------------------------------------------------------------------------- buffer
 
 
-def translation(x: float, y: float = 0.0, z: float = 0.0) -> Transform:
-    return Transform([x, y, z], IDENTITY_Q)
+def translation(x: float, y: float = 0.0, z: float = 0.0) -> Pose:
+    return Pose.checked([x, y, z], IDENTITY_Q)
 
 
 @pytest.fixture
-def tree(rng: np.random.Generator) -> tuple[TransformBuffer, dict[str, Transform]]:
+def tree(rng: np.random.Generator) -> tuple[TransformBuffer, dict[str, Pose]]:
     """world -> a -> b and world -> c, each dynamic with one sample at t = 1."""
     links = {name: random_transform(rng) for name in ("a", "b", "c")}
     buffer = TransformBuffer()
@@ -224,19 +226,19 @@ def test_lookup_ancestor_descendant_in_both_directions(tree) -> None:
 
 def test_lookup_of_frame_in_itself_is_identity(tree) -> None:
     buffer, _ = tree
-    assert buffer.lookup("b", "b", 123.0).is_close(Transform.identity())
+    assert buffer.lookup("b", "b", 123.0).is_close(Pose.identity())
 
 
 def test_interpolation_at_midpoint() -> None:
     buffer = TransformBuffer()
-    buffer.set_transform("world", "robot", 0.0, Transform([0, 0, 0], IDENTITY_Q))
+    buffer.set_transform("world", "robot", 0.0, Pose.checked([0, 0, 0], IDENTITY_Q))
     buffer.set_transform("world", "robot", 2.0,
-                         Transform([2, 0, 4], axis_angle((0, 0, 1), math.pi / 2)))
+                         Pose.checked([2, 0, 4], axis_angle((0, 0, 1), math.pi / 2)))
     middle = buffer.lookup("world", "robot", 1.0)
-    assert np.allclose(middle.translation, [1.0, 0.0, 2.0])
-    assert same_rotation(middle.rotation, axis_angle((0, 0, 1), math.pi / 4))
+    assert np.allclose(middle.position, [1.0, 0.0, 2.0])
+    assert same_rotation(middle.quaternion, axis_angle((0, 0, 1), math.pi / 4))
     quarter = buffer.lookup("world", "robot", 0.5)
-    assert np.allclose(quarter.translation, [0.5, 0.0, 1.0])
+    assert np.allclose(quarter.position, [0.5, 0.0, 1.0])
 
 
 def test_samples_may_arrive_out_of_order_and_be_replaced() -> None:
@@ -244,8 +246,8 @@ def test_samples_may_arrive_out_of_order_and_be_replaced() -> None:
     for stamp in (3.0, 1.0, 2.0):
         buffer.set_transform("world", "robot", stamp, translation(stamp))
     buffer.set_transform("world", "robot", 2.0, translation(20.0))
-    assert np.allclose(buffer.lookup("world", "robot", 2.0).translation, [20.0, 0.0, 0.0])
-    assert np.allclose(buffer.lookup("world", "robot", 1.5).translation, [10.5, 0.0, 0.0])
+    assert np.allclose(buffer.lookup("world", "robot", 2.0).position, [20.0, 0.0, 0.0])
+    assert np.allclose(buffer.lookup("world", "robot", 1.5).position, [10.5, 0.0, 0.0])
 
 
 @pytest.mark.parametrize("latest", [None, 0.0])
@@ -255,8 +257,8 @@ def test_latest_time_is_the_newest_time_common_to_the_path(latest: float | None)
         buffer.set_transform("world", "base", stamp, translation(stamp))
     for stamp in (1.0, 2.0):
         buffer.set_transform("base", "camera", stamp, translation(0.0, stamp))
-    assert np.allclose(buffer.lookup("world", "camera", latest).translation, [2.0, 2.0, 0.0])
-    assert np.allclose(buffer.lookup("world", "base", latest).translation, [3.0, 0.0, 0.0])
+    assert np.allclose(buffer.lookup("world", "camera", latest).position, [2.0, 2.0, 0.0])
+    assert np.allclose(buffer.lookup("world", "base", latest).position, [3.0, 0.0, 0.0])
 
 
 def test_static_links_are_valid_at_every_time() -> None:
@@ -264,7 +266,7 @@ def test_static_links_are_valid_at_every_time() -> None:
     buffer.set_transform("base", "camera", 0.0, translation(0.0, 0.0, 1.0), static=True)
     buffer.set_transform("base", "lidar", 0.0, translation(0.0, 1.0), static=True)
     for time in (None, -5.0, 1e6):
-        assert np.allclose(buffer.lookup("lidar", "camera", time).translation, [0, -1, 1])
+        assert np.allclose(buffer.lookup("lidar", "camera", time).position, [0, -1, 1])
 
 
 def test_static_and_dynamic_links_mix() -> None:
@@ -272,8 +274,8 @@ def test_static_and_dynamic_links_mix() -> None:
     buffer.set_transform("base", "camera", 0.0, translation(0.0, 0.0, 1.0), static=True)
     buffer.set_transform("world", "base", 10.0, translation(0.0))
     buffer.set_transform("world", "base", 12.0, translation(2.0))
-    assert np.allclose(buffer.lookup("world", "camera", 11.0).translation, [1.0, 0.0, 1.0])
-    assert np.allclose(buffer.lookup("world", "camera").translation, [2.0, 0.0, 1.0])
+    assert np.allclose(buffer.lookup("world", "camera", 11.0).position, [1.0, 0.0, 1.0])
+    assert np.allclose(buffer.lookup("world", "camera").position, [2.0, 0.0, 1.0])
     with pytest.raises(ExtrapolationError):
         buffer.lookup("world", "camera", 13.0)
 
@@ -282,7 +284,7 @@ def test_static_link_is_replaced_by_a_new_static_transform() -> None:
     buffer = TransformBuffer()
     buffer.set_transform("base", "camera", 0.0, translation(1.0), static=True)
     buffer.set_transform("base", "camera", 5.0, translation(2.0), static=True)
-    assert np.allclose(buffer.lookup("base", "camera", 1.0).translation, [2.0, 0.0, 0.0])
+    assert np.allclose(buffer.lookup("base", "camera", 1.0).position, [2.0, 0.0, 0.0])
 
 
 def test_single_sample_is_valid_only_at_its_stamp() -> None:
@@ -380,7 +382,7 @@ def test_invalid_stamp_transform_or_cache_time() -> None:
     buffer = TransformBuffer()
     with pytest.raises(ValueError, match="finite"):
         buffer.set_transform("world", "a", math.nan, translation(0.0))
-    with pytest.raises(TypeError, match="Transform"):
+    with pytest.raises(TypeError, match="Pose"):
         buffer.set_transform("world", "a", 1.0, np.eye(4))
     with pytest.raises(ValueError, match="cache_time_s"):
         TransformBuffer(cache_time_s=0.0)

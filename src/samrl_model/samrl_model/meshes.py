@@ -1,15 +1,15 @@
 """Triangle meshes of the task objects, built from the same specs as the PyBullet world.
 
-Every mesh is given in its body's PyBullet base frame (the frame `getBasePositionAndOrientation`
-reports; for these bodies it is also the frame they were created in), so a pose read from
-PyBullet places the mesh directly: p_world = R(q) p_mesh + t. Compound bodies are the union of
-their closed parts (PyBullet builds them from the same parts, see samrl_sim.bodies); faces are
+Every mesh is given in its body's frame as samrl_description.objects defines it (the frame PyBullet
+reports as the base pose, since the sim builds its bodies from the same description), so a pose
+places the mesh directly: p_world = R(q) p_mesh + t. Compound bodies are the union of their
+closed parts (samrl_description.objects' box layouts); faces are
 wound counter-clockwise seen from outside (outward normals), which the renderer relies on
 because its area emitters shine from the front side only.
 
 The thread is articulated: each vertex belongs to one link (0 = the grasped base segment,
-k = PyBullet link k - 1) and is expressed in that link's frame; `thread_link_poses` maps the
-joint angles to the link poses exactly as PyBullet's chain does (differentiably, in torch).
+k = the segment of joint k - 1) and is expressed in that link's frame; `thread_link_poses` maps
+the joint angles to the link poses along samrl_description.objects.thread_joints (differentiably).
 """
 from __future__ import annotations
 
@@ -18,13 +18,24 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from samrl_sim.bodies import BoxPart, hole_block_parts, needle_parts, spatula_parts
-from samrl_sim.geometry import quat_to_matrix
-from samrl_sim.objects import PancakeSpec, SceneObjects, TableSpec, ThreadSpec
+from samrl_description.geometry import quat_to_matrix
+from samrl_description.objects import (
+    BoxPart,
+    PancakeSpec,
+    SceneObjects,
+    TableSpec,
+    ThreadSpec,
+    hole_block_parts,
+    needle_parts,
+    peg_parts,
+    spatula_parts,
+    table_part,
+    thread_joints,
+)
+from samrl_model.rotations import fixed_axis_rotation, homogeneous
 
 CAPSULE_AROUND_SEGMENTS = 12     # vertices around a thread capsule's circumference
 CAPSULE_CAP_RINGS = 3            # latitude rings per hemispherical cap (pole excluded)
-SMALL_ANGLE_SQ_RAD2 = 1e-12      # keeps the axis-angle map smooth (and its gradient finite) at 0
 OBJECT_NAMES = ('table', 'peg', 'hole_block', 'needle', 'thread', 'spatula', 'pancake')
 
 # Unit cube corners (+-1) and its 12 outward triangles.
@@ -125,92 +136,24 @@ def pancake_mesh(spec: PancakeSpec) -> Mesh:
 
 def table_mesh(spec: TableSpec) -> Mesh:
     """Table box centred on its base frame (see `table_pose`)."""
-    return box_mesh(BoxPart(tuple(0.5 * s for s in spec.size_m), (0.0, 0.0, 0.0)))
+    return box_mesh(table_part(spec)[0])
 
 
 def table_pose(spec: TableSpec) -> tuple[np.ndarray, np.ndarray]:
     """(position, quaternion xyzw) of the table's base frame in the world: top face at z = 0."""
-    return np.array([*spec.centre_xy_m, -0.5 * spec.size_m[2]]), np.array([0.0, 0.0, 0.0, 1.0])
+    return np.array(table_part(spec)[1]), np.array([0.0, 0.0, 0.0, 1.0])
 
 
 # --- thread ----------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ThreadChain:
-    """The thread's kinematic tree as samrl_sim.bodies.create_thread builds it.
-
-    Per PyBullet link i: parent (-1 = base, else a link index), joint origin in the parent's
-    frame (m), joint axis in the link frame.
-    """
-
-    parents: tuple[int, ...]
-    origins_m: np.ndarray
-    axes: np.ndarray
-
-    @staticmethod
-    def from_spec(spec: ThreadSpec) -> ThreadChain:
-        length = spec.segment_length_m
-        parents, origins, axes = [], [], []
-        for i in range(spec.tip_links + spec.tail_links):
-            first_of_side = i in (0, spec.tip_links)
-            direction = 1.0 if i < spec.tip_links else -1.0
-            parents.append(-1 if first_of_side else i - 1)
-            origins.append([direction * (0.5 * length if first_of_side else length), 0.0, 0.0])
-            axes.append([0.0, 0.0, 1.0] if i % 2 == 0 else [0.0, 1.0, 0.0])
-        return ThreadChain(tuple(parents), np.array(origins), np.array(axes))
-
-    @property
-    def n_joints(self) -> int:
-        return len(self.parents)
-
-
 def thread_mesh(spec: ThreadSpec) -> Mesh:
     """One capsule per link in that link's frame: the base centred, links shifted half a segment outward."""
-    chain = ThreadChain.from_spec(spec)
-    half = 0.5 * spec.segment_length_m
-    centres = [0.0] + [float(np.sign(origin[0])) * half for origin in chain.origins_m]
+    centres = [0.0] + [joint.capsule_x_m for joint in thread_joints(spec)]
     parts = []
     for link, centre in enumerate(centres):
         capsule = capsule_mesh(spec.radius_m, spec.segment_length_m, centre)
         parts.append(Mesh(capsule.vertices, capsule.faces, np.full(len(capsule.vertices), link, dtype=np.int32)))
     return concatenate(parts)
-
-
-def axis_angle_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """Rotation matrix (3, 3) of an axis-angle vector (rad); smooth and differentiable at zero."""
-    theta_sq = (rotvec * rotvec).sum() + SMALL_ANGLE_SQ_RAD2
-    theta = torch.sqrt(theta_sq)
-    zero = torch.zeros((), dtype=rotvec.dtype)
-    x, y, z = rotvec
-    skew = torch.stack([torch.stack([zero, -z, y]), torch.stack([z, zero, -x]), torch.stack([-y, x, zero])])
-    eye = torch.eye(3, dtype=rotvec.dtype)
-    return eye + torch.sin(theta) / theta * skew + (1.0 - torch.cos(theta)) / theta_sq * (skew @ skew)
-
-
-def pose_matrix(translation: torch.Tensor, rotvec: torch.Tensor) -> torch.Tensor:
-    """Homogeneous (4, 4) transform from a translation (m) and an axis-angle rotation (rad)."""
-    return homogeneous(axis_angle_matrix(rotvec), translation)
-
-
-def pose_matrix_from_quat(position, quaternion, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Homogeneous (4, 4) tensor of a (position, quaternion xyzw) pose, e.g. from PyBullet."""
-    matrix = np.eye(4)
-    matrix[:3, :3] = quat_to_matrix(np.asarray(quaternion, dtype=float))
-    matrix[:3, 3] = np.asarray(position, dtype=float)
-    return torch.tensor(matrix, dtype=dtype)
-
-
-def homogeneous(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
-    """(4, 4) transform from a (3, 3) rotation and a (3,) translation."""
-    top = torch.cat([rotation, translation.reshape(3, 1)], dim=1)
-    return torch.cat([top, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=rotation.dtype)], dim=0)
-
-
-def _axis_rotation(axis: np.ndarray, angle: torch.Tensor) -> torch.Tensor:
-    """(3, 3) rotation by `angle` about a fixed unit axis (Rodrigues, differentiable in the angle)."""
-    k = torch.tensor([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]],
-                     dtype=angle.dtype)
-    return torch.eye(3, dtype=angle.dtype) + torch.sin(angle) * k + (1.0 - torch.cos(angle)) * (k @ k)
 
 
 def thread_link_poses(angles: torch.Tensor, base_pose: torch.Tensor,
@@ -221,14 +164,13 @@ def thread_link_poses(angles: torch.Tensor, base_pose: torch.Tensor,
     grasped segment. Link i = parent @ translate(origin_i) @ rotate(axis_i, angle_i), as in
     PyBullet's revolute joints whose frames coincide with the link frames.
     """
-    chain = ThreadChain.from_spec(spec)
     poses = [base_pose]
     no_rotation = torch.eye(3, dtype=base_pose.dtype)
     no_translation = torch.zeros(3, dtype=base_pose.dtype)
-    for i in range(chain.n_joints):
-        joint_origin = homogeneous(no_rotation, torch.tensor(chain.origins_m[i], dtype=base_pose.dtype))
-        joint_turn = homogeneous(_axis_rotation(chain.axes[i], angles[i].to(base_pose.dtype)), no_translation)
-        poses.append(poses[chain.parents[i] + 1] @ joint_origin @ joint_turn)
+    for i, joint in enumerate(thread_joints(spec)):
+        origin = torch.tensor([joint.origin_x_m, 0.0, 0.0], dtype=base_pose.dtype)
+        turn = fixed_axis_rotation(joint.axis, angles[i].to(base_pose.dtype))
+        poses.append(poses[joint.parent + 1] @ homogeneous(no_rotation, origin) @ homogeneous(turn, no_translation))
     return torch.stack(poses)
 
 
@@ -236,8 +178,7 @@ def object_mesh(name: str, objects: SceneObjects = SceneObjects()) -> Mesh:
     """Mesh of a named object (OBJECT_NAMES) in its PyBullet base frame."""
     builders = {
         'table': lambda: table_mesh(objects.table),
-        'peg': lambda: box_mesh(BoxPart((0.5 * objects.peg.side_m, 0.5 * objects.peg.side_m,
-                                         0.5 * objects.peg.length_m), (0.0, 0.0, 0.0))),
+        'peg': lambda: compound_box_mesh(peg_parts(objects.peg)),
         'hole_block': lambda: compound_box_mesh(hole_block_parts(objects.hole_block, objects.peg)),
         'needle': lambda: compound_box_mesh(needle_parts(objects.needle)),
         'thread': lambda: thread_mesh(objects.thread),

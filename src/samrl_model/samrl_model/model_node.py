@@ -14,14 +14,14 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from samrl_common import msgs
+from samrl_common.conversions import pose_from_msg
 from samrl_common.images import ImageError, array_to_image, depth_array_m, image_to_array, rgb_array
 from samrl_common.runtime import QOS_LATCHED, Node, run_node, stamp_now
-from samrl_model.real2sim.capture import Observation
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.tasks import TASK_NAMES, check_task
+from samrl_model.real2sim.observation import Observation
 from samrl_model.real2sim.optimise import OptimiseConfig
 from samrl_model.scene_model import RequestError, SceneModel
-from samrl_sim.camera import CameraIntrinsics
-from samrl_sim.conversions import pose_from_msg
-from samrl_sim.tasks import TASK_NAMES
 
 RGB_SCALE = 1.0 / 255.0
 
@@ -29,25 +29,23 @@ RGB_SCALE = 1.0 / 255.0
 @dataclass(frozen=True)
 class ModelParams:
     task: str = field(default='needle_threading', metadata={'description': 'task: ' + ', '.join(TASK_NAMES)})
-    initial_seed: int = field(default=0, metadata={'description': 'the initial model is the scene at this seed'})
     max_iterations: int = field(default=40, metadata={'description': 'Real2Sim iterations per update'})
     time_budget_s: float = field(default=30.0, metadata={'description': 'wall-time budget per update (s)'})
     spp: int = field(default=4, metadata={'description': 'Mitsuba samples per pixel'})
     initialise_from_view: bool = field(default=False, metadata={
         'description': 'start the first successful update from a coarse model fitted to its view (point '
-                       'cloud, known shape) instead of the initial_seed scene; the thread stays anchored at '
+                       'cloud, known shape) instead of the nominal scene; the thread stays anchored at '
                        'the model\'s grasp, which this node does not track'})
 
     def __post_init__(self):
-        if self.task not in TASK_NAMES:
-            raise ValueError(f'task must be one of {", ".join(TASK_NAMES)}, got {self.task!r}')
+        check_task(self.task)
         if self.max_iterations < 1 or self.time_budget_s <= 0 or self.spp < 1:
             raise ValueError('max_iterations and spp must be >= 1 and time_budget_s > 0')
 
 
 def intrinsics_from_msg(info) -> CameraIntrinsics:
-    return CameraIntrinsics(fx=info.k[0], fy=info.k[4], cx=info.k[2], cy=info.k[5], width=info.width,
-                            height=info.height)
+    """The request's intrinsics as sent (SceneModel checks them and refuses with the reason)."""
+    return CameraIntrinsics.from_k(info.k, info.width, info.height)
 
 
 def observation_from_request(request) -> Observation:
@@ -62,7 +60,7 @@ def observation_from_request(request) -> Observation:
 class ModelNode(Node):
     def __init__(self, argv=None):
         super().__init__('model_node', params=ModelParams, argv=argv)
-        self.model = SceneModel(self.params.task, self.params.initial_seed, self.params.spp)
+        self.model = SceneModel(self.params.task, self.params.spp)
         self.loss = float('nan')
         self.initialised_from_view = False
         self.state_pub = self.create_publisher('samrl_interfaces/msg/ModelState', '/samrl/model/state', QOS_LATCHED)
@@ -103,13 +101,8 @@ class ModelNode(Node):
         return Response(success=True, message='rendered', rgb=out[0], depth=out[1], mask=out[2])
 
     def _render(self, camera_pose, camera_info, target):
-        pose = pose_from_msg(camera_pose)
-        if abs(float(np.linalg.norm(pose.quaternion)) - 1.0) > 1e-3 or not np.all(np.isfinite(pose.position)):
-            raise RequestError('camera pose must be finite with a unit quaternion')
-        intrinsics = intrinsics_from_msg(camera_info)
-        if intrinsics.width < 1 or intrinsics.height < 1 or intrinsics.fx <= 0 or intrinsics.fy <= 0:
-            raise RequestError('camera_info needs a positive image size and focal lengths')
-        out = self.model.render(pose, intrinsics, target or self.model.default_target)
+        out = self.model.render(pose_from_msg(camera_pose), intrinsics_from_msg(camera_info),
+                                target or self.model.default_target)
         stamp, frame = stamp_now(), camera_info.header.frame_id
         rgb = (out.rgb.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
         mask = ((out.mask.numpy() > 0.5) * 255).astype(np.uint8)

@@ -18,13 +18,12 @@ Conventions: the Mitsuba sensor is fixed at the origin (its own pose gradients m
 visibility term, FACTS.md); scene coordinates are the REP-103 optical frame (x right, y down,
 z forward), reached from Mitsuba's camera frame (x left, y up, z forward) by a half turn about z.
 Pixel (u, v) is centred on the pinhole projection u = fx x / z + cx, v = fy y / z + cy, as in
-samrl_sim.camera and ROS; Mitsuba's film puts pixel u's centre at film coordinate u + 0.5.
+samrl_description.camera and ROS; Mitsuba's film puts pixel u's centre at film coordinate u + 0.5.
 fx != fy is handled by stretching the optical frame's x by fx / fy before rendering.
 """
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass, field
 
 import drjit as dr
@@ -32,13 +31,12 @@ import mitsuba as mi
 import numpy as np
 import torch
 
-import pybullet as pb
-
-from samrl_model.meshes import (Mesh, object_mesh, object_rgb, pose_matrix, pose_matrix_from_quat, table_pose,
-                                thread_link_poses)
-from samrl_sim.camera import CameraIntrinsics
-from samrl_sim.geometry import quat_to_axis_angle
-from samrl_sim.objects import ThreadSpec
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.geometry import quat_to_axis_angle
+from samrl_description.objects import SceneObjects, ThreadSpec
+from samrl_description.tasks import Placement
+from samrl_model.meshes import Mesh, object_mesh, object_rgb, table_pose, thread_link_poses
+from samrl_model.rotations import invert_pose, pose_matrix
 
 PREFERRED_VARIANTS = ('cuda_ad_rgb', 'llvm_ad_rgb')
 DEFAULT_SPP = 4                  # samples per pixel, primal and gradient passes alike
@@ -100,15 +98,6 @@ class RenderOutput:
     mask: torch.Tensor
     depth: torch.Tensor
 
-
-def invert_pose(pose: torch.Tensor) -> torch.Tensor:
-    """Inverse of a rigid (4, 4) transform, differentiable."""
-    rotation_t = pose[:3, :3].T
-    top = torch.cat([rotation_t, -(rotation_t @ pose[:3, 3]).reshape(3, 1)], dim=1)
-    return torch.cat([top, pose[3:]], dim=0)
-
-
-# --- Mitsuba scenes -------------------------------------------------------------------------------
 
 def _sensor_dict(k: CameraIntrinsics) -> dict:
     """Pinhole sensor at the origin looking along +z of the optical frame (see module docstring)."""
@@ -294,7 +283,7 @@ class Renderer:
         return object_index, primitive
 
 
-# --- PyBullet world -> latents ----------------------------------------------------------------------
+# --- placements -> latents --------------------------------------------------------------------------
 
 def object_params(mesh: Mesh, position, quaternion, rgb, joint_angles=None, requires_grad: bool = False,
                   thread_spec: ThreadSpec = ThreadSpec()) -> ObjectParams:
@@ -306,60 +295,12 @@ def object_params(mesh: Mesh, position, quaternion, rgb, joint_angles=None, requ
                         leaf(rgb), angles, thread_spec)
 
 
-def objects_from_world(world, requires_grad: bool = False) -> tuple[dict[str, ObjectParams], torch.Tensor]:
-    """Latents of the table and every task object of a samrl_sim World, and its camera pose (4, 4).
-
-    Poses are PyBullet's base frames, joint angles (the thread's) PyBullet's joint positions.
-    """
-    specs = world.config.objects
+def objects_from_placements(placements: dict[str, Placement], specs: SceneObjects = SceneObjects(),
+                            requires_grad: bool = False) -> dict[str, ObjectParams]:
+    """Latents of the table and of every placed object, coloured as their specs say."""
     objects = {'table': object_params(object_mesh('table', specs), *table_pose(specs.table),
                                       object_rgb('table', specs), requires_grad=requires_grad)}
-    for name, body in world.task.object_bodies().items():
-        pose = world.task.object_pose(name)
-        joints = pb.getNumJoints(body, physicsClientId=world.client)
-        angles = [pb.getJointState(body, j, physicsClientId=world.client)[0] for j in range(joints)] or None
-        objects[name] = object_params(object_mesh(name, specs), pose.position, pose.quaternion,
-                                      object_rgb(name, specs), angles, requires_grad, specs.thread)
-    camera = world.camera_pose()
-    return objects, pose_matrix_from_quat(camera.position, camera.quaternion)
-
-
-# --- benchmark ----------------------------------------------------------------------------------------
-
-def bench_render(size: int = 84, repeats: int = 10, task: str = 'peg_insertion') -> dict:
-    """Timings (ms, median after JIT warm-up) at size x size: forward RGB-D render, one forward +
-    backward step, and PyBullet's TinyRenderer camera image of the same scene in the same run."""
-    from samrl_sim.world import World   # imported here: only the benchmark needs the PyBullet world
-
-    world = World(task)
-    try:
-        world.reset(seed=0)
-        intrinsics = world.camera_intrinsics(size, size)
-        objects, camera = objects_from_world(world, requires_grad=True)
-        renderer = Renderer(intrinsics)
-        first = next(iter(objects))
-
-        def forward() -> None:
-            with torch.no_grad():
-                renderer.render(objects, camera, target=first)
-
-        def step() -> None:
-            out = renderer.render(objects, camera, target=first)
-            (out.rgb.mean() + out.mask.mean() + out.depth.mean()).backward()
-
-        return {'size_px': size,
-                'forward_ms': _median_ms(forward, repeats),
-                'forward_backward_ms': _median_ms(step, repeats),
-                'pybullet_render_ms': _median_ms(lambda: world.render(size, size), repeats)}
-    finally:
-        world.close()
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()   # warm-up (JIT compilation)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
+    for name, placement in placements.items():
+        objects[name] = object_params(object_mesh(name, specs), placement.pose.position, placement.pose.quaternion,
+                                      object_rgb(name, specs), placement.joint_angles, requires_grad, specs.thread)
+    return objects

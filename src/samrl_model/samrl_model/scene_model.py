@@ -11,13 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from samrl_model.real2sim.capture import TARGETS, Observation
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.geometry import Pose
+from samrl_description.objects import SceneObjects
+from samrl_description.tasks import TARGETS, check_task, nominal_scene
+from samrl_model.real2sim.observation import Observation
 from samrl_model.real2sim.optimise import OptimiseConfig
 from samrl_model.real2sim.update import Real2SimConfig, update_model
-from samrl_model.render import ObjectParams, RenderOutput, Renderer, objects_from_world
-from samrl_model.meshes import pose_matrix_from_quat
-from samrl_sim.camera import CameraIntrinsics
-from samrl_sim.geometry import Pose
+from samrl_model.render import ObjectParams, Renderer, RenderOutput, objects_from_placements
+from samrl_model.rotations import pose_matrix_from_quat
 
 QUATERNION_NORM_TOLERANCE = 1e-3
 MIN_MASK_PIXELS = 10
@@ -35,9 +37,24 @@ class UpdateOutcome:
     wall_time_s: float
 
 
+def check_camera(camera_pose: Pose, intrinsics: CameraIntrinsics) -> None:
+    """Raise RequestError unless the camera pose is finite with a unit quaternion and the
+    intrinsics are usable (samrl_description.camera.CameraIntrinsics.validate)."""
+    if not (np.all(np.isfinite(camera_pose.position)) and np.all(np.isfinite(camera_pose.quaternion))):
+        raise RequestError('camera pose is not finite')
+    norm = float(np.linalg.norm(camera_pose.quaternion))
+    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise RequestError(f'camera pose quaternion has norm {norm:.4g}, not 1')
+    try:
+        intrinsics.validate()
+    except ValueError as exc:
+        raise RequestError(f'camera_info: {exc}') from exc
+
+
 def check_observation(rgb: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, intrinsics: CameraIntrinsics,
                       camera_pose: Pose, target: str, known: list[str]) -> None:
     """Raise RequestError naming the first problem of an update request."""
+    check_camera(camera_pose, intrinsics)
     size = (intrinsics.height, intrinsics.width)
     shapes = {'rgb': rgb.shape[:2], 'depth': depth_m.shape, 'mask': mask.shape}
     for name, shape in shapes.items():
@@ -51,30 +68,18 @@ def check_observation(rgb: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, in
         raise RequestError('depth contains NaN or inf')
     if not np.any(depth_m[mask] > 0):
         raise RequestError('no valid depth inside the mask')
-    if not (np.all(np.isfinite(camera_pose.position)) and np.all(np.isfinite(camera_pose.quaternion))):
-        raise RequestError('camera pose is not finite')
-    norm = float(np.linalg.norm(camera_pose.quaternion))
-    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
-        raise RequestError(f'camera pose quaternion has norm {norm:.4g}, not 1')
-    if not (intrinsics.fx > 0 and intrinsics.fy > 0):
-        raise RequestError(f'camera_info has non-positive focal lengths ({intrinsics.fx}, {intrinsics.fy})')
 
 
 class SceneModel:
     """The task's objects as latents, a Real2Sim update and renders from any camera pose.
 
-    The initial model is the task's scene at `initial_seed`: a prior that Real2Sim corrects,
-    either directly or after replacing the target by a coarse fit to the view (`initial='coarse'`).
+    The initial model is the task's nominal scene (samrl_description.tasks.nominal_scene): a prior
+    that Real2Sim corrects, either directly or after replacing the target by a coarse fit to the
+    view (`initial='coarse'`). No simulator is involved.
     """
 
-    def __init__(self, task: str, initial_seed: int = 0, spp: int = 4):
-        from samrl_sim.world import World
-        world = World(task)
-        try:
-            world.reset(initial_seed)
-            self.objects, _ = objects_from_world(world)
-        finally:
-            world.close()
+    def __init__(self, task: str, spp: int = 4, specs: SceneObjects = SceneObjects()):
+        self.objects = objects_from_placements(nominal_scene(check_task(task), specs), specs)
         self.task, self.spp = task, spp
         self.default_target = TARGETS[task]
         self._renderers: dict[tuple, Renderer] = {}
@@ -103,6 +108,7 @@ class SceneModel:
         return UpdateOutcome(result.final_loss, result.iterations, result.converged, result.wall_time_s)
 
     def render(self, camera_pose: Pose, intrinsics: CameraIntrinsics, target: str) -> RenderOutput:
+        check_camera(camera_pose, intrinsics)
         if target not in self.objects:
             raise RequestError(f'unknown target {target!r}; the model has {", ".join(self.object_names())}')
         camera = pose_matrix_from_quat(camera_pose.position, camera_pose.quaternion)

@@ -8,11 +8,11 @@ import pybullet as pb
 import pytest
 import torch
 
-from samrl_model.meshes import (OBJECT_NAMES, axis_angle_matrix, object_mesh, pose_matrix_from_quat,
-                                table_pose, thread_link_poses)
+from samrl_description.geometry import axis_angle_to_quat, quat_to_matrix
+from samrl_description.objects import SceneObjects
+from samrl_model.meshes import OBJECT_NAMES, object_mesh, table_pose, thread_link_poses
+from samrl_model.rotations import axis_angle_matrix, pose_matrix_from_quat
 from samrl_sim import bodies
-from samrl_sim.geometry import axis_angle_to_quat, quat_to_matrix
-from samrl_sim.objects import SceneObjects
 
 SPECS = SceneObjects()
 LENGTH_TOLERANCE_M = 1e-6

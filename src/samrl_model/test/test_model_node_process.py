@@ -9,7 +9,7 @@ from samrl_common import msgs
 from samrl_common.images import array_to_image
 from samrl_common.runtime import Node
 from samrl_common.testing import NodeProcess, isolated_environment
-from samrl_model.real2sim.capture import capture
+from samrl_model.sim_adapter import capture
 from samrl_sim.world import World
 
 pytestmark = pytest.mark.processes

@@ -6,12 +6,20 @@ import numpy as np
 import pybullet as pb
 import pytest
 import torch
-from samrl_sim.geometry import Pose, axis_angle_to_quat, quat_multiply
-from samrl_sim.tasks import TASK_NAMES
-from samrl_sim.world import World
 
-from samrl_model.physics import (ACTION_SIZE, GRIPPER_DOFS, bench_physics, body_pose, build_model, control_step,
-                                 held_object_pose, state_from_sim)
+from samrl_description.geometry import Pose, axis_angle_to_quat, quat_multiply
+from samrl_description.tasks import TASK_NAMES
+from samrl_model.physics import (
+    ACTION_SIZE,
+    GRIPPER_DOFS,
+    body_pose,
+    build_model,
+    control_step,
+    held_object_pose,
+)
+from samrl_model.physics.bench import bench_physics
+from samrl_model.sim_adapter import state_from_sim
+from samrl_sim.world import World
 
 SEED = 1
 REST_STEPS = 10                       # control steps = 1 s

@@ -4,8 +4,14 @@ import numpy as np
 import torch
 
 from samrl_model.meshes import object_mesh
-from samrl_model.real2sim.bench import (PERTURB_ROTATION_RAD, PERTURB_TRANSLATION_M, BenchConfig, errors,
-                                        perturb, run_benchmark)
+from samrl_model.real2sim.bench import (
+    PERTURB_ROTATION_RAD,
+    PERTURB_TRANSLATION_M,
+    BenchConfig,
+    errors,
+    perturb,
+    run_benchmark,
+)
 from samrl_model.render import ObjectParams
 
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from samrl_model.real2sim.capture import TARGETS, capture
+from samrl_description.tasks import TARGETS
+from samrl_model.sim_adapter import capture
 from samrl_sim.world import World
 
 

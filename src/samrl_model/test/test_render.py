@@ -6,11 +6,14 @@ import pybullet as pb
 import pytest
 import torch
 
-from samrl_model.meshes import axis_angle_matrix, box_mesh, pose_matrix, pose_matrix_from_quat
-from samrl_model.render import ObjectParams, Renderer, bench_render, objects_from_world
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.geometry import look_at, matrix_to_quat, quat_to_axis_angle
+from samrl_model.meshes import box_mesh
+from samrl_model.render import ObjectParams, Renderer
+from samrl_model.render_bench import bench_render
+from samrl_model.rotations import axis_angle_matrix, pose_matrix, pose_matrix_from_quat
+from samrl_model.sim_adapter import objects_from_world
 from samrl_sim.bodies import BoxPart
-from samrl_sim.camera import CameraIntrinsics
-from samrl_sim.geometry import look_at, matrix_to_quat, quat_to_axis_angle
 from samrl_sim.world import World
 
 F64 = torch.float64

@@ -21,17 +21,29 @@ import time
 from dataclasses import dataclass, field
 
 from samrl_common import msgs
+from samrl_common.conversions import pose_msg
 from samrl_common.images import array_to_image
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node, stamp_to_s
 from samrl_common.tf import TransformBuffer, TransformError
 from samrl_common.tf_ros import TransformListener
+from samrl_description.names import COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
 from samrl_perception.pointcloud import pointcloud2_msg, points_from_depth
-from samrl_perception.rgbd import (NS_PER_S, DropLog, FramePairer, FrameError, NotYetAvailable, Reason, RetryQueue,
-                                   RGBDFrame, StampedImage, check_pair, decode_color, decode_depth,
-                                   intrinsics_from_camera_info, make_frame)
-from samrl_sim.bridge_node import COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
-from samrl_sim.conversions import pose_msg
-from samrl_sim.geometry import Pose
+from samrl_perception.rgbd import (
+    NS_PER_S,
+    DropLog,
+    FrameError,
+    FramePairer,
+    NotYetAvailable,
+    Reason,
+    RetryQueue,
+    RGBDFrame,
+    StampedImage,
+    check_pair,
+    decode_color,
+    decode_depth,
+    intrinsics_from_camera_info,
+    make_frame,
+)
 
 RGBD_TOPIC = '/samrl/perception/rgbd'
 POINTS_TOPIC = '/samrl/perception/points'
@@ -91,7 +103,7 @@ def frame_msg(frame: RGBDFrame, camera_info):
         rgb=array_to_image(frame.rgb, 'rgb8', stamp, frame.frame_id),
         depth=array_to_image(frame.depth_m, '32FC1', stamp, frame.frame_id),
         camera_info=camera_info, world_frame=frame.world_frame,
-        camera_pose=pose_msg(Pose(frame.camera_pose.translation, frame.camera_pose.rotation)))
+        camera_pose=pose_msg(frame.camera_pose))
     message.header.stamp, message.header.frame_id = stamp, frame.frame_id
     return message
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from samrl_common import msgs
-from samrl_sim.camera import CameraIntrinsics
+from samrl_description.camera import CameraIntrinsics
 
 XYZ = ('x', 'y', 'z')
 RGB_FIELD = 'rgb'

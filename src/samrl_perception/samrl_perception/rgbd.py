@@ -16,7 +16,6 @@ Message arguments are duck-typed (only their fields are read), so tests need no 
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +24,10 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from samrl_common.conversions import intrinsics_from_msg
 from samrl_common.images import ImageError, depth_array_m, rgb_array
-from samrl_common.tf import Transform
-from samrl_sim.camera import CameraIntrinsics
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.geometry import Pose
 
 COLOR_ENCODINGS = ('rgb8', 'bgr8')
 DEPTH_ENCODINGS = ('16UC1', '32FC1')  # millimetres, metres (REP-118)
@@ -103,7 +103,7 @@ class RGBDFrame:
     depth_m: np.ndarray
     intrinsics: CameraIntrinsics
     world_frame: str
-    camera_pose: Transform
+    camera_pose: Pose
 
 
 # -- stamps ---------------------------------------------------------------------------------------
@@ -153,13 +153,10 @@ def decode_depth(image) -> StampedImage:
 
 def intrinsics_from_camera_info(info) -> CameraIntrinsics:
     """Pinhole intrinsics from sensor_msgs/CameraInfo.k; distortion is ignored (the colour stream is rectified)."""
-    k = list(info.k)
-    fx, fy, cx, cy = (float(k[i]) for i in (0, 4, 2, 5))
-    if info.width < 1 or info.height < 1:
-        raise FrameError(Reason.CAMERA_INFO, f'camera_info has no image size ({info.width}x{info.height})')
-    if not all(math.isfinite(v) for v in (fx, fy, cx, cy)) or fx <= 0 or fy <= 0:
-        raise FrameError(Reason.CAMERA_INFO, f'camera_info needs finite positive focal lengths, got k = {k}')
-    return CameraIntrinsics(fx, fy, cx, cy, int(info.width), int(info.height))
+    try:
+        return intrinsics_from_msg(info)
+    except ValueError as exc:
+        raise FrameError(Reason.CAMERA_INFO, f'camera_info: {exc}') from exc
 
 
 # -- step 2: pair ---------------------------------------------------------------------------------
@@ -258,7 +255,7 @@ def _size(array: np.ndarray) -> str:
 
 # -- step 3: intrinsics and pose ------------------------------------------------------------------
 def make_frame(color: StampedImage, depth: StampedImage, intrinsics: CameraIntrinsics, world_frame: str,
-               camera_pose: Transform) -> RGBDFrame:
+               camera_pose: Pose) -> RGBDFrame:
     """The frame of a checked pair, once its intrinsics and camera pose are known."""
     check_pair(color, depth, color.frame_id)
     if (intrinsics.width, intrinsics.height) != (color.array.shape[1], color.array.shape[0]):

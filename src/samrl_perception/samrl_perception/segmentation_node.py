@@ -34,16 +34,23 @@ import numpy as np
 from samrl_common import msgs
 from samrl_common.images import ImageError, array_to_image, image_to_array
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.names import GROUND_TRUTH_LABELS_TOPIC
+from samrl_description.objects import OBJECT_CLASSES
 from samrl_perception.capture_node import RGBD_TOPIC
 from samrl_perception.pointcloud import pointcloud2_msg, points_from_depth
-from samrl_perception.rgbd import (DropLog, FrameError, Reason, check_pair, decode_color, decode_depth,
-                                   intrinsics_from_camera_info, stamp_to_ns)
+from samrl_perception.rgbd import (
+    DropLog,
+    FrameError,
+    Reason,
+    check_pair,
+    decode_color,
+    decode_depth,
+    intrinsics_from_camera_info,
+    stamp_to_ns,
+)
 from samrl_perception.segmentation.refine import RefinerError
-from samrl_perception.segmentation.segmenter import (DEFAULT_CHECKPOINT, CheckpointError,
-                                                     Instance, Segmentation)
-from samrl_sim.bridge_node import GROUND_TRUTH_LABELS_TOPIC
-from samrl_sim.camera import CameraIntrinsics
-from samrl_sim.objects import OBJECT_CLASSES
+from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, CheckpointError, Instance, Segmentation
 
 MASKS_TOPIC = '/samrl/perception/masks'
 TARGET_POINTS_TOPIC = '/samrl/perception/target_points'

@@ -7,16 +7,18 @@ import time
 import numpy as np
 import pytest
 
+from samrl_common.conversions import camera_info_msg
 from samrl_common.images import array_to_image, depth_array_m, image_to_array
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, stamp_to_s
 from samrl_common.testing import wait_until
-from samrl_common.tf import Transform, TransformBuffer
+from samrl_common.tf import TransformBuffer
 from samrl_common.tf_ros import StaticTransformBroadcaster, TransformListener, to_msg
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.geometry import Pose
+from samrl_description.names import COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
 from samrl_perception.capture_node import POINTS_TOPIC, RGBD_TOPIC, stamp_msg
 from samrl_perception.pointcloud import points_from_pointcloud2
 from samrl_sim import conversions as conv
-from samrl_sim.bridge_node import COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
-from samrl_sim.camera import CameraIntrinsics
 
 pytestmark = pytest.mark.processes
 BRIDGE, CAPTURE = 'samrl_sim.bridge_node', 'samrl_perception.capture_node'
@@ -28,9 +30,9 @@ WIDTH, HEIGHT, STRIDE = 320, 240, 4
 FRAMES = 13
 
 
-def _same_pose(pose, transform: Transform, atol=1e-6) -> bool:
+def _same_pose(pose, transform: Pose, atol=1e-6) -> bool:
     p, q = pose.position, pose.orientation
-    return transform.is_close(Transform([p.x, p.y, p.z], [q.x, q.y, q.z, q.w]), atol)
+    return transform.is_close(Pose.checked([p.x, p.y, p.z], [q.x, q.y, q.z, q.w]), atol)
 
 
 def test_frames_from_the_bridge_are_synchronized_at_the_camera_rate(graph):
@@ -94,7 +96,7 @@ def test_frames_from_the_bridge_are_synchronized_at_the_camera_rate(graph):
 W, H = 64, 48
 INTRINSICS = CameraIntrinsics.d435(W, H)
 TEST_TOPICS = {'color': '/test/color/image_raw', 'depth': '/test/depth/image_raw', 'info': '/test/color/camera_info'}
-CAMERA_POSE = Transform([0.1, -0.2, 0.6], [0.0, 1.0, 0.0, 0.0])  # looking down
+CAMERA_POSE = Pose.checked([0.1, -0.2, 0.6], [0.0, 1.0, 0.0, 0.0])  # looking down
 STAMP_STEP_NS = 50_000_000
 
 
@@ -120,7 +122,7 @@ class FakeCamera:
         return conv.image_msgs(self.rgb, self.depth_m, self.next_stamp(), OPTICAL_FRAME)
 
     def info(self, k: CameraIntrinsics = INTRINSICS):
-        self.publish(info=conv.camera_info_msg(k, stamp_msg(self.stamp_ns), OPTICAL_FRAME))
+        self.publish(info=camera_info_msg(k, stamp_msg(self.stamp_ns), OPTICAL_FRAME))
 
     def publish(self, color=None, depth=None, info=None) -> None:
         for key, message in (('color', color), ('depth', depth), ('info', info)):

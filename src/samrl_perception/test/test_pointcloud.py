@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 
 from samrl_common import msgs
-from samrl_perception.pointcloud import (PointCloudError, pack_rgb, pointcloud2_msg, points_from_depth,
-                                         points_from_pointcloud2, unpack_rgb)
-from samrl_sim.camera import CameraIntrinsics
+from samrl_description.camera import CameraIntrinsics
+from samrl_perception.pointcloud import (
+    PointCloudError,
+    pack_rgb,
+    pointcloud2_msg,
+    points_from_depth,
+    points_from_pointcloud2,
+    unpack_rgb,
+)
 
 K = CameraIntrinsics(fx=100.0, fy=110.0, cx=15.5, cy=11.0, width=32, height=24)
 

@@ -4,14 +4,25 @@ import numpy as np
 import pytest
 
 from samrl_common import msgs
+from samrl_common.conversions import camera_info_msg
 from samrl_common.images import array_to_image
 from samrl_common.runtime import stamp_to_s
-from samrl_common.tf import Transform
-from samrl_perception.rgbd import (FramePairer, FrameError, NotYetAvailable, Reason, RetryQueue, StampedImage,
-                                   check_pair, decode_color, decode_depth, intrinsics_from_camera_info,
-                                   make_frame, stamp_to_ns)
-from samrl_sim.camera import CameraIntrinsics
-from samrl_sim.conversions import camera_info_msg
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.geometry import Pose
+from samrl_perception.rgbd import (
+    FrameError,
+    FramePairer,
+    NotYetAvailable,
+    Reason,
+    RetryQueue,
+    StampedImage,
+    check_pair,
+    decode_color,
+    decode_depth,
+    intrinsics_from_camera_info,
+    make_frame,
+    stamp_to_ns,
+)
 
 MS = 1_000_000
 T0 = 1_700_000_000 * 1_000_000_000 + 123_456_789  # a stamp in ns
@@ -127,7 +138,7 @@ def test_pair_checks_size_and_frame():
 
 
 def test_frame_needs_intrinsics_of_the_image_size():
-    color, depth, pose = _stamped(_rgb()), _stamped(np.ones((H, W), np.float32)), Transform.identity()
+    color, depth, pose = _stamped(_rgb()), _stamped(np.ones((H, W), np.float32)), Pose.identity()
     frame = make_frame(color, depth, CameraIntrinsics(5.0, 5.0, 4.0, 3.0, W, H), 'world', pose)
     assert (frame.stamp_ns, frame.frame_id, frame.world_frame) == (T0, FRAME, 'world')
     with pytest.raises(FrameError, match='camera_info is 16x12 but the images are 8x6') as error:

@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 
 from samrl_common import msgs
+from samrl_common.conversions import camera_info_msg
 from samrl_common.images import array_to_image, image_to_array
 from samrl_common.runtime import QOS_SENSOR_DATA
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.names import GROUND_TRUTH_LABELS_TOPIC, OPTICAL_FRAME
+from samrl_description.objects import OBJECT_CLASSES
 from samrl_perception.capture_node import RGBD_TOPIC, stamp_msg
 from samrl_perception.pointcloud import points_from_pointcloud2
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
 from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, save_checkpoint
 from samrl_perception.segmentation.targets import MIN_INSTANCE_PIXELS, mask_iou
 from samrl_perception.segmentation_node import MASKS_TOPIC, TARGET_POINTS_TOPIC
-from samrl_sim import conversions as conv
-from samrl_sim.bridge_node import GROUND_TRUTH_LABELS_TOPIC, OPTICAL_FRAME
-from samrl_sim.camera import CameraIntrinsics
-from samrl_sim.objects import OBJECT_CLASSES
 from samrl_sim.tasks import TASK_OBJECTS
 
 pytestmark = pytest.mark.processes
@@ -106,7 +106,7 @@ def _frame(stamp_ns: int, size=(64, 48), depth=None, info_size=None):
     message = msgs.samrl_interfaces.msg.RGBDFrame(
         rgb=array_to_image(rgb, 'rgb8', stamp, OPTICAL_FRAME),
         depth=array_to_image(depth, '32FC1', stamp, OPTICAL_FRAME),
-        camera_info=conv.camera_info_msg(k, stamp, OPTICAL_FRAME), world_frame='world')
+        camera_info=camera_info_msg(k, stamp, OPTICAL_FRAME), world_frame='world')
     message.camera_pose.orientation.w = 1.0
     message.header.stamp, message.header.frame_id = stamp, OPTICAL_FRAME
     return message

@@ -13,24 +13,24 @@ import time
 from dataclasses import dataclass, field
 
 from samrl_common import msgs
+from samrl_common.conversions import camera_info_msg
 from samrl_common.images import array_to_image
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node, stamp_now, stamp_to_s
-from samrl_common.tf import Transform
 from samrl_common.tf_ros import StaticTransformBroadcaster, TransformBroadcaster, to_msg
+from samrl_description.names import (
+    COLOR_INFO_TOPIC,
+    COLOR_TOPIC,
+    DEPTH_INFO_TOPIC,
+    DEPTH_TOPIC,
+    GROUND_TRUTH_LABELS_TOPIC,
+    OPTICAL_FRAME,
+)
 from samrl_sim import conversions as conv
+from samrl_sim.camera import label_image
 from samrl_sim.commands import EeDeltaCommand
-from samrl_sim.objects import label_image
 from samrl_sim.tasks import TASK_NAMES
 from samrl_sim.world import World, WorldConfig, read_body_states
 
-# Topic names of the real drivers (realsense2_camera 4.x with align_depth.enable:=true).
-COLOR_TOPIC = '/camera/camera/color/image_raw'
-COLOR_INFO_TOPIC = '/camera/camera/color/camera_info'
-DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
-DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
-# Privileged: the simulator's own object labels for each colour image (same stamp); no real driver has it.
-GROUND_TRUTH_LABELS_TOPIC = '/samrl/sim/ground_truth/labels'
-OPTICAL_FRAME = 'camera_color_optical_frame'
 REJECTION_LOG_PERIOD_S = 1.0
 
 
@@ -171,7 +171,7 @@ class SimBridge(Node):
         image = self.world.render(p.image_width, p.image_height)
         stamp = stamp_now()
         color, depth = conv.image_msgs(image.rgb, image.depth_m, stamp, OPTICAL_FRAME)
-        info = conv.camera_info_msg(self.world.camera_intrinsics(p.image_width, p.image_height), stamp, OPTICAL_FRAME)
+        info = camera_info_msg(self.world.camera_intrinsics(p.image_width, p.image_height), stamp, OPTICAL_FRAME)
         self.color_pub.publish(color)
         self.depth_pub.publish(depth)
         self.color_info_pub.publish(info)
@@ -186,7 +186,7 @@ class SimBridge(Node):
 
     def _tf_messages(self, static: bool, stamp) -> list:
         """Fixed joints and arm bases go on latched /tf_static (as robot_state_publisher does)."""
-        return [to_msg(e.parent, e.child, Transform(e.pose.position, e.pose.quaternion), stamp)
+        return [to_msg(e.parent, e.child, e.pose, stamp)
                 for e in self.world.transforms() if e.static == static]
 
     def destroy(self) -> None:

@@ -1,9 +1,4 @@
-"""Pinhole RGB-D camera with RealSense D435-like intrinsics, rendered by PyBullet's TinyRenderer.
-
-Reference intrinsics: the D435 colour stream at 640x480 has fx = fy ~ 615 px (principal point
-near the centre), i.e. a 42.6 deg vertical and 54.9 deg horizontal field of view; the 69.4 x 42.5
-deg figure of the data sheet is the 16:9 mode. Other sizes keep the vertical field of view and
-square pixels: the 84x84 image is the centre square crop of the 640x480 image, resized.
+"""The RGB-D camera rendered by PyBullet's TinyRenderer (the pinhole model is samrl_description.camera).
 
 Depth is metric: distance (m) along the optical axis (z of camera_color_optical_frame, REP-103:
 z forward, x right, y down), recovered from the OpenGL depth buffer; pixels that hit nothing
@@ -16,11 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as pb
 
-from samrl_sim.geometry import Pose
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.geometry import Pose
+from samrl_description.objects import OBJECT_CLASSES
 
-D435_WIDTH_PX = 640
-D435_HEIGHT_PX = 480
-D435_FOCAL_PX = 615.0
 NEAR_PLANE_M = 0.03     # the D435's minimum depth is ~0.1 m; render closer to keep geometry
 FAR_PLANE_M = 3.0
 # TinyRenderer samples pixels at integer window coordinates and flips rows, so an image row r
@@ -29,39 +23,6 @@ FAR_PLANE_M = 3.0
 # verified to 1e-5 relative depth error in test_camera.py.
 TINY_RENDERER_ROW_OFFSET_PX = 1.0
 OPTICAL_TO_OPENGL = np.diag([1.0, -1.0, -1.0])   # OpenGL camera: x right, y up, looks along -z
-
-
-@dataclass(frozen=True)
-class CameraIntrinsics:
-    """Pinhole model: focal lengths and principal point in pixels, image size in pixels."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-
-    @staticmethod
-    def d435(width: int = D435_WIDTH_PX, height: int = D435_HEIGHT_PX) -> CameraIntrinsics:
-        """D435 colour intrinsics scaled to width x height (same vertical FOV, square pixels)."""
-        focal = D435_FOCAL_PX * height / D435_HEIGHT_PX
-        return CameraIntrinsics(focal, focal, 0.5 * width, 0.5 * height, width, height)
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """3x3 K matrix (sensor_msgs/CameraInfo.k)."""
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
-
-    def fov_deg(self) -> tuple[float, float]:
-        """(horizontal, vertical) field of view in degrees."""
-        return (float(np.degrees(2 * np.arctan(0.5 * self.width / self.fx))),
-                float(np.degrees(2 * np.arctan(0.5 * self.height / self.fy))))
-
-    def project(self, point_optical) -> np.ndarray:
-        """Pixel (u, v) of a point given in the optical frame."""
-        x, y, z = point_optical
-        return np.array([self.fx * x / z + self.cx, self.fy * y / z + self.cy])
 
 
 @dataclass(frozen=True)
@@ -110,3 +71,11 @@ def render(client: int, optical_pose: Pose, k: CameraIntrinsics) -> CameraImage:
     depth = depth_buffer_to_metres(np.asarray(depth_buffer, dtype=np.float64).reshape(k.height, k.width))
     depth[seg < 0] = 0.0
     return CameraImage(np.ascontiguousarray(rgb), depth, seg)
+
+
+def label_image(seg: np.ndarray, object_bodies: dict[str, int]) -> np.ndarray:
+    """PyBullet body-id segmentation -> uint8 class labels (0 background, i + 1 for OBJECT_CLASSES[i])."""
+    labels = np.zeros(seg.shape, np.uint8)
+    for name, body in object_bodies.items():
+        labels[seg == body] = OBJECT_CLASSES.index(name) + 1
+    return labels

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pybullet as pb
 
-from samrl_sim.geometry import Pose
+from samrl_description.geometry import Pose
+from samrl_description.names import OPTICAL_FRAME
 from samrl_sim.ik import KinematicChain
 
 URDF_PATH = Path(__file__).parent / 'urdf' / 'rizon4_camera.urdf'
-OPTICAL_FRAME = 'camera_color_optical_frame'
 HOME_JOINTS_RAD = (0.0, -0.4, 0.0, 1.6, 0.0, 0.6, 0.0)
 POSITION_TOLERANCE_M = 0.005
 ORIENTATION_TOLERANCE_RAD = 0.02

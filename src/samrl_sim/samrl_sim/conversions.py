@@ -7,25 +7,12 @@ import json
 import numpy as np
 
 from samrl_common import msgs
-from samrl_sim.camera import CameraIntrinsics
+from samrl_common.conversions import pose_from_msg, pose_msg
 from samrl_sim.commands import CameraPoseGoal, EeDeltaCommand
-from samrl_sim.geometry import Pose
 from samrl_sim.world import BodyStates, JointStates, TaskState
 
 DEPTH_UNITS_PER_M = 1000.0      # realsense2_camera publishes 16UC1 depth in millimetres
 MAX_DEPTH_MM = np.iinfo(np.uint16).max
-
-
-def pose_msg(pose: Pose):
-    Point, Quaternion = msgs.get_message('geometry_msgs/msg/Point'), msgs.get_message('geometry_msgs/msg/Quaternion')
-    return msgs.get_message('geometry_msgs/msg/Pose')(position=Point(*map(float, pose.position)),
-                                                      orientation=Quaternion(*map(float, pose.quaternion)))
-
-
-def pose_from_msg(message) -> Pose:
-    """A Pose, without normalising the quaternion (validation must see it as sent)."""
-    p, q = message.position, message.orientation
-    return Pose(np.array([p.x, p.y, p.z], dtype=float), np.array([q.x, q.y, q.z, q.w], dtype=float))
 
 
 def command_from_msg(message) -> EeDeltaCommand:
@@ -57,16 +44,6 @@ def image_msgs(rgb: np.ndarray, depth_m: np.ndarray, stamp, frame_id: str) -> tu
     for message in (color, depth):
         message.header.stamp, message.header.frame_id = stamp, frame_id
     return color, depth
-
-
-def camera_info_msg(k: CameraIntrinsics, stamp, frame_id: str):
-    info = msgs.sensor_msgs.msg.CameraInfo(
-        height=k.height, width=k.width, distortion_model='plumb_bob', d=[0.0] * 5,
-        k=[k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0],
-        r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-        p=[k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0])
-    info.header.stamp, info.header.frame_id = stamp, frame_id
-    return info
 
 
 def joint_state_msg(states: JointStates, stamp):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as pb
 
-from samrl_sim.geometry import Pose, quat_conjugate, quat_multiply, quat_to_axis_angle
+from samrl_description.geometry import Pose, quat_conjugate, quat_multiply, quat_to_axis_angle
 
 DAMPING = 0.05                # DLS damping (m / rad); larger is steadier but slower near singularities
 MAX_JOINT_STEP_RAD = 0.3      # largest joint change per iteration

@@ -9,14 +9,22 @@ from typing import Protocol
 
 import numpy as np
 
+from samrl_description.geometry import (
+    Pose,
+    axis_angle_to_quat,
+    quat_conjugate,
+    quat_multiply,
+    quat_to_axis_angle,
+    rotation_between,
+    yaw_of,
+    yaw_quat,
+)
+from samrl_description.scene import BLADE_YAW_RAD, GRIPPER_DOWN_QUAT
 from samrl_sim.commands import EeDeltaCommand
-from samrl_sim.geometry import (Pose, axis_angle_to_quat, quat_conjugate, quat_multiply,
-                                quat_to_axis_angle, rotation_between, yaw_quat)
 from samrl_sim.safety import EeLimits
-from samrl_sim.tasks.base import GRIPPER_DOWN_QUAT
 from samrl_sim.tasks.needle_threading import EYE_AXIS, PRE_THREAD_DISTANCE_M, THROUGH_DEPTH_M
-from samrl_sim.tasks.peg_insertion import INSERTION_DEPTH_M, PRE_INSERT_HEIGHT_M, yaw_of
-from samrl_sim.tasks.spatula_flipping import BLADE_YAW_RAD, blade_direction
+from samrl_sim.tasks.peg_insertion import INSERTION_DEPTH_M, PRE_INSERT_HEIGHT_M
+from samrl_sim.tasks.spatula_flipping import blade_direction
 
 PEG_ALIGNED_LATERAL_M = 0.0015
 PEG_ALIGNED_YAW_RAD = 0.03
@@ -74,7 +82,7 @@ class PegInsertionOracle:
         else:
             goal_z = hole.position[2] + PRE_INSERT_HEIGHT_M
         tip_goal = np.array([*hole.position[:2], goal_z])
-        tool_yaw = yaw_of(tcp.quaternion) - yaw_error
+        tool_yaw = yaw_of(tcp.rotation) - yaw_error
         target = Pose(tcp.position + (tip_goal - tip), quat_multiply(yaw_quat(tool_yaw), GRIPPER_DOWN_QUAT))
         return servo(tcp, target, task.gripper_width_m, world.config.ee_limits)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pybullet as pb
 import pybullet_data
 
-from samrl_sim.geometry import Pose
+from samrl_description.geometry import Pose
 from samrl_sim.ik import KinematicChain
 
 PANDA_URDF = 'franka_panda/panda.urdf'

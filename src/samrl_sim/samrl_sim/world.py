@@ -11,24 +11,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import pybullet as pb
 
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.geometry import Pose, axis_angle_to_quat, quat_multiply, yaw_quat
+from samrl_description.names import WORLD_FRAME
+from samrl_description.objects import SceneObjects
+from samrl_description.scene import CONTROL_RATE_HZ, GRAVITY_M_S2, PHYSICS_RATE_HZ
 from samrl_sim.bodies import create_table
-from samrl_sim.camera import CameraImage, CameraIntrinsics, render
+from samrl_sim.camera import CameraImage, render
 from samrl_sim.camera_arm import CameraArm
 from samrl_sim.commands import CameraPoseGoal, EeDeltaCommand
-from samrl_sim.geometry import Pose, axis_angle_to_quat, quat_multiply, yaw_quat
-from samrl_sim.objects import SceneObjects
 from samrl_sim.panda import PandaArm
-from samrl_sim.safety import (CameraLimits, EeLimits, ValidationResult, validate_camera_goal,
-                              validate_ee_delta)
+from samrl_sim.safety import CameraLimits, EeLimits, ValidationResult, validate_camera_goal, validate_ee_delta
 from samrl_sim.tasks import make_task
 from samrl_sim.tasks.base import Scene, Task
 
-GRAVITY_M_S2 = 9.81
-PHYSICS_RATE_HZ = 240
-CONTROL_RATE_HZ = 10
 PARKING_SPACING_M = 10.0                 # bodies are parked this far apart to drop contacts
 RAMP_FRACTION = 0.5                      # share of a control period spent ramping the joint targets
-WORLD_FRAME = 'world'
 CAMERA_ARM_BASE_XY_M = (0.55, -0.65)     # beside the table, facing +y
 CAMERA_ARM_BASE_YAW_RAD = np.pi / 2
 CAMERA_ARM_SHOULDER_HEIGHT_M = 0.365     # joint 2 above the base (0.155 + 0.210)

@@ -13,10 +13,10 @@ import pytest
 
 from samrl_common import msgs
 from samrl_common.runtime import QOS_SENSOR_DATA, stamp_now, stamp_to_s
+from samrl_common.testing import node_graph, wait_until
 from samrl_common.tf import TransformBuffer
 from samrl_common.tf_ros import TransformListener
-from samrl_common.testing import node_graph, wait_until
-from samrl_sim.bridge_node import COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
+from samrl_description.names import COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
 
 pytestmark = pytest.mark.processes
 BRIDGE, ORACLE = 'samrl_sim.bridge_node', 'samrl_sim.oracle_node'
@@ -50,7 +50,7 @@ def test_camera_topics_have_driver_names_types_and_rate(graph):
     at = stamp_to_s(colors[-1].header.stamp)
     assert node.spin_until(lambda: tf.buffer.can_transform('world', OPTICAL_FRAME, at), 5.0)
     camera = tf.buffer.lookup('world', OPTICAL_FRAME, at)
-    assert 0.1 < camera.translation[2] < 1.2  # above the table
+    assert 0.1 < camera.position[2] < 1.2  # above the table
     cli = Path(sys.executable).parent / 'cyclonedds'
     listing = subprocess.run([str(cli), 'ls', '--id', env['ROS_DOMAIN_ID'], '--runtime', '3s',
                               '--suppress-progress-bar'], env={**env, 'COLUMNS': '200'},

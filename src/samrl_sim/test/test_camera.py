@@ -3,8 +3,9 @@ import numpy as np
 import pybullet as pb
 import pytest
 
-from samrl_sim.camera import CameraIntrinsics, render
-from samrl_sim.geometry import look_at
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.geometry import look_at
+from samrl_sim.camera import render
 
 PLANE_HALF_SIZE_M = 5.0
 

@@ -1,9 +1,9 @@
 """Camera arm: IK reaches reachable camera goals, rejects unreachable ones without moving."""
 import numpy as np
 
+from samrl_description.geometry import look_at, quat_conjugate, quat_multiply, rotation_angle
 from samrl_sim.camera_arm import ORIENTATION_TOLERANCE_RAD, POSITION_TOLERANCE_M
 from samrl_sim.commands import CameraPoseGoal
-from samrl_sim.geometry import look_at, quat_conjugate, quat_multiply, rotation_angle
 
 
 def _goal(pose):

@@ -4,10 +4,14 @@ import math
 import numpy as np
 import pytest
 
+from samrl_description.geometry import look_at
 from samrl_sim.commands import CameraPoseGoal, EeDeltaCommand
-from samrl_sim.geometry import look_at
-from samrl_sim.safety import (MAX_ROTATION_PER_STEP_RAD, MAX_TRANSLATION_PER_STEP_M, validate_camera_goal,
-                              validate_ee_delta)
+from samrl_sim.safety import (
+    MAX_ROTATION_PER_STEP_RAD,
+    MAX_TRANSLATION_PER_STEP_M,
+    validate_camera_goal,
+    validate_ee_delta,
+)
 
 TCP_M = (0.5, 0.0, 0.3)
 

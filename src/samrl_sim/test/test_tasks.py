@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from samrl_description.objects import OBJECT_CLASSES
 from samrl_sim.commands import EeDeltaCommand
 from samrl_sim.envs import ENV_IDS, SamrlEnv, register_envs
 from samrl_sim.evaluate import evaluate
-from samrl_sim.objects import OBJECT_CLASSES
 from samrl_sim.tasks import TASK_NAMES, TASK_OBJECTS
 from samrl_sim.world import World
 

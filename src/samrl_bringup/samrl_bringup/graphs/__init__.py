@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from samrl_bringup.graph import Graph
 from samrl_bringup.graphs import demo, tasks
+from samrl_description.tasks import TASK_NAMES
 
-GRAPHS: dict[str, Graph] = {graph.name: graph for graph in (demo.GRAPH, *map(tasks.task_graph, tasks.TASKS))}
+GRAPHS: dict[str, Graph] = {graph.name: graph for graph in (demo.GRAPH, *map(tasks.task_graph, TASK_NAMES))}
 
 
 def get_graph(name: str) -> Graph:

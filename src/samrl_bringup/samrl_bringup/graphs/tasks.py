@@ -16,14 +16,11 @@ from __future__ import annotations
 from functools import partial
 
 from samrl_bringup.graph import Graph, LaunchArgument, NodeSpec, config_file, int_argument
-from samrl_sim.tasks import TASK_OBJECTS
+from samrl_description.tasks import TARGETS, TASK_OBJECTS
 
-TASKS = ('needle_threading', 'peg_insertion', 'spatula_flipping')
 CONTROLLERS = ('oracle', 'none')
 SEGMENTATION = ('mask_rcnn', 'oracle', 'none')
 SWITCH = ('true', 'false')
-# The object each task's perception follows and Real2Sim fits (samrl_model.real2sim.capture.TARGETS).
-TARGET_OBJECT = {'needle_threading': 'thread', 'peg_insertion': 'hole_block', 'spatula_flipping': 'pancake'}
 
 
 def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
@@ -37,11 +34,11 @@ def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
         nodes.append(NodeSpec('samrl_perception', 'capture_node', 'samrl_perception.capture_node', 'capture_node'))
         nodes.append(NodeSpec('samrl_perception', 'segmentation_node', 'samrl_perception.segmentation_node',
                               'segmentation_node', parameters={'source': args['segmentation'],
-                                                               'target_object': TARGET_OBJECT[task],
+                                                               'target_object': TARGETS[task],
                                                                'scene_objects': ','.join(TASK_OBJECTS[task])}))
     if args['model'] == 'true':
         nodes.append(NodeSpec('samrl_model', 'model_node', 'samrl_model.model_node', 'model_node',
-                              parameters={'task': task, 'initial_seed': int_argument(args, 'seed')}))
+                              parameters={'task': task}))
     if args['controller'] == 'oracle':
         nodes.append(NodeSpec('samrl_sim', 'oracle_controller', 'samrl_sim.oracle_node', 'oracle_controller',
                               param_files=(params,), parameters={'task': task}))

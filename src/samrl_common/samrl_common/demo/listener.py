@@ -58,7 +58,7 @@ class Listener(Node):
         try:
             pose = self.tf.buffer.lookup(self.params.target_frame, image.header.frame_id,
                                          stamp_to_s(image.header.stamp))
-            where = f'camera at {pose.translation.round(3).tolist()} in {self.params.target_frame}'
+            where = f'camera at {pose.position.round(3).tolist()} in {self.params.target_frame}'
         except TransformError as exc:
             where = f'no transform yet ({exc})'
         mean = sum(self.latencies_ms) / len(self.latencies_ms)

@@ -9,8 +9,8 @@ import numpy as np
 
 from samrl_common import msgs
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node, stamp_now
-from samrl_common.tf import Transform
 from samrl_common.tf_ros import StaticTransformBroadcaster, TransformBroadcaster, to_msg
+from samrl_description.geometry import Pose
 
 ENCODINGS = {'rgb8': (np.uint8, 3), '32FC1': (np.float32, 1)}
 # The test camera circles the origin at this radius (m) and angular speed (rad/s).
@@ -54,7 +54,7 @@ class Talker(Node):
         self.image_pub = self.create_publisher('sensor_msgs/msg/Image', 'image', QOS_SENSOR_DATA)
         self.chatter_pub = self.create_publisher('std_msgs/msg/String', 'chatter')
         self.tf = TransformBroadcaster(self)
-        StaticTransformBroadcaster(self).send([to_msg('world', 'orbit_center', Transform.identity(), stamp_now())])
+        StaticTransformBroadcaster(self).send([to_msg('world', 'orbit_center', Pose.identity(), stamp_now())])
         self.create_service('std_srvs/srv/Trigger', '~/reset', self.on_reset)
         self.create_timer(1.0 / self.params.rate_hz, self.on_timer)
 
@@ -69,7 +69,7 @@ class Talker(Node):
         self.image_pub.publish(image)
         self.chatter_pub.publish(msgs.std_msgs.msg.String(data=f'hello {self.count}'))
         angle = ORBIT_RATE_RAD_S * stamp.sec + ORBIT_RATE_RAD_S * stamp.nanosec * 1e-9
-        pose = Transform(np.array([ORBIT_RADIUS_M * math.cos(angle), ORBIT_RADIUS_M * math.sin(angle), 0.0]),
+        pose = Pose.checked(np.array([ORBIT_RADIUS_M * math.cos(angle), ORBIT_RADIUS_M * math.sin(angle), 0.0]),
                          np.array([0.0, 0.0, math.sin(angle / 2), math.cos(angle / 2)]))
         self.tf.send([to_msg('orbit_center', p.frame_id, pose, stamp)])
         self.count += 1

@@ -7,7 +7,7 @@ import torch
 
 from samrl_model.physics.model import ModelConfig, build_model
 from samrl_model.physics.step import control_step
-from samrl_model.physics.sync import state_from_sim
+from samrl_model.sim_adapter import state_from_sim
 
 BENCH_REPEATS = 5
 BENCH_ACTION = (0.005, 0.0, -0.005, 0.0, 0.0, 0.02)   # m, m, m, rad, rad, rad: a small generic move
@@ -19,7 +19,7 @@ def bench_physics(task: str, repeats: int = BENCH_REPEATS, config: ModelConfig =
 
     Returns {'task', 'substeps', 'forward_ms', 'forward_backward_ms'}.
     """
-    from samrl_sim.world import World   # the sim only supplies a realistic starting state
+    from samrl_sim.world import World  # the sim supplies a realistic starting state
     sim = World(task)
     try:
         sim.reset(seed=SIM_SEED)

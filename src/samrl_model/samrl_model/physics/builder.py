@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import nimblephysics as nimble
 import numpy as np
-from samrl_sim.bodies import BoxPart
-from samrl_sim.geometry import Pose
-from samrl_sim.objects import ThreadSpec
+
+from samrl_description.geometry import Pose
+from samrl_description.objects import BoxPart, ThreadSpec, thread_joints
 
 GRIPPER_BODY_MASS_KG = 2.0           # each of the gripper's two bodies; heavy next to the 2-120 g objects
 GRIPPER_BODY_INERTIA_KG_M2 = 0.2     # diagonal inertia of the gripper's rotating body: a stiff wrist
@@ -157,12 +157,11 @@ def add_gripper(reference: np.ndarray, object_in_tcp: Pose, object_name: str,
 
 def add_thread_links(skeleton: nimble.dynamics.Skeleton, spec: ThreadSpec, dynamics: ThreadDynamics,
                      timestep_s: float, rest_rad: np.ndarray, friction: float) -> None:
-    """The thread, built like samrl_sim.bodies.create_thread on the grasped body (the skeleton's last).
+    """The thread of samrl_description.objects.thread_joints on the grasped body (the skeleton's last).
 
-    The grasped segment becomes a capsule on that body; `tip_links` revolute links continue along
-    +x, then `tail_links` along -x, joint axes alternating z and y, each link frame at its joint
-    and its capsule (and centre of mass) half a segment outward - PyBullet's layout, so joint i
-    here is the sim's joint i and its angle copies over unchanged.
+    The grasped segment becomes a capsule on that body; each joint adds a revolute link whose frame
+    is at the joint and whose capsule (and centre of mass) lies half a segment outward - the layout
+    PyBullet's thread is built from too, so joint i here is the sim's joint i.
     """
     grasped = skeleton.getBodyNode(skeleton.getNumBodyNodes() - 1)
     min_inertia = dynamics.link_inertia_kg_m2(spec, timestep_s)
@@ -171,20 +170,18 @@ def add_thread_links(skeleton: nimble.dynamics.Skeleton, spec: ThreadSpec, dynam
     grasped.setFrictionCoeff(friction)
     stiffness = dynamics.stiffness_nm_per_rad
     previous = grasped
-    for i in range(spec.tip_links + spec.tail_links):
-        first_of_side = i in (0, spec.tip_links)
-        direction = 1.0 if i < spec.tip_links else -1.0
-        parent = grasped if first_of_side else previous
+    for i, thread_joint in enumerate(thread_joints(spec)):
+        parent = grasped if thread_joint.parent < 0 else previous    # a chain: the parent is the last link
         joint, link = parent.createRevoluteJointAndBodyNodePair()
-        offset = direction * (0.5 if first_of_side else 1.0) * spec.segment_length_m
-        joint.setTransformFromParentBodyNode(nimble.math.Isometry3(np.eye(3), np.array([offset, 0.0, 0.0])))
-        joint.setAxis(np.array([0.0, 0.0, 1.0]) if i % 2 == 0 else np.array([0.0, 1.0, 0.0]))
+        joint.setTransformFromParentBodyNode(
+            nimble.math.Isometry3(np.eye(3), np.array([thread_joint.origin_x_m, 0.0, 0.0])))
+        joint.setAxis(np.array(thread_joint.axis))
         joint.setSpringStiffness(0, stiffness)
         joint.setRestPosition(0, float(rest_rad[i]))
         joint.setDampingCoefficient(0, dynamics.damping_nms_per_rad(spec, timestep_s))
         link.setName(f'thread_link_{i}')
-        _add_capsule(link, spec, direction * 0.5 * spec.segment_length_m)
-        _set_capsule_inertia(link, spec, direction * 0.5 * spec.segment_length_m, min_inertia)
+        _add_capsule(link, spec, thread_joint.capsule_x_m)
+        _set_capsule_inertia(link, spec, thread_joint.capsule_x_m, min_inertia)
         link.setFrictionCoeff(friction)
         del joint, parent
         previous = link

@@ -1,7 +1,7 @@
 """The physics half of the differentiable model M (paper Sec. III-A): one nimblephysics world per task.
 
-Each world is built from samrl_sim's object specs (objects.py) and box layouts (bodies.py), arranged
-as the task files arrange them. What the sim does with a fixed constraint (the grasped object
+Each world is built from samrl_description's object specs, box layouts and grasps, arranged as
+the task files of samrl_sim arrange them. What the sim does with a fixed constraint (the grasped object
 welded to the Panda's tool centre point, TCP) is here a skeleton: the gripper is a
 TranslationalJoint + EulerJoint pair at the TCP, driven by velocity (step.py), with the grasped
 object welded to it. The Panda's links are not modelled (the sim disables their collisions with
@@ -9,7 +9,7 @@ the held object; they touch nothing else in these tasks).
 
 State layout (nimble's world state: all positions, then all velocities, skeletons in build order):
     gripper: 3 TCP position (m, world) + 3 XYZ Euler angles q (rad), TCP rotation
-             R = R_down Rx(q0) Ry(q1) Rz(q2) with R_down = samrl_sim's GRIPPER_DOWN_QUAT (tool z
+             R = R_down Rx(q0) Ry(q1) Rz(q2) with R_down = samrl_description.scene.GRIPPER_DOWN_QUAT (tool z
              down; the tasks stay far from the singularity |q1| = pi/2); velocities: world linear
              velocity (m/s) and Euler rates (rad/s);
     needle_threading: + 10 thread joint angles (rad), the sim's joint order (3 to the tip, 7 tail);
@@ -27,26 +27,30 @@ from dataclasses import dataclass, field
 
 import nimblephysics as nimble
 import numpy as np
-from samrl_sim.bodies import BoxPart, hole_block_parts, needle_parts, spatula_parts
-from samrl_sim.geometry import Pose, quat_to_matrix
-from samrl_sim.objects import PancakeSpec, SceneObjects
-from samrl_sim.tasks import TASK_NAMES
-from samrl_sim.tasks.base import GRIPPER_DOWN_QUAT
-from samrl_sim.tasks.needle_threading import NEEDLE_POSITION_M
-from samrl_sim.world import CONTROL_RATE_HZ, GRAVITY_M_S2, PHYSICS_RATE_HZ
 
-from samrl_model.physics.builder import (ThreadDynamics, add_free_boxes, add_gripper, add_static_boxes,
-                                         add_thread_links)
+from samrl_description.geometry import Pose, quat_to_matrix
+from samrl_description.objects import (
+    BoxPart,
+    PancakeSpec,
+    SceneObjects,
+    hole_block_parts,
+    needle_parts,
+    peg_parts,
+    spatula_parts,
+    table_part,
+)
+from samrl_description.scene import CONTROL_RATE_HZ, GRAVITY_M_S2, GRIPPER_DOWN_QUAT, NEEDLE_POSITION_M, PHYSICS_RATE_HZ
+from samrl_description.tasks import check_task, grasp_pose
+from samrl_model.physics.builder import ThreadDynamics, add_free_boxes, add_gripper, add_static_boxes, add_thread_links
 
 PYBULLET_DEFAULT_FRICTION = 0.5      # lateral friction of a body whose friction the sim never sets (needle)
 GRIPPER_DOFS = 6                     # TCP translation (3) + rotation (3), always the first dofs
 IDENTITY_QUAT = np.array([0.0, 0.0, 0.0, 1.0])
-FLIP_ABOUT_X_QUAT = np.array([1.0, 0.0, 0.0, 0.0])    # spatula_in_tcp's rotation in the spatula task
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Rates (Hz) shared with samrl_sim.world, the thread's joint springs, and the object specs."""
+    """Rates (Hz) of samrl_description.scene, the thread's joint springs, and the object specs."""
 
     physics_rate_hz: int = PHYSICS_RATE_HZ
     control_rate_hz: int = CONTROL_RATE_HZ
@@ -88,19 +92,6 @@ class PhysicsModel:
         return slice(indices[0], indices[-1] + 1)
 
 
-def grasp_offset(task: str, objects: SceneObjects) -> Pose:
-    """Pose of the grasped object in the TCP frame, as each task's build() computes it."""
-    if task == 'peg_insertion':
-        peg = objects.peg
-        return Pose(np.array([0.0, 0.0, 0.5 * peg.length_m - peg.grasp_depth_m]), IDENTITY_QUAT)
-    if task == 'spatula_flipping':
-        spatula = objects.spatula
-        return Pose(np.array([0.0, 0.0, spatula.handle_length_m - spatula.grasp_depth_m]), FLIP_ABOUT_X_QUAT)
-    if task == 'needle_threading':
-        return Pose.identity()
-    raise ValueError(f'unknown task {task!r}; expected one of {TASK_NAMES}')
-
-
 def pancake_box_part(spec: PancakeSpec) -> BoxPart:
     """The pancake as a square box of the same thickness and footprint area (pi r^2).
 
@@ -120,28 +111,24 @@ def _new_world(config: ModelConfig) -> nimble.simulation.World:
 
 
 def _add_table(world: nimble.simulation.World, objects: SceneObjects, friction: float) -> None:
-    table = objects.table
-    half = tuple(0.5 * s for s in table.size_m)
-    pose = Pose(np.array([*table.centre_xy_m, -half[2]]), IDENTITY_QUAT)
-    add_static_boxes(world, 'table', [BoxPart(half, (0.0, 0.0, 0.0))], pose, friction)
+    part, centre = table_part(objects.table)
+    add_static_boxes(world, 'table', [part], Pose(np.array(centre), IDENTITY_QUAT), friction)
 
 
 def build_model(task: str, config: ModelConfig = ModelConfig()) -> PhysicsModel:
     """The nimble world of `task` with every object at a nominal pose; sync.py copies the sim's state in."""
     builders = {'needle_threading': _build_needle_threading, 'peg_insertion': _build_peg_insertion,
                 'spatula_flipping': _build_spatula_flipping}
-    if task not in builders:
-        raise ValueError(f'unknown task {task!r}; expected one of {TASK_NAMES}')
     world = _new_world(config)
-    held, extra_dofs = builders[task](world, config)
+    held, extra_dofs = builders[check_task(task)](world, config)
     names = [f'gripper/{axis}' for axis in ('x', 'y', 'z', 'rx', 'ry', 'rz')] + extra_dofs
-    return PhysicsModel(task, world, config, held, grasp_offset(task, config.objects),
+    return PhysicsModel(task, world, config, held, grasp_pose(task, config.objects),
                         quat_to_matrix(GRIPPER_DOWN_QUAT), names)
 
 
 def _gripper(config: ModelConfig, task: str, name: str, parts: list[BoxPart], mass_kg: float,
              friction: float) -> nimble.dynamics.Skeleton:
-    return add_gripper(quat_to_matrix(GRIPPER_DOWN_QUAT), grasp_offset(task, config.objects),
+    return add_gripper(quat_to_matrix(GRIPPER_DOWN_QUAT), grasp_pose(task, config.objects),
                        name, parts, mass_kg, friction)
 
 
@@ -164,11 +151,9 @@ def _build_needle_threading(world: nimble.simulation.World, config: ModelConfig)
 def _build_peg_insertion(world: nimble.simulation.World, config: ModelConfig) -> tuple[str, list[str]]:
     objects = config.objects
     peg, block = objects.peg, objects.hole_block
-    half = (0.5 * peg.side_m, 0.5 * peg.side_m, 0.5 * peg.length_m)
     # Pair that matters: peg on the hole's walls = peg x block.
     peg_friction = peg.lateral_friction * block.lateral_friction
-    world.addSkeleton(_gripper(config, 'peg_insertion', 'peg', [BoxPart(half, (0.0, 0.0, 0.0))],
-                               peg.mass_kg, peg_friction))
+    world.addSkeleton(_gripper(config, 'peg_insertion', 'peg', peg_parts(peg), peg.mass_kg, peg_friction))
     add_static_boxes(world, 'hole_block', hole_block_parts(block, peg), Pose.identity(), block.lateral_friction)
     _add_table(world, objects, objects.table.lateral_friction)
     return 'peg', []

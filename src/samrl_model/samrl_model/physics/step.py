@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from samrl_model.physics.model import GRIPPER_DOFS, PhysicsModel
-from samrl_model.physics.rotations import euler_rates_matrix, euler_xyz_to_matrix
+from samrl_model.rotations import euler_rates_matrix, euler_xyz_to_matrix
 
 ACTION_SIZE = 6
 

@@ -27,12 +27,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from samrl_model.meshes import axis_angle_matrix, pose_matrix, pose_matrix_from_quat, thread_link_poses
-from samrl_model.real2sim.capture import TARGETS, capture
+from samrl_description.tasks import TARGETS
+from samrl_model.meshes import thread_link_poses
 from samrl_model.real2sim.coarse import YAW_PERIOD_RAD, coarse_model
 from samrl_model.real2sim.optimise import OptimiseConfig
 from samrl_model.real2sim.update import Real2SimConfig, update_model
-from samrl_model.render import ObjectParams, Renderer, objects_from_world
+from samrl_model.render import ObjectParams, Renderer
+from samrl_model.rotations import axis_angle_matrix, pose_matrix, pose_matrix_from_quat, rotvec_of
+from samrl_model.sim_adapter import capture, objects_from_world
+from samrl_sim.world import World
 
 PERTURB_TRANSLATION_M = 0.02
 PERTURB_ROTATION_RAD = np.radians(10.0)
@@ -64,17 +67,12 @@ def perturb(params: ObjectParams, rng: np.random.Generator) -> ObjectParams:
     """The true latents moved 2 cm and turned 10 deg (composed on the left, about a random axis)."""
     translation = params.translation + torch.as_tensor(PERTURB_TRANSLATION_M * _unit(rng))
     turn = axis_angle_matrix(torch.as_tensor(PERTURB_ROTATION_RAD * _unit(rng)))
-    rotation = _matrix_to_rotvec(turn @ axis_angle_matrix(params.rotation))
+    rotation = rotvec_of(turn @ axis_angle_matrix(params.rotation))
     angles = params.joint_angles
     if angles is not None:
         angles = angles + torch.as_tensor(rng.uniform(-THREAD_BEND_RAD, THREAD_BEND_RAD, len(angles)))
     return replace(params, translation=translation.detach(), rotation=rotation.detach(),
                    joint_angles=None if angles is None else angles.detach())
-
-
-def _matrix_to_rotvec(matrix: torch.Tensor) -> torch.Tensor:
-    from scipy.spatial.transform import Rotation
-    return torch.as_tensor(Rotation.from_matrix(matrix.detach().numpy()).as_rotvec())
 
 
 def _angle_deg(relative: np.ndarray) -> float:
@@ -114,7 +112,7 @@ def uninformed_prior(world, truth: ObjectParams) -> ObjectParams:
         return replace(truth, translation=zero, rotation=zero)
     tcp = world.tcp_pose()
     tcp_matrix = pose_matrix_from_quat(tcp.position, tcp.quaternion)
-    return replace(truth, translation=tcp_matrix[:3, 3], rotation=_matrix_to_rotvec(tcp_matrix[:3, :3]),
+    return replace(truth, translation=tcp_matrix[:3, 3], rotation=rotvec_of(tcp_matrix[:3, :3]),
                    joint_angles=torch.zeros_like(truth.joint_angles))
 
 
@@ -169,7 +167,6 @@ def summarise(all_cases: list[dict]) -> dict:
 
 def run_benchmark(tasks: tuple[str, ...], seeds: range, config: BenchConfig = BenchConfig(),
                   progress: bool = True) -> dict:
-    from samrl_sim.world import World
     torch.set_num_threads(2)
     results = {}
     for task in tasks:

@@ -45,10 +45,11 @@ from scipy.optimize import least_squares
 from scipy.spatial import ConvexHull, cKDTree
 from scipy.spatial.transform import Rotation
 
-from samrl_model.meshes import pose_matrix, thread_link_poses
-from samrl_model.real2sim.capture import Observation
+from samrl_model.meshes import thread_link_poses
+from samrl_model.real2sim.observation import Observation
 from samrl_model.real2sim.surface import surface_samples
 from samrl_model.render import ObjectParams
+from samrl_model.rotations import pose_matrix
 
 QUARTER_TURN_RAD = 0.5 * np.pi
 # How the view constrains each target's yaw about the world z axis (None: not symmetric).

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from samrl_model.meshes import Mesh
-from samrl_model.render import ObjectParams, invert_pose
+from samrl_model.render import ObjectParams
+from samrl_model.rotations import invert_pose
 
 VISIBILITY_TOLERANCE_M = 0.004   # a sample is seen if it lies this close to the rendered depth
 MASK_THRESHOLD = 0.5

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from samrl_model.real2sim.capture import Observation
 from samrl_model.real2sim.coarse import CoarseConfig, coarse_model
 from samrl_model.real2sim.losses import LossWeights, depth_to_points, emd, masked_image_l1, subsample
+from samrl_model.real2sim.observation import Observation
 from samrl_model.real2sim.optimise import OptimiseConfig, OptimiseResult, optimise
 from samrl_model.real2sim.surface import surface_samples, visible_surface_points
 from samrl_model.render import ObjectParams, Renderer

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from samrl_description.objects import OBJECT_CLASSES
 from samrl_perception.segmentation.dataset import TEST_FIRST_SEED, read_shards, sample_keys, write_dataset
 from samrl_perception.segmentation.evaluate import evaluate_segmenter, segment
 from samrl_perception.segmentation.model import MASK_POOL_PX
 from samrl_perception.segmentation.refine import DEFAULT_REFINER, representable_by_refiner
 from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, MaskRCNNSegmenter
 from samrl_perception.segmentation.targets import representable_mask
-from samrl_sim.objects import OBJECT_CLASSES
 from samrl_sim.tasks import TASK_NAMES
 
 BENCH_THREADS = 2

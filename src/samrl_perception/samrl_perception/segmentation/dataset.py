@@ -10,7 +10,7 @@ own: every sample is one task scene at its own seed, advanced by a random number
   default view, which the running graph uses);
 * sensor noise: Gaussian RGB noise, depth noise growing with distance and depth dropouts.
 
-Labels come from PyBullet's segmentation buffer (samrl_sim.objects.label_image): 0 background,
+Labels come from PyBullet's segmentation buffer (samrl_description.objects.label_image): 0 background,
 i + 1 for OBJECT_CLASSES[i]. Each task has one instance of each of its objects, so a label image
 is also an instance map. Samples are written as compressed .npz shards.
 """
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pybullet as pb
 
-from samrl_sim.camera import CameraIntrinsics, depth_buffer_to_metres, projection_matrix, view_matrix
-from samrl_sim.geometry import Pose, look_at
-from samrl_sim.objects import label_image
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.geometry import Pose, look_at
+from samrl_sim.camera import depth_buffer_to_metres, label_image, projection_matrix, view_matrix
 from samrl_sim.oracles import make_oracle
 from samrl_sim.tasks import TASK_NAMES
 from samrl_sim.world import World

@@ -32,7 +32,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
-from samrl_sim.objects import OBJECT_CLASSES
+from samrl_description.objects import OBJECT_CLASSES
 
 BACKBONE_STAGES = {'layer1': '0', 'layer2': '1', 'layer3': '2'}   # strides 4, 8, 16
 BACKBONE_CHANNELS = [64, 128, 256]                                  # ResNet-18 channels of those stages

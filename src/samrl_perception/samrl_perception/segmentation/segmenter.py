@@ -13,17 +13,17 @@ score is kept because the threshold calibrated under that restriction is lower.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from samrl_description.objects import OBJECT_CLASSES
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
 from samrl_perception.segmentation.refine import load_refiner, refine_masks
-from samrl_sim.objects import OBJECT_CLASSES
 
 CHECKPOINT_FORMAT = 1
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / 'checkpoints' / 'maskrcnn_r18fpn.pt'

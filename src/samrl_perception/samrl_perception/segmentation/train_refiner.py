@@ -26,13 +26,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from samrl_description.objects import OBJECT_CLASSES
 from samrl_perception.segmentation.dataset import read_shards
-from samrl_perception.segmentation.refine import (MaskRefiner, RefinerConfig, crop_inputs, crop_targets,
-                                                  crop_windows, image_tensor, save_refiner)
-from samrl_perception.segmentation.train import (LOG_EVERY, calibrate_checkpoint, learning_rate, validation_split,
-                                              write_training_log)
+from samrl_perception.segmentation.refine import (
+    MaskRefiner,
+    RefinerConfig,
+    crop_inputs,
+    crop_targets,
+    crop_windows,
+    image_tensor,
+    save_refiner,
+)
 from samrl_perception.segmentation.targets import box_of
-from samrl_sim.objects import OBJECT_CLASSES
+from samrl_perception.segmentation.train import (
+    LOG_EVERY,
+    calibrate_checkpoint,
+    learning_rate,
+    validation_split,
+    write_training_log,
+)
 
 COARSE_GRID_PX = 28             # Mask R-CNN's mask grid (MASK_POOL_PX x 2)
 MIN_TRAIN_PIXELS = 16           # smaller instances teach the refiner nothing about edges

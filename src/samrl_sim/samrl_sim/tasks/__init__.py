@@ -6,12 +6,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:       # the launch graphs read TASK_OBJECTS: importing it must not load PyBullet
     from samrl_sim.tasks.base import Task
 
-TASK_NAMES = ('needle_threading', 'peg_insertion', 'spatula_flipping')
-# The object classes in each task's scene (one instance each), in OBJECT_CLASSES order: perception
-# only looks for these, without building a world to ask the task's object_bodies().
-TASK_OBJECTS: dict[str, tuple[str, ...]] = {'needle_threading': ('thread', 'needle'),
-                                            'peg_insertion': ('peg', 'hole_block'),
-                                            'spatula_flipping': ('spatula', 'pancake')}
+from samrl_description.tasks import TASK_NAMES, TASK_OBJECTS, check_task  # noqa: F401 (re-exported)
 
 
 def task_class(name: str) -> type[Task]:
@@ -22,10 +17,9 @@ def task_class(name: str) -> type[Task]:
     if name == 'peg_insertion':
         from samrl_sim.tasks.peg_insertion import PegInsertionTask
         return PegInsertionTask
-    if name == 'spatula_flipping':
-        from samrl_sim.tasks.spatula_flipping import SpatulaFlippingTask
-        return SpatulaFlippingTask
-    raise ValueError(f'unknown task {name!r}; expected one of {TASK_NAMES}')
+    check_task(name)
+    from samrl_sim.tasks.spatula_flipping import SpatulaFlippingTask
+    return SpatulaFlippingTask
 
 
 def make_task(name: str) -> Task:

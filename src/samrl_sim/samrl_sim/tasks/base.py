@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as pb
 
-from samrl_sim.geometry import Pose
-from samrl_sim.objects import SceneObjects
+from samrl_description.geometry import Pose
+from samrl_description.objects import SceneObjects
+from samrl_description.tasks import GRIPPER_WIDTHS_M, grasp_pose
 from samrl_sim.panda import TCP_LINK, PandaArm
 
 ATTACHMENT_MAX_FORCE_N = 2000.0   # the fixed grasp constraint is effectively rigid
-GRIPPER_DOWN_QUAT = np.array([1.0, 0.0, 0.0, 0.0])   # tool z axis pointing down, x along world x
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,19 @@ class Task(ABC):
     name: str = ''
     max_episode_steps: int = 100
     max_dense_reward: float = 1.0
-    gripper_width_m: float = 0.04     # finger opening held throughout the episode
 
     def __init__(self) -> None:
         self.scene: Scene | None = None
         self.rng = np.random.default_rng()
+
+    @property
+    def gripper_width_m(self) -> float:
+        """Finger opening (m) held throughout the episode (samrl_description.tasks)."""
+        return GRIPPER_WIDTHS_M[self.name]
+
+    def grasp_pose(self) -> Pose:
+        """The held object's pose in the tool centre point's frame (samrl_description.tasks)."""
+        return grasp_pose(self.name, self.scene.objects)
 
     def seed(self, seed: int | None) -> None:
         """Re-seed the task's RNG (None keeps the current stream, as gymnasium does)."""

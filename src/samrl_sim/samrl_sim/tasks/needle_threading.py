@@ -32,11 +32,11 @@ from __future__ import annotations
 import numpy as np
 import pybullet as pb
 
+from samrl_description.geometry import Pose, look_at, quat_multiply, yaw_quat
+from samrl_description.scene import GRIPPER_DOWN_QUAT, NEEDLE_POSITION_M
 from samrl_sim.bodies import create_needle, create_thread
-from samrl_sim.geometry import Pose, look_at, quat_multiply, yaw_quat
-from samrl_sim.tasks.base import GRIPPER_DOWN_QUAT, Scene, Task, place_body
+from samrl_sim.tasks.base import Scene, Task, place_body
 
-NEEDLE_POSITION_M = (0.55, 0.0, 0.0)
 TIP_BEND_RAD = 0.3
 TAIL_BEND_RAD = 0.3
 START_X_RANGE_M = (0.34, 0.42)
@@ -55,7 +55,6 @@ class NeedleThreadingTask(Task):
     name = 'needle_threading'
     max_episode_steps = 60
     max_dense_reward = 5.0
-    gripper_width_m = 0.003     # fingers closed on the 3 mm thread
 
     def build(self, scene: Scene) -> None:
         self.scene = scene
@@ -64,7 +63,7 @@ class NeedleThreadingTask(Task):
         place_body(scene.client, self.needle, Pose(np.array(NEEDLE_POSITION_M), np.array([0.0, 0.0, 0.0, 1.0])))
         self.thread = create_thread(scene.client, self.thread_spec)
         self.n_joints = self.thread_spec.tip_links + self.thread_spec.tail_links
-        self.thread_in_tcp = Pose.identity()    # grasped segment centred between the fingertips
+        self.thread_in_tcp = self.grasp_pose()    # grasped segment centred between the fingertips
         self.attach_to_gripper(self.thread, self.thread_in_tcp)
         self.bends = np.zeros(self.n_joints)
 

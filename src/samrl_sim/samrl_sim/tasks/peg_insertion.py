@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from samrl_description.geometry import Pose, look_at, quat_multiply, yaw_of, yaw_quat
+from samrl_description.scene import GRIPPER_DOWN_QUAT
 from samrl_sim.bodies import create_hole_block, create_peg
-from samrl_sim.geometry import Pose, look_at, quat_multiply, quat_to_matrix, yaw_quat
-from samrl_sim.tasks.base import GRIPPER_DOWN_QUAT, Scene, Task, place_body
+from samrl_sim.tasks.base import Scene, Task, place_body
 
 BLOCK_X_RANGE_M = (0.45, 0.60)
 BLOCK_Y_RANGE_M = (-0.12, 0.12)
@@ -52,27 +53,19 @@ def wrap_symmetric(angle: float, period: float) -> float:
     return float((angle + 0.5 * period) % period - 0.5 * period)
 
 
-def yaw_of(quaternion: np.ndarray) -> float:
-    """Yaw (rad) of a frame's x axis projected on the world xy plane."""
-    x_axis = quat_to_matrix(quaternion)[:, 0]
-    return float(np.arctan2(x_axis[1], x_axis[0]))
-
-
 class PegInsertionTask(Task):
     """Peg-Insertion; the specification is the module docstring."""
 
     name = 'peg_insertion'
     max_episode_steps = 40
     max_dense_reward = 5.0
-    gripper_width_m = 0.02      # fingers closed on the 20 mm peg
 
     def build(self, scene: Scene) -> None:
         self.scene = scene
         self.peg_spec, self.block_spec = scene.objects.peg, scene.objects.hole_block
         self.peg = create_peg(scene.client, self.peg_spec)
         self.block = create_hole_block(scene.client, self.block_spec, self.peg_spec)
-        self.peg_in_tcp = Pose(np.array([0.0, 0.0, 0.5 * self.peg_spec.length_m - self.peg_spec.grasp_depth_m]),
-                               np.array([0.0, 0.0, 0.0, 1.0]))
+        self.peg_in_tcp = self.grasp_pose()
         self.attach_to_gripper(self.peg, self.peg_in_tcp)
 
     def initialise_episode(self) -> None:
@@ -97,7 +90,7 @@ class PegInsertionTask(Task):
 
     def peg_yaw_error(self) -> float:
         """Yaw of the peg relative to the hole, modulo the square's quarter-turn symmetry (rad)."""
-        relative = yaw_of(self.object_pose('peg').quaternion) - yaw_of(self.hole_top_pose().quaternion)
+        relative = yaw_of(self.object_pose('peg').rotation) - yaw_of(self.hole_top_pose().rotation)
         return wrap_symmetric(relative, HOLE_SYMMETRY_RAD)
 
     # --- evaluation and reward -------------------------------------------------------------------

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from samrl_description.geometry import Pose, look_at, quat_multiply, yaw_quat
+from samrl_description.scene import BLADE_YAW_RAD, GRIPPER_DOWN_QUAT
 from samrl_sim.bodies import create_pancake, create_spatula
-from samrl_sim.geometry import Pose, look_at, quat_multiply, yaw_quat
-from samrl_sim.tasks.base import GRIPPER_DOWN_QUAT, Scene, Task, place_body
+from samrl_sim.tasks.base import Scene, Task, place_body
 
 PANCAKE_X_RANGE_M = (0.42, 0.52)
 PANCAKE_Y_RANGE_M = (-0.12, 0.12)
@@ -41,7 +42,6 @@ START_X_RANGE_M = (0.40, 0.55)
 START_Y_RANGE_M = (-0.30, -0.20)
 START_Z_RANGE_M = (0.24, 0.30)
 START_YAW_OFFSET_RAD = (-0.3, 0.3)
-BLADE_YAW_RAD = np.pi / 2        # nominal blade direction (from handle to free edge): world +y
 LIFT_HEIGHT_M = 0.025
 FLIP_ANGLE_RAD = np.radians(150.0)
 SCOOP_CLEARANCE_M = 0.015        # blade tip this far beyond the pancake's rim before sliding in
@@ -60,7 +60,6 @@ class SpatulaFlippingTask(Task):
     name = 'spatula_flipping'
     max_episode_steps = 60
     max_dense_reward = 5.0
-    gripper_width_m = 0.010     # fingers closed on the 10 mm handle
 
     def build(self, scene: Scene) -> None:
         self.scene = scene
@@ -68,8 +67,7 @@ class SpatulaFlippingTask(Task):
         self.spatula = create_spatula(scene.client, self.spatula_spec)
         self.pancake = create_pancake(scene.client, self.pancake_spec)
         # Spatula frame: z up the handle, x along the blade; the gripper's z runs down the handle.
-        grasp_height = self.spatula_spec.handle_length_m - self.spatula_spec.grasp_depth_m
-        self.spatula_in_tcp = Pose(np.array([0.0, 0.0, grasp_height]), np.array([1.0, 0.0, 0.0, 0.0]))
+        self.spatula_in_tcp = self.grasp_pose()
         self.attach_to_gripper(self.spatula, self.spatula_in_tcp)
         self.rest_height_m = 0.5 * self.pancake_spec.thickness_m
         self.max_lift_m = 0.0

@@ -1,8 +1,8 @@
 """Every object of the three tasks: dimensions (m), masses (kg), friction coefficients and colours.
 
 This module is the single source of truth for object geometry and physical parameters: the
-PyBullet "real world" (bodies.py) and the differentiable model (samrl_model, nimblephysics) both
-build their objects from these dataclasses. The paper gives no sizes (FACTS.md), so the numbers are
+PyBullet "real world" (samrl_sim.bodies) and the differentiable model (samrl_model: nimblephysics
+and Mitsuba) both build their objects from these dataclasses and from the box layouts below. The paper gives no sizes (FACTS.md), so the numbers are
 ours: household scale, enlarged where PyBullet needs it (the needle's eye is 10 mm wide so that a
 3 mm thread can be threaded at a 240 Hz physics rate).
 
@@ -16,6 +16,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 Rgba = tuple[float, float, float, float]
+IDENTITY_QUAT = (0.0, 0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class BoxPart:
+    """One box of a compound body: half extents (m) and pose in the body frame."""
+
+    half_extents: tuple[float, float, float]
+    position: tuple[float, float, float]
+    quaternion: tuple[float, float, float, float] = IDENTITY_QUAT
 
 
 @dataclass(frozen=True)
@@ -161,9 +171,82 @@ class SceneObjects:
 OBJECT_CLASSES = ('thread', 'needle', 'peg', 'hole_block', 'spatula', 'pancake')
 
 
-def label_image(seg: np.ndarray, object_bodies: dict[str, int]) -> np.ndarray:
-    """PyBullet body-id segmentation -> uint8 class labels (0 background, i + 1 for OBJECT_CLASSES[i])."""
-    labels = np.zeros(seg.shape, np.uint8)
-    for name, body in object_bodies.items():
-        labels[seg == body] = OBJECT_CLASSES.index(name) + 1
-    return labels
+# --- box layouts of the compound bodies (both simulators build these) ---------------------------
+
+def table_part(spec: TableSpec) -> tuple[BoxPart, tuple[float, float, float]]:
+    """The table's box in its own frame (centred) and that frame's position in the world (m)."""
+    half = tuple(0.5 * s for s in spec.size_m)
+    return BoxPart(half, (0.0, 0.0, 0.0)), (*spec.centre_xy_m, -half[2])
+
+
+def peg_parts(spec: PegSpec) -> list[BoxPart]:
+    """The peg as one box, frame at its centre, long axis along z."""
+    return [BoxPart((0.5 * spec.side_m, 0.5 * spec.side_m, 0.5 * spec.length_m), (0.0, 0.0, 0.0))]
+
+
+def hole_block_parts(block: HoleBlockSpec, peg: PegSpec) -> list[BoxPart]:
+    """Four boxes around a centred square hole; block frame origin at the bottom centre."""
+    hole = block.hole_side_m(peg)
+    wall = 0.5 * (block.outer_side_m - hole)
+    half_h = 0.5 * block.height_m
+    offset = 0.5 * (hole + wall)
+    long_half, short_half = 0.5 * block.outer_side_m, 0.5 * wall
+    return [BoxPart((long_half, short_half, half_h), (0.0, offset, half_h)),
+            BoxPart((long_half, short_half, half_h), (0.0, -offset, half_h)),
+            BoxPart((short_half, 0.5 * hole, half_h), (offset, 0.0, half_h)),
+            BoxPart((short_half, 0.5 * hole, half_h), (-offset, 0.0, half_h))]
+
+
+def needle_parts(spec: NeedleSpec) -> list[BoxPart]:
+    """Shaft plus the eye's ring (two side bars and a top bar); needle frame on the table."""
+    half_t = 0.5 * spec.thickness_m
+    eye_half = 0.5 * spec.eye_opening_m
+    bar_half = 0.5 * spec.eye_bar_m
+    ring_half_width = eye_half + spec.eye_bar_m
+    side_y = eye_half + bar_half
+    side_z = spec.shaft_height_m + eye_half
+    top_z = spec.shaft_height_m + spec.eye_opening_m + bar_half
+    return [BoxPart((half_t, 0.5 * spec.shaft_width_m, 0.5 * spec.shaft_height_m),
+                    (0.0, 0.0, 0.5 * spec.shaft_height_m)),
+            BoxPart((half_t, bar_half, eye_half), (0.0, side_y, side_z)),
+            BoxPart((half_t, bar_half, eye_half), (0.0, -side_y, side_z)),
+            BoxPart((half_t, ring_half_width, bar_half), (0.0, 0.0, top_z))]
+
+
+def spatula_parts(spec: SpatulaSpec) -> list[BoxPart]:
+    """Handle along z above the origin and blade along +x in the plane z = 0 (an L-shaped turner)."""
+    handle = BoxPart((0.5 * spec.handle_thickness_m, 0.5 * spec.handle_width_m, 0.5 * spec.handle_length_m),
+                     (0.0, 0.0, 0.5 * spec.handle_length_m))
+    blade = BoxPart((0.5 * spec.blade_length_m, 0.5 * spec.blade_width_m, 0.5 * spec.blade_thickness_m),
+                    (0.5 * spec.blade_length_m, 0.0, 0.0))
+    return [handle, blade]
+
+
+@dataclass(frozen=True)
+class ThreadJoint:
+    """One revolute joint of the thread and the segment it moves.
+
+    parent: -1 for the grasped segment (the base), k for the segment moved by joint k;
+    origin_x_m: the joint's position along x of the parent's frame (its end); the child's frame
+    sits at the joint, its capsule centred capsule_x_m along x (half a segment outward).
+    """
+
+    parent: int
+    origin_x_m: float
+    axis: tuple[float, float, float]
+    capsule_x_m: float
+
+
+def thread_joints(spec: ThreadSpec) -> list[ThreadJoint]:
+    """The thread's kinematic tree: joints 0..tip_links-1 continue towards the tip (+x), the rest
+    towards the tail (-x); the axes alternate z and y so random bends are 3-D."""
+    length = spec.segment_length_m
+    joints = []
+    for i in range(spec.tip_links + spec.tail_links):
+        first_of_side = i in (0, spec.tip_links)
+        direction = 1.0 if i < spec.tip_links else -1.0
+        joints.append(ThreadJoint(parent=-1 if first_of_side else i - 1,
+                                  origin_x_m=direction * (0.5 * length if first_of_side else length),
+                                  axis=(0.0, 0.0, 1.0) if i % 2 == 0 else (0.0, 1.0, 0.0),
+                                  capsule_x_m=direction * 0.5 * length))
+    return joints

@@ -2,8 +2,15 @@
 import numpy as np
 import pytest
 
-from samrl_sim.geometry import (Pose, axis_angle_to_quat, look_at, matrix_to_quat, quat_to_axis_angle,
-                                quat_to_matrix, rotation_between)
+from samrl_description.geometry import (
+    Pose,
+    axis_angle_to_quat,
+    look_at,
+    matrix_to_quat,
+    quat_to_axis_angle,
+    quat_to_matrix,
+    rotation_between,
+)
 
 
 @pytest.mark.parametrize('rotvec', [(0.1, -0.2, 0.3), (0.0, 0.0, 3.0), (1e-12, 0.0, 0.0)])
