@@ -17,6 +17,15 @@ from samrl_common.runtime.dds_config import loopback_environment
 _DOMAINS = itertools.count(100 + os.getpid() % 50)
 
 
+NO_SIMULATOR_DIR = Path(__file__).resolve().parent / 'no_simulator'   # its sitecustomize blocks the simulator
+
+
+def without_simulator(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a child interpreter in which pybullet and samrl_sim cannot be imported (a robot PC)."""
+    paths = [str(NO_SIMULATOR_DIR), *filter(None, env.get('PYTHONPATH', '').split(os.pathsep))]
+    return {**env, 'PYTHONPATH': os.pathsep.join(paths)}
+
+
 def isolated_environment() -> dict[str, str]:
     """Loopback-only DDS on a domain no other test uses; also applied to this process."""
     env = loopback_environment()

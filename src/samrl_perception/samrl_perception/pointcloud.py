@@ -3,7 +3,7 @@
 Shared by the capture node (the whole scene) and the segmentation node (the target object's
 points). Points are in the camera's optical frame (REP-103: x right, y down, z forward), in
 metres; pixel (u, v) is centred on the projection u = fx x / z + cx, v = fy y / z + cy, as the
-camera model of samrl_sim renders it. Clouds follow the PCL/RViz convention: float32 x, y, z and
+camera model of samrl_description.camera describes it. Clouds follow the PCL/RViz convention: float32 x, y, z and
 the colour packed as 0x00RRGGBB into the bits of a float32 field named rgb.
 """
 

@@ -22,7 +22,7 @@ from samrl_perception.segmentation.train import TrainConfig, train
 from samrl_perception.segmentation.train_refiner import (RefinerTrainConfig, crop_iou, degraded_crop,
                                                          refiner_loss, train_refiner)
 from samrl_perception.segmentation_node import SegmentationParams
-from samrl_sim.tasks import TASK_NAMES
+from samrl_description.tasks import TASK_NAMES
 
 SMALL = RefinerConfig(crop_px=32, channels=(4, 8))
 SHAPE = (120, 160)

@@ -18,7 +18,7 @@ from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
 from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, save_checkpoint
 from samrl_perception.segmentation.targets import MIN_INSTANCE_PIXELS, mask_iou
 from samrl_perception.segmentation_node import MASKS_TOPIC, TARGET_POINTS_TOPIC
-from samrl_sim.tasks import TASK_OBJECTS
+from samrl_description.tasks import TASK_OBJECTS
 
 pytestmark = pytest.mark.processes
 BRIDGE, CAPTURE, SEGMENTATION = 'samrl_sim.bridge_node', 'samrl_perception.capture_node', \

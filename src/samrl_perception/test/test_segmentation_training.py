@@ -10,15 +10,10 @@ import pytest
 import torch
 
 from samrl_description.objects import OBJECT_CLASSES
+from samrl_description.tasks import TASK_NAMES, TASK_OBJECTS
 from samrl_perception.segmentation.bench import plot_examples, run_benchmark, steal_fraction
 from samrl_perception.segmentation.calibrate import choose_threshold, scene_classes, threshold_objective
-from samrl_perception.segmentation.dataset import (
-    TEST_FIRST_SEED,
-    SceneRenderer,
-    read_shards,
-    sample_keys,
-    write_dataset,
-)
+from samrl_perception.segmentation.dataset import SceneRenderer, sample_keys, write_dataset
 from samrl_perception.segmentation.evaluate import evaluate_segmenter
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
 from samrl_perception.segmentation.segmenter import (
@@ -31,6 +26,7 @@ from samrl_perception.segmentation.segmenter import (
     save_checkpoint,
     select_detections,
 )
+from samrl_perception.segmentation.shards import TEST_FIRST_SEED, read_shards
 from samrl_perception.segmentation.targets import mask_iou, representable_mask, targets_from_labels
 from samrl_perception.segmentation.train import (
     TrainConfig,
@@ -42,7 +38,6 @@ from samrl_perception.segmentation.train import (
     train,
 )
 from samrl_perception.segmentation_node import SegmentationParams
-from samrl_sim.tasks import TASK_NAMES, TASK_OBJECTS
 
 TINY = dict(fpn_channels=16, box_head_dim=32, mask_head_channels=16, mask_head_layers=1)   # a network for tests
 

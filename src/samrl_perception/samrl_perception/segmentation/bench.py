@@ -17,13 +17,14 @@ import numpy as np
 import torch
 
 from samrl_description.objects import OBJECT_CLASSES
-from samrl_perception.segmentation.dataset import TEST_FIRST_SEED, read_shards, sample_keys, write_dataset
+from samrl_description.tasks import TASK_NAMES
+from samrl_perception.segmentation.dataset import sample_keys, write_dataset
 from samrl_perception.segmentation.evaluate import evaluate_segmenter, segment
 from samrl_perception.segmentation.model import MASK_POOL_PX
 from samrl_perception.segmentation.refine import DEFAULT_REFINER, representable_by_refiner
 from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, MaskRCNNSegmenter
+from samrl_perception.segmentation.shards import TEST_FIRST_SEED, read_shards
 from samrl_perception.segmentation.targets import representable_mask
-from samrl_sim.tasks import TASK_NAMES
 
 BENCH_THREADS = 2
 BENCH_SIZE = (640, 480)

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from samrl_description.objects import OBJECT_CLASSES
+from samrl_description.tasks import TASK_OBJECTS
 from samrl_perception.segmentation.segmenter import best_per_class
 from samrl_perception.segmentation.targets import MIN_INSTANCE_PIXELS, mask_iou
-from samrl_sim.tasks import TASK_OBJECTS
 
 SCORE_THRESHOLD_CANDIDATES = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 

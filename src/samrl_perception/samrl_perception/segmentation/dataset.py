@@ -12,7 +12,7 @@ own: every sample is one task scene at its own seed, advanced by a random number
 
 Labels come from PyBullet's segmentation buffer (samrl_description.objects.label_image): 0 background,
 i + 1 for OBJECT_CLASSES[i]. Each task has one instance of each of its objects, so a label image
-is also an instance map. Samples are written as compressed .npz shards.
+is also an instance map. Samples are written as compressed .npz shards (shards.py).
 """
 
 from __future__ import annotations
@@ -25,15 +25,13 @@ import pybullet as pb
 
 from samrl_description.camera import CameraIntrinsics
 from samrl_description.geometry import Pose, look_at
+from samrl_description.tasks import TASK_NAMES
+from samrl_perception.segmentation.shards import SHARD_SIZE, TEST_FIRST_SEED, Sample, write_shard  # noqa: F401 (TEST_FIRST_SEED: cli)
 from samrl_sim.camera import depth_buffer_to_metres, label_image, projection_matrix, view_matrix
 from samrl_sim.oracles import make_oracle
-from samrl_sim.tasks import TASK_NAMES
 from samrl_sim.world import World
 
-SHARD_SIZE = 50                     # samples per .npz file
 DEPTH_MM_PER_M = 1000.0
-# Held-out images use seeds from here on; training seeds start at 0 and must stay below it.
-TEST_FIRST_SEED = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -54,17 +52,6 @@ class Randomisation:
     ambient: tuple[float, float] = (0.3, 0.7)
     diffuse: tuple[float, float] = (0.3, 0.8)
     specular: tuple[float, float] = (0.0, 0.4)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """rgb HxWx3 uint8, depth_mm HxW uint16 (0 = no return), labels HxW uint8 class labels."""
-
-    rgb: np.ndarray
-    depth_mm: np.ndarray
-    labels: np.ndarray
-    task: str
-    seed: int
 
 
 class SceneRenderer:
@@ -205,21 +192,4 @@ def _render_shard(job: tuple[Path, list[tuple[str, int]], int, int]) -> tuple[Pa
         samples = [renderer.sample(task, seed) for task, seed in keys]
     finally:
         renderer.close()
-    return _write_shard(path, samples), len(samples)
-
-
-def _write_shard(path: Path, samples: list[Sample]) -> Path:
-    np.savez_compressed(path, rgb=np.stack([s.rgb for s in samples]), depth_mm=np.stack([s.depth_mm for s in samples]),
-                        labels=np.stack([s.labels for s in samples]), tasks=np.array([s.task for s in samples]),
-                        seeds=np.array([s.seed for s in samples]))
-    return path
-
-
-def read_shards(directory: Path) -> dict[str, np.ndarray]:
-    """All shards of a directory concatenated: rgb, depth_mm, labels, tasks, seeds."""
-    paths = sorted(Path(directory).rglob('shard_*.npz'))
-    if not paths:
-        raise FileNotFoundError(f'no shard_*.npz in {directory}; generate the data set first (samrl perception data)')
-    parts = [np.load(path) for path in paths]
-    keys = ('rgb', 'depth_mm', 'labels', 'tasks', 'seeds')
-    return {key: np.concatenate([part[key] for part in parts]) for key in keys}
+    return write_shard(path, samples), len(samples)

@@ -20,8 +20,8 @@ from collections.abc import Callable
 import numpy as np
 
 from samrl_description.objects import OBJECT_CLASSES
+from samrl_description.tasks import TASK_OBJECTS
 from samrl_perception.segmentation.targets import MIN_INSTANCE_PIXELS, mask_iou
-from samrl_sim.tasks import TASK_OBJECTS
 
 MISSED_IOU = 0.1        # an object whose mask overlaps the truth less than this counts as missed
 

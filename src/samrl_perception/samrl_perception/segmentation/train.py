@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from samrl_perception.segmentation.dataset import TEST_FIRST_SEED, read_shards
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn, transfer_weights
 from samrl_perception.segmentation.segmenter import load_checkpoint, save_checkpoint, weights_fingerprint
+from samrl_perception.segmentation.shards import TEST_FIRST_SEED, read_shards
 from samrl_perception.segmentation.targets import targets_from_labels
 
 RGB_SCALE = 1.0 / 255.0

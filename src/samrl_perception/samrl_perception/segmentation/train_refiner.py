@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 
 from samrl_description.objects import OBJECT_CLASSES
-from samrl_perception.segmentation.dataset import read_shards
 from samrl_perception.segmentation.refine import (
     MaskRefiner,
     RefinerConfig,
@@ -37,6 +36,7 @@ from samrl_perception.segmentation.refine import (
     image_tensor,
     save_refiner,
 )
+from samrl_perception.segmentation.shards import read_shards
 from samrl_perception.segmentation.targets import box_of
 from samrl_perception.segmentation.train import (
     LOG_EVERY,
