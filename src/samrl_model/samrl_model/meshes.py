@@ -19,19 +19,8 @@ import numpy as np
 import torch
 
 from samrl_description.geometry import quat_to_matrix
-from samrl_description.objects import (
-    BoxPart,
-    PancakeSpec,
-    SceneObjects,
-    TableSpec,
-    ThreadSpec,
-    hole_block_parts,
-    needle_parts,
-    peg_parts,
-    spatula_parts,
-    table_part,
-    thread_joints,
-)
+from samrl_description.objects import (BoxPart, PancakeSpec, SceneObjects, TableSpec, ThreadSpec, hole_block_parts,
+                                       needle_parts, peg_parts, spatula_parts, table_part, thread_joints)
 from samrl_model.rotations import fixed_axis_rotation, homogeneous
 
 CAPSULE_AROUND_SEGMENTS = 12     # vertices around a thread capsule's circumference

@@ -5,22 +5,9 @@ import numpy as np
 import pybullet as pb
 
 from samrl_description.geometry import IDENTITY_QUAT, Pose, quat_from_euler
-from samrl_description.objects import (
-    BoxPart,
-    HoleBlockSpec,
-    NeedleSpec,
-    PancakeSpec,
-    PegSpec,
-    SpatulaSpec,
-    TableSpec,
-    ThreadSpec,
-    hole_block_parts,
-    needle_parts,
-    peg_parts,
-    spatula_parts,
-    table_part,
-    thread_joints,
-)
+from samrl_description.objects import (BoxPart, HoleBlockSpec, NeedleSpec, PancakeSpec, PegSpec, SpatulaSpec,
+                                       TableSpec, ThreadSpec, hole_block_parts, needle_parts, peg_parts,
+                                       spatula_parts, table_part, thread_joints)
 
 STATIC_MASS_KG = 0.0   # PyBullet treats mass 0 as a fixed body
 CAPSULE_TO_X_QUAT = tuple(quat_from_euler(0.0, np.pi / 2, 0.0))  # capsules are along z; turn to x
