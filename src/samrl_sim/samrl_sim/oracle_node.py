@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from samrl_common.runtime import Node, run_node
+from samrl_description.tasks import TASK_NAMES, check_task
 from samrl_sim import conversions as conv
 from samrl_sim.oracles import make_oracle
-from samrl_sim.tasks import TASK_NAMES
 from samrl_sim.world import World, write_body_states
 
 
@@ -22,8 +22,7 @@ class OracleParams:
     task: str = field(default='needle_threading', metadata={'description': 'task: ' + ', '.join(TASK_NAMES)})
 
     def __post_init__(self):
-        if self.task not in TASK_NAMES:
-            raise ValueError(f'task must be one of {", ".join(TASK_NAMES)}, got {self.task!r}')
+        check_task(self.task)
 
 
 class OracleController(Node):
