@@ -35,14 +35,14 @@ segmentation-data: setup
 
 train-segmentation: setup
 	$(BIN)/samrl perception train --data $(OUT)/segmentation/train --iterations 2000 --seed 0 --threads 1 \
-	  --checkpoint src/samrl_perception/samrl_perception/checkpoints/maskrcnn_r18fpn.pt
+	  --out src/samrl_perception/samrl_perception/checkpoints/maskrcnn_r18fpn.pt
 	$(BIN)/samrl perception train --data $(OUT)/segmentation/train \
 	  --resume src/samrl_perception/samrl_perception/checkpoints/maskrcnn_r18fpn.pt \
-	  --iterations 800 --lr 5e-4 --seed 1 --threads 2 --checkpoint $(OUT)/segmentation/resume/maskrcnn_r18fpn.pt
+	  --iterations 800 --lr 5e-4 --seed 1 --threads 2 --out $(OUT)/segmentation/resume/maskrcnn_r18fpn.pt
 	cp $(OUT)/segmentation/resume/maskrcnn_r18fpn* src/samrl_perception/samrl_perception/checkpoints/
 	$(BIN)/samrl perception train --data $(OUT)/segmentation/train \
 	  --resume src/samrl_perception/samrl_perception/checkpoints/maskrcnn_r18fpn.pt \
-	  --iterations 4000 --lr 5e-4 --seed 2 --threads 2 --checkpoint $(OUT)/segmentation/resume2/maskrcnn_r18fpn.pt
+	  --iterations 4000 --lr 5e-4 --seed 2 --threads 2 --out $(OUT)/segmentation/resume2/maskrcnn_r18fpn.pt
 	cp $(OUT)/segmentation/resume2/maskrcnn_r18fpn* src/samrl_perception/samrl_perception/checkpoints/
 	$(BIN)/samrl perception calibrate --data $(OUT)/segmentation/train \
 	  --checkpoint src/samrl_perception/samrl_perception/checkpoints/maskrcnn_r18fpn.pt

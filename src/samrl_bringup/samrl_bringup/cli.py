@@ -1,25 +1,46 @@
-"""`samrl`: launch node graphs, run benchmarks and evaluations.
+"""`samrl`: launch node graphs, run benchmarks and evaluations, make and train the perception.
 
-    samrl graphs                               list graphs and their arguments
-    samrl launch demo [images:=300] [--local]  start a graph, one process per node
-    samrl bench transport [--json out.json]    image transport rate and latency
-    samrl bench sim [--task T]                 PyBullet physics step and camera render rates
-    samrl bench render | physics | real2sim    the differentiable model M and one Real2Sim update
+    samrl graphs                                   list graphs and their launch arguments
+    samrl launch demo [images:=300] [--local]      start a graph, one process per node
+    samrl bench transport [--json out.json]        image transport rate and latency
+    samrl bench sim [--tasks all]                  PyBullet physics step and camera render rates
+    samrl bench render [--size 84x84]              Mitsuba RGB-D render and gradient step vs PyBullet camera
+    samrl bench physics [--tasks all]              nimblephysics control step forward and backward
+    samrl bench real2sim [--tasks all] [--size 128x96] [--init perturbed|coarse]   one Real2Sim update
+    samrl bench segmentation [--checkpoint CKPT] [--refiner CKPT|none]   Mask R-CNN on held-out images
     samrl eval needle_threading --episodes 50 --seed 0   success rate of a controller
-    samrl perception data | train | train-refiner | calibrate
-                                               segmentation data set (PyBullet), Mask R-CNN and refiner training
+    samrl perception data [--split train|test] [--size 640x480] [--out DIR]   segmentation data set (PyBullet)
+    samrl perception train [--resume CKPT | --init-from CKPT] [--out CKPT]      train the Mask R-CNN
+    samrl perception train-refiner [--checkpoint CKPT] [--out CKPT]             train the mask refiner
+    samrl perception calibrate [--checkpoint CKPT] [--refiner CKPT]             choose the score thresholds
+
+One vocabulary throughout: --tasks is a comma-separated list of tasks or "all"; --size is WxH in pixels;
+--out is a path that is written (inputs are --data, --checkpoint, --refiner, --resume, --init-from);
+--json is a results file to write. `samrl COMMAND --help` describes each command's options.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from samrl_bringup.graph import LaunchArgumentError, environment_for, parse_launch_arguments, process_specs
 from samrl_bringup.graphs import GRAPHS, get_graph
-from samrl_description.tasks import TASK_NAMES
+from samrl_description.tasks import TASK_NAMES, check_task
+
+ALL_TASKS = 'all'
+SIZE_PATTERN = re.compile(r'(\d+)x(\d+)')
+RENDER_BENCH_SIZE_PX = '84x84'
+REAL2SIM_BENCH_SIZE_PX = '128x96'
+DATA_SET_SIZE_PX = '640x480'
+STOP_TIMEOUT_S = 5.0
+TRANSPORT_SECONDS_PER_CASE_S = 10.0
+REAL2SIM_TIME_BUDGET_S = 60.0
+MASKRCNN_CHECKPOINT = 'out/segmentation/maskrcnn_r18fpn.pt'
+TRAIN_DATA = 'out/segmentation/train'
 
 
 def _write_json(path: str | None, payload) -> None:
@@ -32,7 +53,8 @@ def _write_json(path: str | None, payload) -> None:
 
 def cmd_graphs(_args) -> int:
     for graph in GRAPHS.values():
-        print(f'{graph.name}: {graph.description}')
+        # A graph's description may begin with its own name ("demo: ..."); print the name once.
+        print(f'{graph.name}: {graph.description.removeprefix(f"{graph.name}: ")}')
         for arg in graph.arguments:
             choices = f" ({'|'.join(arg.choices)})" if arg.choices else ''
             print(f'    {arg.name}:={arg.default}{choices}  {arg.description}')
@@ -62,7 +84,7 @@ def cmd_bench_transport(args) -> int:
 def cmd_bench_sim(args) -> int:
     from samrl_sim.bench import run_benchmark
     results = []
-    for task in (TASK_NAMES if args.task == 'all' else (args.task,)):
+    for task in args.tasks:
         result = run_benchmark(task)
         renders = ', '.join(f'{k[len("render_hz_"):]} {v:.1f} Hz'
                             for k, v in result.items() if k.startswith('render_hz'))
@@ -85,7 +107,7 @@ def cmd_bench_render(args) -> int:
 def cmd_bench_physics(args) -> int:
     from samrl_model.physics.bench import bench_physics
     results = []
-    for task in TASK_NAMES:
+    for task in args.tasks:
         result = bench_physics(task)
         print(f'{task:>17}: ' + ', '.join(f'{k} {v:.1f}' for k, v in result.items() if isinstance(v, float)))
         results.append(result)
@@ -95,11 +117,10 @@ def cmd_bench_physics(args) -> int:
 
 def cmd_bench_real2sim(args) -> int:
     from samrl_model.real2sim.bench import BenchConfig, format_summary, run_benchmark
-    width, height = (int(v) for v in args.size.split('x'))
-    tasks = TASK_NAMES if args.tasks == 'all' else tuple(args.tasks.split(','))
+    width, height = args.size
     config = BenchConfig(width=width, height=height, iterations=args.iterations, time_budget_s=args.time_budget,
                          init=args.init)
-    results = run_benchmark(tasks, range(args.seed, args.seed + args.seeds), config)
+    results = run_benchmark(args.tasks, range(args.seed, args.seed + args.seeds), config)
     for task, result in results.items():
         print(format_summary(task, result['summary'], config.init))
     _write_json(args.json, {'benchmark': 'real2sim', 'config': vars(config), 'results': results})
@@ -107,13 +128,14 @@ def cmd_bench_real2sim(args) -> int:
 
 
 def cmd_perception_data(args) -> int:
-    from samrl_perception.segmentation.dataset import TEST_FIRST_SEED, sample_keys, write_dataset
+    from samrl_perception.segmentation.dataset import sample_keys, write_dataset
+    from samrl_perception.segmentation.shards import TEST_FIRST_SEED
     first_seed = args.seed if args.seed is not None else (TEST_FIRST_SEED if args.split == 'test' else 0)
     if args.split == 'train' and first_seed + args.count > TEST_FIRST_SEED:
         print(f'samrl perception data: training seeds must stay below {TEST_FIRST_SEED} (held-out seeds)',
               file=sys.stderr)
         return 2
-    width, height = (int(v) for v in args.size.split('x'))
+    width, height = args.size
     out = Path(args.out or f'out/segmentation/{args.split}')
     shards = write_dataset(out, sample_keys(TASK_NAMES, args.count, first_seed), width, height, workers=args.workers)
     print(f'wrote {args.count} {width}x{height} images (seeds {first_seed}..{first_seed + args.count - 1}) '
@@ -130,14 +152,11 @@ def cmd_perception_train(args) -> int:
     if args.mask_stride2:
         from samrl_perception.segmentation.model import MaskRCNNConfig
         model_config = MaskRCNNConfig(mask_stride2=True)
-    if args.resume and args.init_from:
-        print('samrl perception train: --resume and --init-from exclude each other', file=sys.stderr)
-        return 2
-    record = train(Path(args.data), Path(args.checkpoint), config, command, model_config=model_config,
+    record = train(Path(args.data), Path(args.out), config, command, model_config=model_config,
                    resume=Path(args.resume) if args.resume else None,
                    init_from=Path(args.init_from) if args.init_from else None)
     _print_calibration(record)
-    print(f'wrote {args.checkpoint} ({Path(args.checkpoint).stat().st_size / 1e6:.1f} MB), '
+    print(f'wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.1f} MB), '
           f'trained {record["train_time_s"] / 60:.1f} min')
     return 0
 
@@ -148,7 +167,7 @@ def cmd_perception_train_refiner(args) -> int:
     from samrl_perception.segmentation.train_refiner import RefinerTrainConfig, train_refiner
     config = RefinerTrainConfig(iterations=args.iterations, batch_size=args.batch_size, learning_rate=args.lr,
                                 seed=args.seed, threads=args.threads)
-    record = train_refiner(Path(args.data), Path(args.detector or DEFAULT_CHECKPOINT), Path(args.out), config,
+    record = train_refiner(Path(args.data), Path(args.checkpoint or DEFAULT_CHECKPOINT), Path(args.out), config,
                            RefinerConfig(crop_px=args.crop_px), command='samrl ' + ' '.join(sys.argv[1:]))
     _print_calibration(record)
     scores = record['validation_crops']
@@ -221,81 +240,173 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='samrl', description=__doc__.split('\n')[0])
-    sub = parser.add_subparsers(dest='command', required=True)
-    sub.add_parser('graphs', help='list the launchable graphs').set_defaults(run=cmd_graphs)
+def _tasks(text: str) -> tuple[str, ...]:
+    """--tasks: "all" or comma-separated task names, in the order given, each once."""
+    if text == ALL_TASKS:
+        return TASK_NAMES
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(',')))
+    try:
+        return tuple(check_task(name) for name in names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f'{exc}; or "{ALL_TASKS}"') from None
 
-    launch = sub.add_parser('launch', help='start a graph, one OS process per node')
+
+def _size(text: str) -> tuple[int, int]:
+    """--size: WxH in pixels, both positive, e.g. 640x480."""
+    match = SIZE_PATTERN.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f'expected WxH in pixels such as 640x480, got {text!r}')
+    width, height = (int(v) for v in match.groups())
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f'width and height must be >= 1 px, got {text!r}')
+    return width, height
+
+
+def _square_size(text: str) -> int:
+    """--size of a square-image bench: WxH with W == H; returns the side in pixels."""
+    if text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f'expected WxH in pixels such as {text}x{text}, got {text!r}')
+    width, height = _size(text)
+    if width != height:
+        raise argparse.ArgumentTypeError(f'this benchmark renders square images: give WxW such as 84x84, got {text!r}')
+    return width
+
+
+def _add_tasks(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--tasks', type=_tasks, default=ALL_TASKS, metavar='T1,T2|all',
+                        help=f'comma-separated tasks ({", ".join(TASK_NAMES)}) or "{ALL_TASKS}" (default)')
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--json', metavar='PATH', help='write the results to this JSON file')
+
+
+def _command(sub, name: str, help_text: str, run=None) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    if run is not None:
+        parser.set_defaults(run=run)
+    return parser
+
+
+def _add_launch(sub) -> None:
+    _command(sub, 'graphs', 'list the launchable graphs and their launch arguments', cmd_graphs)
+    launch = _command(sub, 'launch', 'start a graph, one OS process per node', cmd_launch)
     launch.add_argument('graph', help=f'one of: {", ".join(sorted(GRAPHS))}')
     launch.add_argument('arguments', nargs='*', help='launch arguments, name:=value')
     launch.add_argument('--local', action='store_true', help='keep DDS traffic on loopback')
-    launch.add_argument('--stop-timeout', type=float, default=5.0, help='seconds per stop signal (default 5)')
-    launch.set_defaults(run=cmd_launch)
+    launch.add_argument('--stop-timeout', type=float, default=STOP_TIMEOUT_S,
+                        help=f'seconds per stop signal (default {STOP_TIMEOUT_S:g})')
 
-    bench = sub.add_parser('bench', help='benchmarks (print figures and write JSON)')
+
+def _add_bench(sub) -> None:
+    bench = _command(sub, 'bench', 'benchmarks (print figures and write JSON)')
     bench_sub = bench.add_subparsers(dest='bench', required=True)
-    transport = bench_sub.add_parser('transport', help='640x480 image transport between two processes')
-    transport.add_argument('--seconds', type=float, default=10.0, help='measuring time per case (default 10)')
-    transport.add_argument('--json', help='write the results here')
-    transport.set_defaults(run=cmd_bench_transport)
-    sim = bench_sub.add_parser('sim', help='PyBullet physics step rate and camera render rate')
-    sim.add_argument('--task', choices=(*TASK_NAMES, 'all'), default='all')
-    sim.add_argument('--json', help='write the results here')
-    sim.set_defaults(run=cmd_bench_sim)
-    render = bench_sub.add_parser('render', help='Mitsuba RGB-D render and gradient step vs PyBullet camera')
-    render.add_argument('--size', type=int, default=84, help='square image size (px, default 84)')
-    render.add_argument('--json', help='write the results here')
-    render.set_defaults(run=cmd_bench_render)
-    physics = bench_sub.add_parser('physics', help='nimblephysics control step forward and backward')
-    physics.add_argument('--json', help='write the results here')
-    physics.set_defaults(run=cmd_bench_physics)
-    real2sim = bench_sub.add_parser('real2sim', help='Real2Sim pose/shape recovery from PyBullet views')
-    real2sim.add_argument('--tasks', default='all', help='comma-separated tasks or "all"')
+    transport = _command(bench_sub, 'transport', '640x480 image transport between two processes', cmd_bench_transport)
+    transport.add_argument('--seconds', type=float, default=TRANSPORT_SECONDS_PER_CASE_S,
+                           help=f'measuring time per case (default {TRANSPORT_SECONDS_PER_CASE_S:g})')
+    _add_json(transport)
+    sim = _command(bench_sub, 'sim', 'PyBullet physics step rate and camera render rate', cmd_bench_sim)
+    _add_tasks(sim)
+    _add_json(sim)
+    render = _command(bench_sub, 'render', 'Mitsuba RGB-D render and gradient step vs PyBullet camera',
+                      cmd_bench_render)
+    render.add_argument('--size', type=_square_size, default=RENDER_BENCH_SIZE_PX, metavar='WxH',
+                        help=f'square image size in px (default {RENDER_BENCH_SIZE_PX})')
+    _add_json(render)
+    physics = _command(bench_sub, 'physics', 'nimblephysics control step forward and backward', cmd_bench_physics)
+    _add_tasks(physics)
+    _add_json(physics)
+    _add_bench_real2sim(bench_sub)
+    _add_bench_segmentation(bench_sub)
+
+
+def _add_bench_real2sim(bench_sub) -> None:
+    real2sim = _command(bench_sub, 'real2sim', 'Real2Sim pose/shape recovery from PyBullet views', cmd_bench_real2sim)
+    _add_tasks(real2sim)
     real2sim.add_argument('--seeds', type=_positive_int, default=20, help='seeds per task (default 20)')
     real2sim.add_argument('--seed', type=int, default=0, help='first seed (default 0)')
     real2sim.add_argument('--iterations', type=_positive_int, default=40, help='update iterations (default 40)')
-    real2sim.add_argument('--time-budget', type=float, default=60.0, help='seconds per update (default 60)')
-    real2sim.add_argument('--size', default='128x96', help='image size WxH (default 128x96)')
+    real2sim.add_argument('--time-budget', type=float, default=REAL2SIM_TIME_BUDGET_S,
+                          help=f'seconds per update (default {REAL2SIM_TIME_BUDGET_S:g})')
+    real2sim.add_argument('--size', type=_size, default=REAL2SIM_BENCH_SIZE_PX, metavar='WxH',
+                          help=f'image size in px (default {REAL2SIM_BENCH_SIZE_PX})')
     real2sim.add_argument('--init', choices=('perturbed', 'coarse'), default='perturbed',
                           help='start from the truth perturbed by 2 cm / 10 deg, or from the coarse fit to the view')
-    real2sim.add_argument('--json', help='write the results here')
-    real2sim.set_defaults(run=cmd_bench_real2sim)
+    _add_json(real2sim)
 
-    evaluation = sub.add_parser('eval', help='success rate of a controller over seeded episodes')
+
+def _add_bench_segmentation(bench_sub) -> None:
+    segmentation = _command(bench_sub, 'segmentation', 'Mask R-CNN IoU per class and time per frame (held-out)',
+                            cmd_bench_segmentation)
+    segmentation.add_argument('--data', default='out/segmentation/test',
+                              help='held-out images (rendered first if the directory is empty)')
+    segmentation.add_argument('--count', type=_positive_int, default=240, help='held-out images (default 240)')
+    segmentation.add_argument('--checkpoint', help='Mask R-CNN checkpoint to score (default: the shipped one)')
+    segmentation.add_argument('--refiner', default='', help='mask refiner checkpoint ("": the shipped one; none: '
+                                                            'Mask R-CNN\'s own masks)')
+    segmentation.add_argument('--figure', default='out/bench_segmentation_examples.png',
+                              help='write held-out examples with true and predicted masks here ("" for none)')
+    _add_json(segmentation)
+    segmentation.add_argument('--any-object', action='store_true',
+                              help='let every class in: by default each image is segmented knowing its task\'s '
+                                   'objects (with the threshold calibrated that way), as segmentation_node is')
+
+
+def _add_eval(sub) -> None:
+    evaluation = _command(sub, 'eval', 'success rate of a controller over seeded episodes', cmd_eval)
     evaluation.add_argument('task', choices=TASK_NAMES)
     evaluation.add_argument('--controller', default='oracle', choices=('oracle',), help='controller to evaluate')
     evaluation.add_argument('--episodes', type=_positive_int, default=50, help='episodes (default 50)')
     evaluation.add_argument('--seed', type=int, default=0, help='seed of episode 0; episode i uses seed + i')
-    evaluation.add_argument('--json', help='results file (default out/eval_<task>_<controller>_seed<S>.json)')
-    evaluation.set_defaults(run=cmd_eval)
-    perception = sub.add_parser('perception', help='segmentation data set and training')
+    evaluation.add_argument('--json', metavar='PATH',
+                            help='results file to write (default out/eval_<task>_<controller>_seed<S>.json)')
+
+
+def _add_perception(sub) -> None:
+    perception = _command(sub, 'perception', 'segmentation data set, training and calibration')
     perception_sub = perception.add_subparsers(dest='perception', required=True)
-    data = perception_sub.add_parser('data', help='render a labelled, domain-randomised data set from PyBullet')
+    data = _command(perception_sub, 'data', 'render a labelled, domain-randomised data set from PyBullet',
+                    cmd_perception_data)
     data.add_argument('--split', choices=('train', 'test'), default='train')
     data.add_argument('--count', type=_positive_int, default=2400, help='images, the three tasks in turn')
     data.add_argument('--seed', type=int, help='first scene seed (default: 0 for train, 1000000 for test)')
-    data.add_argument('--size', default='640x480', help='image size WxH (default 640x480)')
+    data.add_argument('--size', type=_size, default=DATA_SET_SIZE_PX, metavar='WxH',
+                      help=f'image size in px (default {DATA_SET_SIZE_PX})')
     data.add_argument('--workers', type=_positive_int, default=2, help='rendering processes (default 2)')
-    data.add_argument('--out', help='directory (default out/segmentation/<split>)')
-    data.set_defaults(run=cmd_perception_data)
-    train = perception_sub.add_parser('train', help='train the Mask R-CNN from scratch on a generated data set')
-    train.add_argument('--data', default='out/segmentation/train', help='data set directory')
-    train.add_argument('--checkpoint', default='out/segmentation/maskrcnn_r18fpn.pt', help='checkpoint to write')
+    data.add_argument('--out', help='directory to write (default out/segmentation/<split>)')
+    _add_perception_train(perception_sub)
+    _add_perception_train_refiner(perception_sub)
+    calibrate = _command(perception_sub, 'calibrate', 'choose a checkpoint\'s detection score thresholds (any '
+                         'object; scene objects) on its validation images', cmd_perception_calibrate)
+    calibrate.add_argument('--checkpoint', default=MASKRCNN_CHECKPOINT, help='Mask R-CNN checkpoint to update')
+    calibrate.add_argument('--data', default=TRAIN_DATA, help='the data set it was trained on')
+    calibrate.add_argument('--refiner', help='calibrate for this mask refiner\'s masks instead, and store the '
+                                             'thresholds in its card')
+
+
+def _add_perception_train(perception_sub) -> None:
+    train = _command(perception_sub, 'train', 'train the Mask R-CNN from scratch on a generated data set',
+                     cmd_perception_train)
+    train.add_argument('--data', default=TRAIN_DATA, help='data set directory')
+    train.add_argument('--out', default=MASKRCNN_CHECKPOINT, help='checkpoint to write')
     train.add_argument('--iterations', type=_positive_int, default=3000)
     train.add_argument('--batch-size', type=_positive_int, default=4)
     train.add_argument('--lr', type=float, default=1e-3, help='peak AdamW learning rate')
     train.add_argument('--seed', type=int, default=0)
     train.add_argument('--threads', type=_positive_int, default=2, help='torch CPU threads')
-    train.add_argument('--resume', help='go on training from this checkpoint (its runs are kept in the card)')
-    train.add_argument('--init-from', help='start from this checkpoint\'s weights where they fit the network asked for')
+    start = train.add_mutually_exclusive_group()
+    start.add_argument('--resume', help='go on training from this checkpoint (its runs are kept in the card)')
+    start.add_argument('--init-from', help='start from this checkpoint\'s weights where they fit the network asked for')
     train.add_argument('--mask-stride2', action='store_true',
                        help='give the mask head a stride-2 FPN level (for thin objects)')
-    train.set_defaults(run=cmd_perception_train)
-    refiner = perception_sub.add_parser(
-        'train-refiner', help='train the full-resolution mask refiner on a Mask R-CNN checkpoint\'s masks')
-    refiner.add_argument('--data', default='out/segmentation/train', help='the data set the detector was trained on')
-    refiner.add_argument('--detector', help='Mask R-CNN checkpoint whose masks it refines (default: the shipped one)')
+
+
+def _add_perception_train_refiner(perception_sub) -> None:
+    refiner = _command(perception_sub, 'train-refiner',
+                       'train the full-resolution mask refiner on a Mask R-CNN checkpoint\'s masks',
+                       cmd_perception_train_refiner)
+    refiner.add_argument('--data', default=TRAIN_DATA, help='the data set the Mask R-CNN was trained on')
+    refiner.add_argument('--checkpoint', help='Mask R-CNN checkpoint whose masks it refines (default: the shipped one)')
     refiner.add_argument('--out', default='out/segmentation/mask_refiner.pt', help='refiner checkpoint to write')
     refiner.add_argument('--iterations', type=_positive_int, default=3000)
     refiner.add_argument('--batch-size', type=_positive_int, default=24, help='crops per step')
@@ -303,29 +414,17 @@ def build_parser() -> argparse.ArgumentParser:
     refiner.add_argument('--crop-px', type=_positive_int, default=112, help='side of the square crop the refiner sees')
     refiner.add_argument('--seed', type=int, default=0)
     refiner.add_argument('--threads', type=_positive_int, default=2, help='torch CPU threads')
-    refiner.set_defaults(run=cmd_perception_train_refiner)
-    calibrate = perception_sub.add_parser(
-        'calibrate', help='choose a checkpoint\'s detection score thresholds (any object; scene objects) on its '
-                          'validation images')
-    calibrate.add_argument('--checkpoint', default='out/segmentation/maskrcnn_r18fpn.pt', help='checkpoint to update')
-    calibrate.add_argument('--data', default='out/segmentation/train', help='the data set it was trained on')
-    calibrate.add_argument('--refiner', help='calibrate for this mask refiner\'s masks instead, and store the '
-                                             'thresholds in its card')
-    calibrate.set_defaults(run=cmd_perception_calibrate)
-    segmentation = bench_sub.add_parser('segmentation', help='Mask R-CNN IoU per class and time per frame (held-out)')
-    segmentation.add_argument('--data', default='out/segmentation/test',
-                              help='held-out images (rendered first if the directory is empty)')
-    segmentation.add_argument('--count', type=_positive_int, default=240, help='held-out images (default 240)')
-    segmentation.add_argument('--checkpoint', help='default: the shipped checkpoint')
-    segmentation.add_argument('--refiner', default='', help='mask refiner checkpoint ("": the shipped one; none: '
-                                                            'Mask R-CNN\'s own masks)')
-    segmentation.add_argument('--figure', default='out/bench_segmentation_examples.png',
-                              help='held-out examples with true and predicted masks ("" for none)')
-    segmentation.add_argument('--json', help='write the results here')
-    segmentation.add_argument('--any-object', action='store_true',
-                              help='let every class in: by default each image is segmented knowing its task\'s '
-                                   'objects (with the threshold calibrated that way), as segmentation_node is')
-    segmentation.set_defaults(run=cmd_bench_segmentation)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    summary, _, commands = __doc__.partition('\n')
+    parser = argparse.ArgumentParser(prog='samrl', description=summary, epilog='commands:' + commands,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='command', required=True)
+    _add_launch(sub)
+    _add_bench(sub)
+    _add_eval(sub)
+    _add_perception(sub)
     return parser
 
 

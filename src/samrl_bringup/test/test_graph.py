@@ -87,8 +87,8 @@ def test_rviz_config_shows_topics_the_nodes_publish():
 
 def test_task_graphs_tell_segmentation_the_scene_objects():
     """Each task's segmentation_node knows its two objects, and its parameters pass the node's checks."""
-    from samrl_perception.segmentation_node import SegmentationParams
     from samrl_description.tasks import TASK_OBJECTS
+    from samrl_perception.segmentation_node import SegmentationParams
     for task, objects in TASK_OBJECTS.items():
         node = next(n for n in get_graph(task).nodes() if n.name == 'segmentation_node')
         params = SegmentationParams(**node.parameters)

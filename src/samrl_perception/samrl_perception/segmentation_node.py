@@ -19,52 +19,33 @@ Publishes (sensor-data QoS):
   /samrl/perception/overlay        sensor_msgs/Image rgb8: the frame with each object's mask
                                    tinted in its class colour, for RViz; only while someone looks
 Frames it cannot use are dropped with a rate-limited warning naming why; the node keeps running.
+What is done to a frame lives in the ROS-free samrl_perception.segmentation.frames; this node
+only wires it to topics and timers.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
-
-from samrl_common import msgs
-from samrl_common.images import ImageError, array_to_image, image_to_array
+from samrl_common.images import array_to_image
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node
-from samrl_description.camera import CameraIntrinsics
 from samrl_description.names import GROUND_TRUTH_LABELS_TOPIC
 from samrl_description.objects import OBJECT_CLASSES
 from samrl_perception.capture_node import RGBD_TOPIC
 from samrl_perception.pointcloud import pointcloud2_msg, points_from_depth
-from samrl_perception.rgbd import (
-    DropLog,
-    FrameError,
-    Reason,
-    check_pair,
-    decode_color,
-    decode_depth,
-    intrinsics_from_camera_info,
-    stamp_to_ns,
-)
+from samrl_perception.rgbd import DropLog, FrameError
+from samrl_perception.segmentation.frames import DecodedFrame, OracleLabels, decode_frame, masks_msg, overlay
 from samrl_perception.segmentation.refine import RefinerError
-from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, CheckpointError, Instance, Segmentation
+from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, CheckpointError, Segmentation
 
 MASKS_TOPIC = '/samrl/perception/masks'
 TARGET_POINTS_TOPIC = '/samrl/perception/target_points'
 OVERLAY_TOPIC = '/samrl/perception/overlay'
-# Overlay tint of each class (OBJECT_CLASSES order), RGB 0..255, and how strongly it covers the image.
-CLASS_COLOURS = np.array([[255, 220, 0], [0, 200, 255], [255, 60, 60], [60, 90, 255], [180, 0, 255],
-                          [255, 140, 0]], np.float32)
-OVERLAY_ALPHA = 0.6
 SOURCES = ('mask_rcnn', 'oracle')
 PROCESS_PERIOD_S = 0.005        # how often the newest waiting frame is looked at
 DROP_LOG_PERIOD_S = 2.0
-ORACLE_LABELS_KEPT = 16         # label images kept while their frames travel through capture_node
-ORACLE_WAIT_S = 1.0             # a frame waits this long for its label image, then is dropped
-MASK_ON = 255
 CALIBRATED = -1.0               # score_threshold value: take the checkpoint's calibrated threshold
 NO_REFINER = 'none'             # refiner value: Mask R-CNN's masks as they are
 
@@ -120,59 +101,13 @@ class SegmentationParams:
         return tuple(name.strip() for name in self.scene_objects.split(',') if name.strip())
 
 
-class DecodedFrame(NamedTuple):
-    stamp_ns: int
-    rgb: np.ndarray
-    depth_m: np.ndarray
-    intrinsics: CameraIntrinsics
-
-
-def decode_frame(message) -> DecodedFrame:
-    """Check and decode an RGBDFrame message; FrameError says what is wrong with it."""
-    color, depth = decode_color(message.rgb), decode_depth(message.depth)
-    check_pair(color, depth, message.header.frame_id)
-    intrinsics = intrinsics_from_camera_info(message.camera_info)
-    if (intrinsics.width, intrinsics.height) != (depth.array.shape[1], depth.array.shape[0]):
-        raise FrameError(Reason.CAMERA_INFO, f'camera_info is {intrinsics.width}x{intrinsics.height}, the images '
-                                             f'{depth.array.shape[1]}x{depth.array.shape[0]}')
-    return DecodedFrame(color.stamp_ns, color.array, depth.array, intrinsics)
-
-
-def oracle_segmentation(labels: np.ndarray) -> Segmentation:
-    """The ground-truth label image as a Segmentation (score 1 for every object present)."""
-    instances = [Instance(name, 1.0, labels == c) for c, name in enumerate(OBJECT_CLASSES, start=1)
-                 if np.any(labels == c)]
-    return Segmentation(instances, labels.astype(np.uint8))
-
-
-def overlay(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The image with every labelled pixel blended towards its class colour."""
-    out = rgb.astype(np.float32)
-    on = labels > 0
-    out[on] = (1 - OVERLAY_ALPHA) * out[on] + OVERLAY_ALPHA * CLASS_COLOURS[labels[on] - 1]
-    return out.round().astype(np.uint8)
-
-
-def masks_msg(segmentation: Segmentation, source: str, header):
-    def to_image(array: np.ndarray):
-        return array_to_image(array, 'mono8', header.stamp, header.frame_id)
-
-    message = msgs.samrl_interfaces.msg.ObjectMasks(
-        source=source, labels=[i.label for i in segmentation.instances],
-        scores=[i.score for i in segmentation.instances],
-        masks=[to_image(i.mask.astype(np.uint8) * MASK_ON) for i in segmentation.instances],
-        label_image=to_image(segmentation.labels))
-    message.header = header
-    return message
-
-
 class SegmentationNode(Node):
     def __init__(self, argv=None):
         super().__init__('segmentation_node', params=SegmentationParams, argv=argv)
         p = self.params
         self.segmenter = self._make_segmenter() if p.source == 'mask_rcnn' else None
         self.newest = None                          # (arrival time, RGBDFrame message) not yet segmented
-        self.oracle_labels: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.oracle_labels = OracleLabels()
         self.segmented, self.drops = 0, DropLog(self.logger, DROP_LOG_PERIOD_S)
         self.masks_pub = self.create_publisher('samrl_interfaces/msg/ObjectMasks', MASKS_TOPIC, QOS_SENSOR_DATA)
         self.points_pub = self.create_publisher('sensor_msgs/msg/PointCloud2', TARGET_POINTS_TOPIC, QOS_SENSOR_DATA)
@@ -213,15 +148,9 @@ class SegmentationNode(Node):
 
     def on_labels(self, message) -> None:
         try:
-            labels = image_to_array(message)
-            if message.encoding != 'mono8':
-                raise ImageError(f'label image must be mono8, got {message.encoding}')
-        except ImageError as exc:
-            self.drops.drop('label image', FrameError(Reason.ENCODING, str(exc)))
-            return
-        self.oracle_labels[stamp_to_ns(message.header.stamp)] = labels
-        while len(self.oracle_labels) > ORACLE_LABELS_KEPT:
-            self.oracle_labels.popitem(last=False)
+            self.oracle_labels.add(message)
+        except FrameError as exc:
+            self.drops.drop('label image', exc)
 
     # -- work ------------------------------------------------------------------------------------
     def process_newest(self) -> None:
@@ -236,9 +165,10 @@ class SegmentationNode(Node):
             self.drops.drop('frame', exc)
             return
         if segmentation is None:                # oracle labels not here yet
-            if time.monotonic() - arrived > ORACLE_WAIT_S:
+            overdue = self.oracle_labels.overdue(arrived, time.monotonic())
+            if overdue is not None:
                 self.newest = None
-                self.drops.drop('frame', FrameError(Reason.UNMATCHED, 'no ground-truth label image with its stamp'))
+                self.drops.drop('frame', overdue)
             return
         self.newest = None
         self._publish(message.header, frame, segmentation)
@@ -246,13 +176,7 @@ class SegmentationNode(Node):
     def _segment(self, frame: DecodedFrame) -> Segmentation | None:
         if self.segmenter is not None:
             return self.segmenter(frame.rgb)
-        labels = self.oracle_labels.get(frame.stamp_ns)
-        if labels is None:
-            return None
-        if labels.shape != frame.depth_m.shape:
-            raise FrameError(Reason.SIZE, f'label image is {labels.shape[1]}x{labels.shape[0]}, the frame '
-                                          f'{frame.depth_m.shape[1]}x{frame.depth_m.shape[0]}')
-        return oracle_segmentation(labels)
+        return self.oracle_labels.segmentation(frame)
 
     def _publish(self, header, frame: DecodedFrame, segmentation: Segmentation) -> None:
         self.masks_pub.publish(masks_msg(segmentation, self.params.source, header))

@@ -9,20 +9,40 @@ import numpy as np
 import pytest
 import torch
 
+from samrl_description.tasks import TASK_NAMES
 from samrl_perception.segmentation.dataset import sample_keys, write_dataset
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
-from samrl_perception.segmentation.refine import (DEFAULT_REFINER, MaskRefiner, RefinerConfig, RefinerError,
-                                                  crop_inputs, crop_targets, crop_windows, image_tensor,
-                                                  load_refiner, paste_logits, refine_masks,
-                                                  representable_by_refiner, save_refiner)
-from samrl_perception.segmentation.segmenter import (MaskRCNNSegmenter, calibrated_threshold, save_checkpoint,
-                                                     weights_fingerprint)
+from samrl_perception.segmentation.refine import (
+    DEFAULT_REFINER,
+    MaskRefiner,
+    RefinerConfig,
+    RefinerError,
+    crop_inputs,
+    crop_targets,
+    crop_windows,
+    image_tensor,
+    load_refiner,
+    paste_logits,
+    refine_masks,
+    representable_by_refiner,
+    save_refiner,
+)
+from samrl_perception.segmentation.segmenter import (
+    MaskRCNNSegmenter,
+    calibrated_threshold,
+    save_checkpoint,
+    weights_fingerprint,
+)
 from samrl_perception.segmentation.targets import mask_iou
 from samrl_perception.segmentation.train import TrainConfig, train
-from samrl_perception.segmentation.train_refiner import (RefinerTrainConfig, crop_iou, degraded_crop,
-                                                         refiner_loss, train_refiner)
+from samrl_perception.segmentation.train_refiner import (
+    RefinerTrainConfig,
+    crop_iou,
+    degraded_crop,
+    refiner_loss,
+    train_refiner,
+)
 from samrl_perception.segmentation_node import SegmentationParams
-from samrl_description.tasks import TASK_NAMES
 
 SMALL = RefinerConfig(crop_px=32, channels=(4, 8))
 SHAPE = (120, 160)

@@ -12,13 +12,13 @@ from samrl_common.runtime import QOS_SENSOR_DATA
 from samrl_description.camera import CameraIntrinsics
 from samrl_description.names import GROUND_TRUTH_LABELS_TOPIC, OPTICAL_FRAME
 from samrl_description.objects import OBJECT_CLASSES
+from samrl_description.tasks import TASK_OBJECTS
 from samrl_perception.capture_node import RGBD_TOPIC, stamp_msg
 from samrl_perception.pointcloud import points_from_pointcloud2
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
 from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, save_checkpoint
 from samrl_perception.segmentation.targets import MIN_INSTANCE_PIXELS, mask_iou
 from samrl_perception.segmentation_node import MASKS_TOPIC, TARGET_POINTS_TOPIC
-from samrl_description.tasks import TASK_OBJECTS
 
 pytestmark = pytest.mark.processes
 BRIDGE, CAPTURE, SEGMENTATION = 'samrl_sim.bridge_node', 'samrl_perception.capture_node', \

@@ -4,7 +4,8 @@ Publishes what realsense2_camera 4.x, the arms' drivers and robot_state_publishe
 (colour, aligned 16UC1 depth, camera_info, /joint_states, /tf), the task's state and, for
 oracle controllers only, the privileged SimState. Takes end-effector commands for the Franka
 and camera pose goals for the camera arm; every command is validated by samrl_sim.safety and a
-rejected one is logged with its reason and never moves an arm.
+rejected one is logged with its reason and never moves an arm. Seeds, returns and when to stop
+are kept by the ROS-free samrl_sim.episodes.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from samrl_description.names import (
     GROUND_TRUTH_LABELS_TOPIC,
     OPTICAL_FRAME,
 )
+from samrl_description.tasks import TASK_NAMES, check_task
 from samrl_sim import conversions as conv
 from samrl_sim.camera import label_image
 from samrl_sim.commands import EeDeltaCommand
-from samrl_sim.tasks import TASK_NAMES
+from samrl_sim.episodes import EpisodeBook, episode_over
 from samrl_sim.world import World, WorldConfig, read_body_states
 
 REJECTION_LOG_PERIOD_S = 1.0
@@ -48,8 +50,7 @@ class BridgeParams:
         'description': 'publish the privileged object label image of each frame (oracle masks, IoU checks)'})
 
     def __post_init__(self):
-        if self.task not in TASK_NAMES:
-            raise ValueError(f'task must be one of {", ".join(TASK_NAMES)}, got {self.task!r}')
+        check_task(self.task)
         if self.episodes < 0:
             raise ValueError(f'episodes must be >= 0, got {self.episodes}')
         if not 0 < self.control_rate_hz <= 240 or 240 % self.control_rate_hz:
@@ -66,7 +67,7 @@ class SimBridge(Node):
         p = self.params
         self.world = World(p.task, WorldConfig(control_rate_hz=int(p.control_rate_hz)))
         self.command: EeDeltaCommand | None = None
-        self.episodes_done, self.successes, self.episode_return = 0, 0, 0.0
+        self.episodes = EpisodeBook(p.seed, p.episodes)
         self.rejected, self.stale_commands = 0, 0
         self._make_interfaces()
         self._start_episode(p.seed)
@@ -93,35 +94,34 @@ class SimBridge(Node):
 
     # -- episodes --------------------------------------------------------------------------------
     def _start_episode(self, seed: int) -> None:
-        self.seed, self.episode_return, self.command = seed, 0.0, None
+        self.command = None
         self.world.reset(seed)
-        self.episode_start_s = time.time()
+        self.episodes.start(seed, time.time())
         self._publish_state(self.world.task_state())
 
     def on_reset(self, request):
-        seed = self.seed + 1 if request.seed < 0 else request.seed
+        seed = self.episodes.reset_seed(request.seed)
         self._start_episode(seed)
         return msgs.samrl_interfaces.srv.ResetEpisode.Response(
             success=True, message=f'episode {self.world.task_state().episode} with seed {seed}',
             episode=self.world.task_state().episode, seed=seed)
 
     def _finish_episode(self, state) -> None:
-        self.episodes_done += 1
-        self.successes += int(state.success)
+        book = self.episodes
+        stop = book.finish(state.success)
         outcome = 'success' if state.success else 'failure'
-        self.logger.info(f'episode {state.episode} (seed {self.seed}): {outcome} after {state.step} steps, '
-                         f'return {self.episode_return:.2f}')
-        if self.params.episodes and self.episodes_done >= self.params.episodes:
-            self.logger.info(f'{self.episodes_done} episodes done: {self.successes} successes, success rate '
-                             f'{self.successes / self.episodes_done:.2f}')
+        self.logger.info(f'episode {state.episode} (seed {book.seed}): {outcome} after {state.step} steps, '
+                         f'return {book.episode_return:.2f}')
+        if stop:
+            self.logger.info(book.summary())
             self.shutdown()
             return
-        self._start_episode(self.seed + 1)
+        self._start_episode(book.next_seed())
 
     # -- commands --------------------------------------------------------------------------------
     def on_command(self, message) -> None:
         # A command computed from an observation of an earlier episode must not act on this one.
-        if stamp_to_s(message.header.stamp) < self.episode_start_s:
+        if self.episodes.is_stale(stamp_to_s(message.header.stamp)):
             self.stale_commands += 1
             return
         self.command = conv.command_from_msg(message)
@@ -151,20 +151,21 @@ class SimBridge(Node):
                 state = self.world.hold()
             else:
                 state = result.state
-        self.episode_return += state.reward
+        self.episodes.add_reward(state.reward)
         self._publish_state(state)
-        if state.success or state.truncated:
+        if episode_over(state.success, state.truncated):
             self._finish_episode(state)
 
     def _publish_state(self, state) -> None:
         stamp = stamp_now()
-        self.task_pub.publish(conv.task_state_msg(state, self.seed, self.episode_return,
+        book = self.episodes
+        self.task_pub.publish(conv.task_state_msg(state, book.seed, book.episode_return,
                                                   self.world.task.max_episode_steps, stamp))
         self.joint_pub.publish(conv.joint_state_msg(self.world.joint_states(), stamp))
         self._send_tf(stamp)
         if self.params.publish_sim_state:
             self.sim_pub.publish(conv.sim_state_msg(read_body_states(self.world.client), state.task,
-                                                    state.episode, self.seed, stamp))
+                                                    state.episode, book.seed, stamp))
 
     def on_camera(self) -> None:
         p = self.params

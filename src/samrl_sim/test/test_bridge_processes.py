@@ -112,4 +112,4 @@ def test_bad_task_parameter_stops_start_up(graph):
     bridge = start(BRIDGE, 'task:=origami')
     assert wait_until(lambda: not bridge.alive(), START_TIMEOUT_S)
     assert bridge.process.returncode == 2
-    assert "task must be one of needle_threading, peg_insertion, spatula_flipping, got 'origami'" in bridge.output()
+    assert "unknown task 'origami'; expected one of needle_threading, peg_insertion, spatula_flipping" in bridge.output()

@@ -26,7 +26,7 @@ import pybullet as pb
 from samrl_description.camera import CameraIntrinsics
 from samrl_description.geometry import Pose, look_at
 from samrl_description.tasks import TASK_NAMES
-from samrl_perception.segmentation.shards import SHARD_SIZE, TEST_FIRST_SEED, Sample, write_shard  # noqa: F401 (TEST_FIRST_SEED: cli)
+from samrl_perception.segmentation.shards import SHARD_SIZE, Sample, write_shard
 from samrl_sim.camera import depth_buffer_to_metres, label_image, projection_matrix, view_matrix
 from samrl_sim.oracles import make_oracle
 from samrl_sim.world import World

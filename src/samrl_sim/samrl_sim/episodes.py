@@ -1,0 +1,63 @@
+"""ROS-free episode bookkeeping of the sim bridge: seeds, returns, outcomes and when to stop.
+
+Kept apart from bridge_node so that its rules can be tested without a World or middleware: each
+episode uses the previous one's seed + 1 (episode i: seed + i, unless a reset request named a
+seed), an episode ends on success or truncation, and the graph stops after `episodes` of them.
+Times are passed in, never read here.
+"""
+
+from __future__ import annotations
+
+
+def episode_over(success: bool, truncated: bool) -> bool:
+    """An episode ends when the task is solved or runs out of steps."""
+    return success or truncated
+
+
+class EpisodeBook:
+    """The current episode's seed, start time and return, and the tally of finished episodes.
+
+    `limit` is the number of episodes after which the graph stops (0: never).
+    """
+
+    def __init__(self, first_seed: int, limit: int = 0):
+        if limit < 0:
+            raise ValueError(f'episodes must be >= 0, got {limit}')
+        self.limit = limit
+        self.seed, self.start_s, self.episode_return = first_seed, float('-inf'), 0.0
+        self.finished, self.successes = 0, 0
+
+    def start(self, seed: int, now_s: float) -> None:
+        """Begin an episode with `seed` at wall time `now_s` (seconds): its return starts at 0."""
+        self.seed, self.start_s, self.episode_return = seed, now_s, 0.0
+
+    def next_seed(self) -> int:
+        """The seed of the episode that follows the current one."""
+        return self.seed + 1
+
+    def reset_seed(self, requested: int) -> int:
+        """The seed a ResetEpisode request asks for: its own, or the next one if it names none (< 0, e.g. -1)."""
+        return self.next_seed() if requested < 0 else requested
+
+    def add_reward(self, reward: float) -> None:
+        """Accumulate one control step's reward into the episode's return (published with every TaskState)."""
+        self.episode_return += reward
+
+    def is_stale(self, stamp_s: float) -> bool:
+        """Whether a command stamped `stamp_s` was computed before this episode began (and must not act on it)."""
+        return stamp_s < self.start_s
+
+    def finish(self, success: bool) -> bool:
+        """Count the current episode's outcome; True when the graph should now stop."""
+        self.finished += 1
+        self.successes += int(success)
+        return self.limit > 0 and self.finished >= self.limit
+
+    def success_rate(self) -> float:
+        """Successes per finished episode; 0 before the first has finished."""
+        return self.successes / self.finished if self.finished else 0.0
+
+    def summary(self) -> str:
+        """The closing log line when the graph stops after `limit` episodes."""
+        return (f'{self.finished} episodes done: {self.successes} successes, success rate '
+                f'{self.success_rate():.2f}')
