@@ -47,13 +47,25 @@ def quat_conjugate(q: ArrayLike) -> np.ndarray:
 
 
 def quat_multiply(a: ArrayLike, b: ArrayLike) -> np.ndarray:
-    """Hamilton product a * b (rotate by b first, then by a), of unit norm."""
-    return (_rotation(a) * _rotation(b)).as_quat()
+    """Hamilton product a * b (rotate by b first, then by a), of unit norm.
+
+    Written out rather than through scipy: IK and the oracles call it in tight loops, where
+    building Rotation objects costs several times the arithmetic.
+    """
+    ax, ay, az, aw = unit_quaternion(a)
+    bx, by, bz, bw = unit_quaternion(b)
+    return np.array([aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw,
+                     aw * bw - ax * bx - ay * by - az * bz])
 
 
 def quat_to_matrix(q: ArrayLike) -> np.ndarray:
-    """3x3 rotation matrix of a quaternion (normalised first)."""
-    return _rotation(q).as_matrix()
+    """3x3 rotation matrix of a quaternion (normalised first); written out for the same reason."""
+    x, y, z, w = unit_quaternion(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def matrix_to_quat(matrix: ArrayLike) -> np.ndarray:

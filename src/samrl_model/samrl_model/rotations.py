@@ -38,16 +38,25 @@ def rotvec_of(matrix: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(matrix_to_rotvec(matrix.detach().numpy()), dtype=matrix.dtype)
 
 
+def coordinate_rotation(angle: torch.Tensor, axis: int) -> torch.Tensor:
+    """(3, 3) rotation by `angle` (rad) about coordinate axis 0, 1 or 2 (cheaper than Rodrigues:
+    the physics step builds three per substep)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
+    rows = {0: [[one, zero, zero], [zero, c, -s], [zero, s, c]],
+            1: [[c, zero, s], [zero, one, zero], [-s, zero, c]],
+            2: [[c, -s, zero], [s, c, zero], [zero, zero, one]]}[axis]
+    return torch.stack([torch.stack(row) for row in rows])
+
+
 def euler_xyz_to_matrix(q: torch.Tensor) -> torch.Tensor:
     """R = Rx(q0) Ry(q1) Rz(q2)."""
-    eye = np.eye(3)
-    return fixed_axis_rotation(eye[0], q[0]) @ fixed_axis_rotation(eye[1], q[1]) @ fixed_axis_rotation(eye[2], q[2])
+    return coordinate_rotation(q[0], 0) @ coordinate_rotation(q[1], 1) @ coordinate_rotation(q[2], 2)
 
 
 def euler_rates_matrix(q: torch.Tensor) -> torch.Tensor:
     """E(q) with omega_body = E(q) dq/dt for R = Rx Ry Rz (singular at |q1| = pi/2)."""
-    eye_np = np.eye(3)
-    ry_t, rz_t = fixed_axis_rotation(eye_np[1], q[1]).T, fixed_axis_rotation(eye_np[2], q[2]).T
+    ry_t, rz_t = coordinate_rotation(q[1], 1).T, coordinate_rotation(q[2], 2).T
     eye = torch.eye(3, dtype=q.dtype)
     return torch.stack([rz_t @ ry_t @ eye[0], rz_t @ eye[1], eye[2]], dim=1)
 
