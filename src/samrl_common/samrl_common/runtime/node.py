@@ -29,6 +29,17 @@ from samrl_common.runtime.qos import QOS_DEFAULT, QoSProfile
 
 NS_PER_S = 1_000_000_000
 DROP_WARNING_PERIOD_S = 5.0
+MAX_PENDING_REQUESTS = 8        # per service: a request beyond this many waiting is answered "busy" at once
+
+
+@dataclass
+class ServiceStats:
+    """What a service did with its requests (for a node's summary and for tests)."""
+
+    answered: int = 0
+    busy: int = 0
+    failed: int = 0          # the handler raised: answered success=false with the reason
+    pending: int = 0
 
 
 def stamp_now():
@@ -47,6 +58,14 @@ def _message_class(msg_type) -> type:
 
 def _service_type(srv_type) -> msgs.ServiceType:
     return msgs.get_service(srv_type) if isinstance(srv_type, str) else srv_type
+
+
+def _failure(service: msgs.ServiceType, reason: str):
+    """A response with success=false and `reason`, for service types that have those fields; else None."""
+    fields = getattr(service.Response, '__annotations__', {})
+    if 'success' not in fields or 'message' not in fields:
+        return None
+    return service.Response(success=False, message=reason)
 
 
 class Publisher:
@@ -135,6 +154,7 @@ class Node:
         self._order = itertools.count()
         self._shutdown = threading.Event()
         self.subscriptions: list[Subscription] = []
+        self.service_stats: dict[str, ServiceStats] = {}
         self._entities: list = []
         self._backend = make_backend(self.fqn)
 
@@ -169,16 +189,37 @@ class Node:
         self.subscriptions.append(sub)
         return sub
 
-    def create_service(self, srv_type, name: str, handler: Callable) -> None:
+    def create_service(self, srv_type, name: str, handler: Callable,
+                       max_pending: int = MAX_PENDING_REQUESTS) -> ServiceStats:
+        """Serve `name` with `handler`. Every request is answered: a request that finds `max_pending`
+        others waiting gets "busy" at once, and a handler that raises answers success=false with the
+        reason (for service types with success and message fields; others leave the client to time out)."""
         service, resolved = _service_type(srv_type), self.resolve(name)
+        stats = self.service_stats[resolved] = ServiceStats()
+        lock = threading.Lock()
 
         def handle(request) -> Future:  # backend thread
             future: Future = Future()
-            self._work.put(lambda: self._serve(resolved, service, handler, request, future))
+            with lock:
+                busy = stats.pending >= max_pending and _failure(service, '') is not None
+                stats.pending += 0 if busy else 1
+            if busy:
+                stats.busy += 1
+                self.logger.warn_throttled(f'busy:{resolved}', f'{resolved}: busy, {stats.pending} requests waiting; '
+                                           f'answered "busy" ({stats.busy} so far)', DROP_WARNING_PERIOD_S)
+                future.set_result(_failure(service, f'busy: {stats.pending} requests are waiting; try again later'))
+                return future
+
+            def serve() -> None:
+                self._serve(resolved, service, handler, request, future, stats)
+                with lock:
+                    stats.pending -= 1
+            self._work.put(serve)
             return future
 
         self._entities.append(self._backend.server(resolved, service, handle,
                              lambda reason: self.logger.warn_throttled(f'srv:{resolved}', f'{resolved}: {reason}')))
+        return stats
 
     def create_client(self, srv_type, name: str) -> Client:
         service, resolved = _service_type(srv_type), self.resolve(name)
@@ -213,15 +254,19 @@ class Node:
         sub.received += 1
         self._guarded(f'subscription {sub.topic}', callback, message)
 
-    def _serve(self, name: str, service: msgs.ServiceType, handler, request, future: Future) -> None:
+    def _serve(self, name: str, service: msgs.ServiceType, handler, request, future: Future,
+               stats: ServiceStats) -> None:
         try:
             response = handler(request)
             if not isinstance(response, service.Response):
                 raise TypeError(f'handler returned {type(response).__name__}, not {service.name} Response')
+            stats.answered += 1
             future.set_result(response)
-        except Exception as exc:  # a failing handler must not stop the node
+        except Exception as exc:  # a failing handler must not stop the node, nor leave the client waiting
+            stats.failed += 1
             self.logger.error(f'service {name} failed: {exc}\n{traceback.format_exc()}')
-            future.set_exception(exc)
+            failure = _failure(service, f'internal error: {type(exc).__name__}: {exc}')
+            future.set_result(failure) if failure is not None else future.set_exception(exc)
 
     def _guarded(self, what: str, callback: Callable, *args) -> None:
         try:
