@@ -24,6 +24,8 @@ from samrl_model.real2sim.optimise import OptimiseConfig
 from samrl_model.scene_model import RequestError, SceneModel
 
 RGB_SCALE = 1.0 / 255.0
+MAX_ITERATIONS_PER_REQUEST = 1000   # a request asking for more is refused (a corrupted field must not run for hours)
+UPDATES_WAITING = 2                 # update requests queued behind the running one; more are answered "busy"
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class ModelNode(Node):
         self.state_pub = self.create_publisher('samrl_interfaces/msg/ModelState', '/samrl/model/state', QOS_LATCHED)
         self.image_pub = self.create_publisher('sensor_msgs/msg/Image', '/samrl/model/rendered/image_raw')
         self.mask_pub = self.create_publisher('sensor_msgs/msg/Image', '/samrl/model/rendered/mask')
-        self.create_service('samrl_interfaces/srv/UpdateModel', '/samrl/model/update', self.on_update)
+        self.create_service('samrl_interfaces/srv/UpdateModel', '/samrl/model/update', self.on_update,
+                            max_pending=UPDATES_WAITING + 1)
         self.create_service('samrl_interfaces/srv/RenderModel', '/samrl/model/render', self.on_render)
         self.state_pub.publish(self.state_msg())
         self.logger.info(f'model of {self.params.task} ready: {", ".join(self.model.object_names())}')
@@ -74,6 +77,9 @@ class ModelNode(Node):
     def on_update(self, request):
         Response = msgs.samrl_interfaces.srv.UpdateModel.Response
         try:
+            if request.max_iterations > MAX_ITERATIONS_PER_REQUEST:
+                raise RequestError(f'max_iterations {request.max_iterations} is more than '
+                                   f'{MAX_ITERATIONS_PER_REQUEST}')
             observation = observation_from_request(request)
             config = OptimiseConfig(max_iterations=request.max_iterations or self.params.max_iterations,
                                     time_budget_s=self.params.time_budget_s)

@@ -6,6 +6,7 @@ malformed one is refused with its reason before anything is rendered.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,8 @@ from samrl_model.rotations import pose_matrix_from_quat
 
 QUATERNION_NORM_TOLERANCE = 1e-3
 MIN_MASK_PIXELS = 10
+MAX_IMAGE_PIXELS = 1280 * 960     # twice the D435's 640x480 a side; a render's memory grows with its pixels
+MAX_RENDERERS = 4                 # renderers (one per distinct intrinsics) kept, least recently used dropped
 
 
 class RequestError(ValueError):
@@ -49,6 +52,8 @@ def check_camera(camera_pose: Pose, intrinsics: CameraIntrinsics) -> None:
         intrinsics.validate()
     except ValueError as exc:
         raise RequestError(f'camera_info: {exc}') from exc
+    if intrinsics.width * intrinsics.height > MAX_IMAGE_PIXELS:
+        raise RequestError(f'image {intrinsics.width}x{intrinsics.height} is larger than {MAX_IMAGE_PIXELS} pixels')
 
 
 def check_observation(rgb: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, intrinsics: CameraIntrinsics,
@@ -82,7 +87,7 @@ class SceneModel:
         self.objects = objects_from_placements(nominal_scene(check_task(task), specs), specs)
         self.task, self.spp = task, spp
         self.default_target = TARGETS[task]
-        self._renderers: dict[tuple, Renderer] = {}
+        self._renderers: OrderedDict[tuple, Renderer] = OrderedDict()
 
     def object_names(self) -> list[str]:
         return [name for name in self.objects if name != 'table']
@@ -91,6 +96,9 @@ class SceneModel:
         key = (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy, intrinsics.width, intrinsics.height)
         if key not in self._renderers:
             self._renderers[key] = Renderer(intrinsics, spp=self.spp)
+            while len(self._renderers) > MAX_RENDERERS:
+                self._renderers.popitem(last=False)
+        self._renderers.move_to_end(key)
         return self._renderers[key]
 
     def update(self, observation: Observation, config: OptimiseConfig, initial: str = 'current') -> UpdateOutcome:

@@ -72,3 +72,43 @@ def test_update_service_fits_and_refuses_bad_requests(observation, tmp_path):
     finally:
         node.destroy()
         node_process.stop()
+
+
+def _render_request(observation, width: int, height: int, fx: float = 100.0, fy: float = 100.0):
+    request = msgs.samrl_interfaces.srv.RenderModel.Request(target='hole_block')
+    request.camera_info = msgs.sensor_msgs.msg.CameraInfo(
+        width=width, height=height, k=[fx, 0.0, width / 2, 0.0, fy, height / 2, 0.0, 0.0, 1.0])
+    request.camera_pose = _request(observation).camera_pose
+    return request
+
+
+def test_nonsense_is_refused_and_a_burst_is_answered(observation, tmp_path):
+    """Non-finite intrinsics and quaternions, an oversized image, a corrupted iteration count:
+    each refused with its reason; a burst of updates is answered in full (done or "busy")."""
+    env = isolated_environment()
+    node_process = NodeProcess('samrl_model.model_node', ['--ros-args', '-p', 'task:=peg_insertion'], env, tmp_path)
+    node = Node('model_client', argv=[])
+    try:
+        update = node.create_client('samrl_interfaces/srv/UpdateModel', '/samrl/model/update')
+        render = node.create_client('samrl_interfaces/srv/RenderModel', '/samrl/model/render')
+        assert update.wait_for_service(START_TIMEOUT_S) and render.wait_for_service(START_TIMEOUT_S)
+        refused = {'finite': [_render_request(observation, 64, 48, fx=math.nan),
+                              _render_request(observation, 64, 48, fy=math.inf)],
+                   'larger than': [_render_request(observation, 2560, 1920)]}
+        nan_pose = _render_request(observation, 64, 48)
+        nan_pose.camera_pose.orientation.x = math.nan
+        refused['not finite'] = [nan_pose]
+        for reason, requests in refused.items():
+            for request in requests:
+                answer = render.call(request, timeout_s=UPDATE_TIMEOUT_S)
+                assert not answer.success and reason in answer.message, answer.message
+        answer = update.call(_request(observation, max_iterations=2 ** 31), timeout_s=UPDATE_TIMEOUT_S)
+        assert not answer.success and 'max_iterations' in answer.message
+        futures = [update.call_async(_request(observation, max_iterations=2)) for _ in range(6)]
+        answers = [future.result(timeout=UPDATE_TIMEOUT_S) for future in futures]
+        assert any(a.success for a in answers) and any(a.message.startswith('busy') for a in answers)
+        assert render.call(_render_request(observation, 64, 48), timeout_s=UPDATE_TIMEOUT_S).success
+        assert node_process.alive()
+    finally:
+        node.destroy()
+        node_process.stop()
