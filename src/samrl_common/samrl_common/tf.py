@@ -140,7 +140,12 @@ class TransformBuffer:
             raise ValueError(f"stamp of '{parent}' -> '{child}' must be finite, got {stamp_s}")
         with self._lock:
             link = self._links.get(child) or self._new_link(parent, child, static)
+            if link.parent != parent and link.static == static:
+                link = self._reparent(link, parent, stamp_s)
             self._check_consistent(link, parent, static)
+            if not static and link.stamps and stamp_s < link.newest - self._cache_time_s:
+                raise ValueError(f"sample of '{parent}' -> '{child}' at {stamp_s:.6f} s is older than the buffer "
+                                 f"keeps ({self._cache_time_s:g} s before {link.newest:.6f} s)")
             link.insert(stamp_s, transform, self._cache_time_s)
 
     def _new_link(self, parent: str, child: str, static: bool) -> _Link:
@@ -150,6 +155,19 @@ class TransformBuffer:
         link = _Link(parent, child, static)
         self._links[child] = link
         return link
+
+    def _reparent(self, link: _Link, parent: str, stamp_s: float) -> _Link:
+        """tf2 lets a frame change parent over time; here a newer sample under another parent replaces
+        the frame's history (an older one is refused), so one wrong first message cannot lock it out."""
+        if not link.static and stamp_s <= link.newest:
+            raise ValueError(f"frame '{link.child}' has parent '{link.parent}' up to {link.newest:.6f} s; a sample "
+                             f"under '{parent}' at {stamp_s:.6f} s is not newer")
+        del self._links[link.child]
+        try:
+            return self._new_link(parent, link.child, link.static)
+        except ValueError:
+            self._links[link.child] = link       # the new parent would close a cycle: keep the old one
+            raise
 
     @staticmethod
     def _check_consistent(link: _Link, parent: str, static: bool) -> None:

@@ -7,6 +7,8 @@ one works on both backends and with the same messages.
 
 from __future__ import annotations
 
+import time
+
 from samrl_common import msgs
 from samrl_common.runtime import QOS_LATCHED, QOS_TF, stamp_to_s
 from samrl_common.tf import TransformBuffer
@@ -14,6 +16,7 @@ from samrl_description.geometry import Pose
 
 TF_TOPIC = '/tf'
 TF_STATIC_TOPIC = '/tf_static'
+MAX_FUTURE_S = 1.0      # dynamic transforms stamped further ahead of this node's clock are ignored
 
 
 def to_msg(parent: str, child: str, transform: Pose, stamp):
@@ -58,10 +61,13 @@ class StaticTransformBroadcaster:
 
 
 class TransformListener:
-    """Fills `buffer` from /tf and /tf_static; inconsistent transforms are logged and skipped."""
+    """Fills `buffer` from /tf and /tf_static; inconsistent transforms, and dynamic ones stamped more
+    than `max_future_s` ahead of this node's clock, are logged, counted in `ignored` and skipped (one
+    sample from the far future would otherwise make every later one look too old)."""
 
-    def __init__(self, node, buffer: TransformBuffer):
-        self._node, self.buffer = node, buffer
+    def __init__(self, node, buffer: TransformBuffer, max_future_s: float = MAX_FUTURE_S):
+        self._node, self.buffer, self.max_future_s = node, buffer, max_future_s
+        self.ignored = 0
         node.create_subscription('tf2_msgs/msg/TFMessage', TF_TOPIC, lambda m: self._add(m, False), QOS_TF)
         node.create_subscription('tf2_msgs/msg/TFMessage', TF_STATIC_TOPIC, lambda m: self._add(m, True),
                                  QOS_LATCHED)
@@ -69,7 +75,13 @@ class TransformListener:
     def _add(self, message, static: bool) -> None:
         for item in message.transforms:
             try:
+                ahead_s = stamp_to_s(item.header.stamp) - time.time()
+                if not static and ahead_s > self.max_future_s:
+                    raise ValueError(f"'{item.header.frame_id}' -> '{item.child_frame_id}' is stamped {ahead_s:.3f} s "
+                                     f'ahead of this node\'s clock (more than {self.max_future_s:g} s)')
                 self.buffer.set_transform(item.header.frame_id, item.child_frame_id,
                                           stamp_to_s(item.header.stamp), from_msg(item), static=static)
             except ValueError as exc:
-                self._node.logger.warn_throttled(f'tf:{item.child_frame_id}', f'ignored transform: {exc}')
+                self.ignored += 1
+                self._node.logger.warn_throttled(f'tf:{item.child_frame_id}', f'ignored transform ({self.ignored} '
+                                                 f'so far): {exc}')

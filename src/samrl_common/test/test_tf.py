@@ -356,10 +356,25 @@ def test_latest_time_without_overlap_is_an_extrapolation_error() -> None:
         buffer.lookup("world", "arm")
 
 
-def test_changing_a_frames_parent_is_rejected(tree) -> None:
-    buffer, _ = tree
-    with pytest.raises(ValueError, match="'b' already has parent 'a'.*'c'"):
-        buffer.set_transform("c", "b", 2.0, translation(0.0))
+def test_a_newer_sample_under_another_parent_reparents_the_frame(tree) -> None:
+    """tf2 lets a frame change parent; a stale sample under another parent is refused, and one that
+    would close a cycle too, so a first wrong message cannot lock the frame out."""
+    buffer, links = tree
+    with pytest.raises(ValueError, match="'b' has parent 'a' up to 1.000000 s"):
+        buffer.set_transform("c", "b", 1.0, translation(0.0))
+    with pytest.raises(ValueError, match="cycle"):
+        buffer.set_transform("b", "a", 2.0, translation(0.0))
+    buffer.set_transform("c", "b", 2.0, translation(1.0))
+    assert buffer.lookup("c", "b", 2.0).is_close(translation(1.0))
+    assert buffer.lookup("world", "a", 1.0).is_close(links["a"])     # the old parent keeps its own link
+
+
+def test_samples_older_than_the_cache_are_refused() -> None:
+    buffer = TransformBuffer(cache_time_s=1.0)
+    buffer.set_transform("world", "a", 10.0, translation(1.0))
+    with pytest.raises(ValueError, match="older than the buffer keeps"):
+        buffer.set_transform("world", "a", 8.5, translation(2.0))
+    assert buffer.lookup("world", "a").is_close(translation(1.0))
 
 
 def test_switching_static_and_dynamic_is_rejected(tree) -> None:

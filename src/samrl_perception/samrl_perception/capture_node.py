@@ -39,6 +39,7 @@ from samrl_perception.rgbd import (
     RGBDFrame,
     StampedImage,
     check_pair,
+    check_stamp,
     decode_color,
     decode_depth,
     intrinsics_from_camera_info,
@@ -54,6 +55,7 @@ MAX_SYNC_TOLERANCE_S = 1.0
 MAX_QUEUE_SIZE = 100
 MAX_TRANSFORM_WAIT_S = 10.0
 MAX_POINT_STRIDE = 64
+MAX_CLOCK_OFFSET_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,11 @@ class CaptureParams:
         'description': 'how long a pair may wait for its camera pose and camera_info (s)'})
     point_stride: int = field(default=4, metadata={
         'description': 'point cloud uses every n-th pixel row and column'})
+    max_stamp_future_s: float = field(default=1.0, metadata={
+        'description': 'images stamped further ahead of this node\'s clock are dropped (s; clocks of the '
+                       'camera PC and this one must agree this well)'})
+    max_stamp_age_s: float = field(default=10.0, metadata={
+        'description': 'images stamped further behind this node\'s clock are dropped (s)'})
 
     def __post_init__(self):
         for name in ('color_topic', 'depth_topic', 'camera_info_topic'):
@@ -89,6 +96,9 @@ class CaptureParams:
             raise ValueError(f'transform_wait_s must be in (0, {MAX_TRANSFORM_WAIT_S}], got {self.transform_wait_s}')
         if not 1 <= self.point_stride <= MAX_POINT_STRIDE:
             raise ValueError(f'point_stride must be in [1, {MAX_POINT_STRIDE}], got {self.point_stride}')
+        for name in ('max_stamp_future_s', 'max_stamp_age_s'):
+            if not 0 < getattr(self, name) <= MAX_CLOCK_OFFSET_S:
+                raise ValueError(f'{name} must be in (0, {MAX_CLOCK_OFFSET_S}], got {getattr(self, name)}')
 
 
 def stamp_msg(stamp_ns: int):
@@ -137,8 +147,11 @@ class CaptureNode(Node):
         self._on_image('depth image', decode_depth, self.pairer.add_depth, message)
 
     def _on_image(self, what: str, decode, add, message) -> None:
+        p = self.params
         try:
             image = decode(message)
+            check_stamp(image.stamp_ns, time.time_ns(), round(p.max_stamp_future_s * NS_PER_S),
+                        round(p.max_stamp_age_s * NS_PER_S), what)
         except FrameError as exc:
             self.drops.drop(what, exc)
             return

@@ -50,6 +50,7 @@ class Reason(StrEnum):
     NO_CAMERA_INFO = 'no_camera_info'  # none received (yet)
     CAMERA_INFO = 'camera_info'  # invalid or of another size than the images
     TRANSFORM = 'transform'      # no camera pose at the image's stamp
+    CLOCK = 'clock'              # stamped too far ahead of or behind the node's clock
 
 
 class FrameError(ValueError):
@@ -110,6 +111,17 @@ class RGBDFrame:
 def stamp_to_ns(stamp) -> int:
     """builtin_interfaces/Time -> integer nanoseconds (exact, unlike float seconds)."""
     return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+
+
+def check_stamp(stamp_ns: int, now_ns: int, max_future_ns: int, max_age_ns: int, what: str) -> None:
+    """FrameError unless the stamp lies within [now - max_age, now + max_future]: one message from the
+    far future would otherwise make every later one look old to the pairer and tf."""
+    if stamp_ns > now_ns + max_future_ns:
+        raise FrameError(Reason.CLOCK, f'{what} is stamped {(stamp_ns - now_ns) / NS_PER_S:.3f} s ahead of this '
+                                       f'node\'s clock (more than {max_future_ns / NS_PER_S:g} s)')
+    if stamp_ns < now_ns - max_age_ns:
+        raise FrameError(Reason.CLOCK, f'{what} is stamped {(now_ns - stamp_ns) / NS_PER_S:.3f} s behind this '
+                                       f'node\'s clock (more than {max_age_ns / NS_PER_S:g} s)')
 
 
 def _header_stamp_ns(image, what: str) -> int:

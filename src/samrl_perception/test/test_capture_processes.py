@@ -12,7 +12,7 @@ from samrl_common.images import array_to_image, depth_array_m, image_to_array
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, stamp_to_s
 from samrl_common.testing import wait_until
 from samrl_common.tf import TransformBuffer
-from samrl_common.tf_ros import StaticTransformBroadcaster, TransformListener, to_msg
+from samrl_common.tf_ros import StaticTransformBroadcaster, TransformBroadcaster, TransformListener, to_msg
 from samrl_description.camera import CameraIntrinsics
 from samrl_description.geometry import Pose
 from samrl_description.names import COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
@@ -98,6 +98,7 @@ INTRINSICS = CameraIntrinsics.d435(W, H)
 TEST_TOPICS = {'color': '/test/color/image_raw', 'depth': '/test/depth/image_raw', 'info': '/test/color/camera_info'}
 CAMERA_POSE = Pose.checked([0.1, -0.2, 0.6], [0.0, 1.0, 0.0, 0.0])  # looking down
 STAMP_STEP_NS = 50_000_000
+YEAR_NS = 365 * 24 * 3600 * 1_000_000_000
 
 
 class FakeCamera:
@@ -114,7 +115,8 @@ class FakeCamera:
         self.depth_m = rng.uniform(0.3, 1.5, (H, W)).astype(np.float32)
 
     def next_stamp(self):
-        self.stamp_ns += STAMP_STEP_NS
+        """At least STAMP_STEP_NS after the last, and never behind the clock (as a driver stamps)."""
+        self.stamp_ns = max(self.stamp_ns + STAMP_STEP_NS, time.time_ns())
         return stamp_msg(self.stamp_ns)
 
     def images(self):
@@ -177,6 +179,12 @@ def _camera_info_of_another_size(camera):
     camera.info()
 
 
+def _pair_from_the_future(camera):
+    """Stamped a year ahead: dropped against the node's clock, so later frames do not look old."""
+    stamp = stamp_msg(time.time_ns() + YEAR_NS)
+    camera.publish(*conv.image_msgs(camera.rgb, camera.depth_m, stamp, OPTICAL_FRAME))
+
+
 BAD_INPUTS = {  # case -> what the capture node's log must say
     _unknown_colour_encoding: "dropped colour image (encoding, 1 so far): colour encoding 'yuv422' is not one of",
     _depth_size_differs: 'dropped frame (size, 1 so far): colour is 64x48 but depth is 32x24',
@@ -186,6 +194,7 @@ BAD_INPUTS = {  # case -> what the capture node's log must say
     _colour_without_depth: 'dropped colour image (unmatched',
     _depth_in_another_frame: "dropped frame (frame_id, 1 so far): depth image is in frame 'camera_depth_optical_frame'",
     _camera_info_of_another_size: 'camera_info is 128x96 but the images are 64x48',
+    _pair_from_the_future: 'dropped colour image (clock, 1 so far): colour image is stamped 3153',
 }
 
 
@@ -244,6 +253,37 @@ def test_bad_input_is_dropped_with_reasons_and_good_frames_still_come(graph):
     assert capture.stop() == 0
     # Unmatched: the depth of the colour refused for encoding and for data, the colour of both bad
     # depths and the colour without depth.
-    summary = ('dropped: camera_info 1, data 1, encoding 1, frame_id 1, no_camera_info 1, no_depth 2, size 1, '
-               'unmatched 5')
+    summary = ('dropped: camera_info 1, clock 2, data 1, encoding 1, frame_id 1, no_camera_info 1, no_depth 2, '
+               'size 1, unmatched 5')
     assert summary in capture.output(), capture.output()
+
+
+def test_a_wrong_first_parent_and_a_future_sample_on_tf_do_not_stop_the_frames(graph):
+    """The camera frame first appears under another parent, and one /tf sample comes from the far
+    future: the capture node still publishes every later frame with the right camera pose."""
+    start, node = graph
+    capture = start(CAPTURE, *(f'{key}_topic:={topic}' for key, topic in
+                               (('color', TEST_TOPICS['color']), ('depth', TEST_TOPICS['depth']),
+                                ('camera_info', TEST_TOPICS['info']))))
+    frames = {}
+    node.create_subscription('samrl_interfaces/msg/RGBDFrame', RGBD_TOPIC,
+                             lambda m: frames.__setitem__(stamp_to_s(m.header.stamp), m), QOS_SENSOR_DATA)
+    tf = TransformBroadcaster(node)
+    camera = FakeCamera(node)
+    assert node.spin_until(lambda: all(p.get_subscription_count() for p in camera.pubs.values()), START_TIMEOUT_S)
+    camera.info()
+    tf.send([to_msg('somewhere_else', OPTICAL_FRAME, CAMERA_POSE, stamp_msg(time.time_ns()))])
+    tf.send([to_msg('world', OPTICAL_FRAME, CAMERA_POSE, stamp_msg(time.time_ns() + YEAR_NS))])
+    good = []
+
+    def publish_good():
+        color, depth = camera.images()
+        tf.send([to_msg('world', OPTICAL_FRAME, CAMERA_POSE, color.header.stamp)])
+        camera.publish(color, depth)
+        good.append(stamp_to_s(color.header.stamp))
+        return node.spin_until(lambda: good[-1] in frames, FRAME_TIMEOUT_S)
+
+    assert wait_until(publish_good, START_TIMEOUT_S, period_s=0), capture.output()
+    assert all(publish_good() for _ in range(3)), capture.output()
+    assert _same_pose(frames[good[-1]].camera_pose, CAMERA_POSE)
+    assert 'ahead of this node\'s clock' in capture.output()
