@@ -30,7 +30,7 @@ from samrl_description.tasks import TASK_NAMES, check_task
 from samrl_sim import conversions as conv
 from samrl_sim.camera import label_image
 from samrl_sim.commands import EeDeltaCommand
-from samrl_sim.episodes import EpisodeBook, episode_over
+from samrl_sim.episodes import EpisodeBook, check_seed, episode_over
 from samrl_sim.world import World, WorldConfig, read_body_states
 
 REJECTION_LOG_PERIOD_S = 1.0
@@ -51,6 +51,7 @@ class BridgeParams:
 
     def __post_init__(self):
         check_task(self.task)
+        check_seed(self.seed)
         if self.episodes < 0:
             raise ValueError(f'episodes must be >= 0, got {self.episodes}')
         if not 0 < self.control_rate_hz <= 240 or 240 % self.control_rate_hz:
@@ -100,9 +101,15 @@ class SimBridge(Node):
         self._publish_state(self.world.task_state())
 
     def on_reset(self, request):
-        seed = self.episodes.reset_seed(request.seed)
+        Response = msgs.samrl_interfaces.srv.ResetEpisode.Response
+        try:
+            seed = self.episodes.reset_seed(request.seed)
+        except ValueError as exc:
+            self.logger.warn(f'reset refused: {exc}')
+            return Response(success=False, message=str(exc), episode=self.world.task_state().episode,
+                            seed=self.episodes.seed)
         self._start_episode(seed)
-        return msgs.samrl_interfaces.srv.ResetEpisode.Response(
+        return Response(
             success=True, message=f'episode {self.world.task_state().episode} with seed {seed}',
             episode=self.world.task_state().episode, seed=seed)
 

@@ -8,6 +8,15 @@ Times are passed in, never read here.
 
 from __future__ import annotations
 
+MAX_SEED = 2 ** 32 - 1      # seeds are 0..MAX_SEED (numpy's legacy range); the episode after MAX_SEED uses 0
+
+
+def check_seed(seed: int) -> int:
+    """`seed` if it is in 0..MAX_SEED; ValueError naming the range otherwise."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f'seed must be in 0..{MAX_SEED} (-1: the next one), got {seed}')
+    return seed
+
 
 def episode_over(success: bool, truncated: bool) -> bool:
     """An episode ends when the task is solved or runs out of steps."""
@@ -32,12 +41,17 @@ class EpisodeBook:
         self.seed, self.start_s, self.episode_return = seed, now_s, 0.0
 
     def next_seed(self) -> int:
-        """The seed of the episode that follows the current one."""
-        return self.seed + 1
+        """The seed of the episode that follows the current one (wrapping after MAX_SEED, so every
+        seed fits the messages' int64 fields however long the graph runs)."""
+        return (self.seed + 1) % (MAX_SEED + 1)
 
     def reset_seed(self, requested: int) -> int:
-        """The seed a ResetEpisode request asks for: its own, or the next one if it names none (< 0, e.g. -1)."""
-        return self.next_seed() if requested < 0 else requested
+        """The seed a ResetEpisode request asks for: its own, or the next one if it names none (-1);
+        ValueError for any other negative seed or one above MAX_SEED."""
+        if requested == -1:
+            return self.next_seed()
+        check_seed(requested)
+        return requested
 
     def add_reward(self, reward: float) -> None:
         """Accumulate one control step's reward into the episode's return (published with every TaskState)."""

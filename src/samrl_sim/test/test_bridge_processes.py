@@ -113,3 +113,21 @@ def test_bad_task_parameter_stops_start_up(graph):
     assert wait_until(lambda: not bridge.alive(), START_TIMEOUT_S)
     assert bridge.process.returncode == 2
     assert "unknown task 'origami'; expected one of needle_threading, peg_insertion, spatula_flipping" in bridge.output()
+
+
+def test_an_out_of_range_reset_seed_is_refused_and_episodes_go_on(graph):
+    start, node, _ = graph
+    states = []
+    node.create_subscription('samrl_interfaces/msg/TaskState', '/samrl/task_state', states.append)
+    bridge = start(BRIDGE, 'task:=peg_insertion', 'camera_rate_hz:=1.0', 'image_width:=32', 'image_height:=32')
+    reset = node.create_client('samrl_interfaces/srv/ResetEpisode', '/samrl/reset_episode')
+    assert reset.wait_for_service(START_TIMEOUT_S), bridge.output()
+    Request = msgs.samrl_interfaces.srv.ResetEpisode.Request
+    for seed in (2 ** 63 - 1, -5):
+        answer = reset.call(Request(seed=seed), timeout_s=10.0)
+        assert not answer.success and 'seed must be in' in answer.message, answer.message
+    answer = reset.call(Request(seed=11), timeout_s=10.0)
+    assert answer.success and answer.seed == 11
+    count = len(states)
+    assert node.spin_until(lambda: len(states) > count + 2 and states[-1].seed == 11, 10.0), bridge.output()
+    assert bridge.alive() and 'Traceback' not in bridge.output()

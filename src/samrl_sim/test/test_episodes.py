@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from samrl_sim.episodes import EpisodeBook, episode_over
+from samrl_sim.episodes import MAX_SEED, EpisodeBook, check_seed, episode_over
 
 FIRST_SEED = 7
 T0_S = 1_700_000_000.0      # a wall time (s)
@@ -94,3 +94,12 @@ def test_commands_stamped_before_the_episode_began_are_stale():
     assert not book.is_stale(T0_S) and not book.is_stale(T0_S + 5.0)
     book.start(book.next_seed(), T0_S + 10.0)
     assert book.is_stale(T0_S + 5.0)                       # computed during the previous episode
+
+
+def test_seeds_stay_in_range_and_out_of_range_resets_are_refused():
+    book = EpisodeBook(MAX_SEED)
+    assert book.next_seed() == 0                            # wraps: every seed fits the messages
+    for bad in (-2, MAX_SEED + 1, 2 ** 63 - 1):
+        with pytest.raises(ValueError, match='seed must be in'):
+            book.reset_seed(bad)
+    assert check_seed(7) == 7
