@@ -7,6 +7,7 @@ front ends only translate these specifications.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -32,7 +33,11 @@ class LaunchArgument:
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One node: `package`/`executable` for ROS 2; `module` (with a main()) for the standalone launcher."""
+    """One node: `package`/`executable` for ROS 2; `module` (with a main()) for the standalone launcher.
+
+    Exactly as launch_ros: a `required` node's exit (any code) ends the graph; a `respawn` node is
+    started again `respawn_delay_s` after it exits, so a crash costs the graph a restart, not the run.
+    """
 
     package: str
     executable: str
@@ -43,6 +48,18 @@ class NodeSpec:
     parameters: Mapping[str, object] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
     required: bool = True
+    respawn: bool = False
+    respawn_delay_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.respawn and self.required:
+            raise ValueError(f'node {self.name}: a respawning node cannot be required (use respawning())')
+        if self.respawn_delay_s < 0:
+            raise ValueError(f'node {self.name}: respawn_delay_s must be >= 0')
+
+    def respawning(self, delay_s: float) -> NodeSpec:
+        """This node, not required, restarted `delay_s` seconds after each exit."""
+        return dataclasses.replace(self, required=False, respawn=True, respawn_delay_s=delay_s)
 
     def ros_arguments(self) -> list[str]:
         """The --ros-args section equivalent to launch_ros' Node(name=..., parameters=..., remappings=...)."""
@@ -125,7 +142,8 @@ def config_file(name: str, package: str = PACKAGE) -> str:
 def process_specs(nodes: list[NodeSpec], env: Mapping[str, str] | None = None) -> list[ProcessSpec]:
     """Standalone launch: each node its own Python process with the same --ros-args as under ROS 2."""
     return [ProcessSpec(name=node.name, argv=(sys.executable, '-m', node.module, *node.ros_arguments()),
-                        env=dict(env) if env else None, required=node.required)
+                        env=dict(env) if env else None, required=node.required,
+                        respawn=node.respawn, respawn_delay_s=node.respawn_delay_s)
             for node in nodes]
 
 

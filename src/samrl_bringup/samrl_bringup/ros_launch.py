@@ -2,12 +2,30 @@
 
 Each graph argument becomes a DeclareLaunchArgument; an OpaqueFunction reads
 their values and builds launch_ros Node actions from the same NodeSpecs the
-standalone launcher uses. A required node's exit shuts the launch down.
+standalone launcher uses. A required node's exit shuts the launch down; a
+respawning node is restarted by launch itself (`respawn`, `respawn_delay`).
 """
 
 from __future__ import annotations
 
+from samrl_bringup.graph import NodeSpec
 from samrl_bringup.graphs import get_graph
+
+
+def node_arguments(spec: NodeSpec) -> dict[str, object]:
+    """launch_ros Node(...) keyword arguments for one node, except `on_exit` (needs launch itself).
+
+    Pure, so it is tested where ROS 2 is absent; `respawn_delay` only when respawning, as launch_ros
+    ignores it otherwise.
+    """
+    arguments: dict[str, object] = dict(
+        package=spec.package, executable=spec.executable, name=spec.name,
+        namespace=spec.namespace or None, output='screen',
+        parameters=[*spec.param_files, dict(spec.parameters)],
+        remappings=list(spec.remappings), respawn=spec.respawn)
+    if spec.respawn:
+        arguments['respawn_delay'] = spec.respawn_delay_s
+    return arguments
 
 
 def generate_launch_description_for(graph_name: str):
@@ -20,11 +38,7 @@ def generate_launch_description_for(graph_name: str):
 
     def nodes(context):
         values = {a.name: LaunchConfiguration(a.name).perform(context) for a in graph.arguments}
-        return [Node(package=spec.package, executable=spec.executable, name=spec.name,
-                     namespace=spec.namespace or None, output='screen',
-                     parameters=[*spec.param_files, dict(spec.parameters)],
-                     remappings=list(spec.remappings),
-                     on_exit=Shutdown() if spec.required else None)
+        return [Node(**node_arguments(spec), on_exit=Shutdown() if spec.required else None)
                 for spec in graph.nodes(values)]
 
     declared = [DeclareLaunchArgument(a.name, default_value=a.default, description=a.description,

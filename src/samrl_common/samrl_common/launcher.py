@@ -6,15 +6,22 @@ stdout/stderr of each process is printed line by line as ``[name] text``.
 
 The graph stops on SIGINT, SIGTERM or SIGHUP to the launcher (when :meth:`Launcher.run`
 runs in the main thread), on :meth:`Launcher.stop`, when a required process exits (with
-any code), when a process cannot be started, or once every process has exited. Stopping
-sends SIGINT to each process group still running, then SIGTERM after ``stop_timeout_s``,
-then SIGKILL after another ``stop_timeout_s``. A second stop request (a second Ctrl-C)
-cuts the current grace period short.
+any code), when a process cannot be started, or once every process has exited (and none
+is waiting to be respawned). Stopping sends SIGINT to each process group still running,
+then SIGTERM after ``stop_timeout_s``, then SIGKILL after another ``stop_timeout_s``. A
+second stop request (a second Ctrl-C) cuts the current grace period short.
+
+A respawning process (``ProcessSpec.respawn``, as launch_ros' ``respawn``) that exits
+while the graph runs, with any code, is started again with the same command line after
+its ``respawn_delay_s``; never while the graph stops. One that exits ``respawn_limit``
+times within ``respawn_window_s`` is in a crash loop: it is not respawned again, the rest
+of the graph keeps running and it counts as failed.
 
 Return code: 0 when every process exited 0, or exited on the SIGINT we sent (-2 or 130).
 Otherwise the code of the first process to fail if it is > 0, else 1. A process fails
-when it exits non-zero on its own (required or not), when it only went down after
-SIGTERM or SIGKILL, or when it cannot be started (127: not found, 126: not executable).
+when it exits non-zero on its own (required or not) without being respawned, when it
+only went down after SIGTERM or SIGKILL, when it cannot be started (127: not found, 126:
+not executable), or when it was given up on in a crash loop (whatever its codes).
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ import sys
 import threading
 import time
 import types
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TextIO
 
@@ -46,6 +54,10 @@ EXIT_NOT_EXECUTABLE = 126
 """Code recorded for a process that exists but cannot be executed (shell convention)."""
 LAUNCH_NAME = 'launch'
 """Prefix of the launcher's own messages."""
+RESPAWN_LIMIT = 5
+"""Exits of one respawning process within ``RESPAWN_WINDOW_S`` that make a crash loop."""
+RESPAWN_WINDOW_S = 60.0
+"""Window (s) in which ``RESPAWN_LIMIT`` exits stop further respawns of a process."""
 
 _SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 _PALETTE = (36, 32, 33, 35, 34, 96, 92, 93, 95, 94)  # ANSI foreground colour codes
@@ -63,6 +75,11 @@ class ProcessSpec:
         required: If True, the graph stops as soon as this process exits, whatever its
             code (exit 0 ends the graph with success, e.g. an evaluation node finishing).
         cwd: Working directory; None keeps the launcher's.
+        respawn: If True, the process is started again whenever it exits while the
+            graph runs (a node that may crash without taking the graph down); excludes
+            ``required``.
+        respawn_delay_s: Wait (s) between the exit and the respawn, so that a process
+            crashing at start does not spin.
     """
 
     name: str
@@ -70,6 +87,8 @@ class ProcessSpec:
     env: Mapping[str, str] | None = None
     required: bool = True
     cwd: str | None = None
+    respawn: bool = False
+    respawn_delay_s: float = 0.0
 
     def __post_init__(self) -> None:
         """Checks the fields and freezes ``argv`` and ``env`` into immutable copies."""
@@ -79,6 +98,10 @@ class ProcessSpec:
             raise TypeError(f"ProcessSpec '{self.name}': argv must be a sequence, not a string")
         if not self.argv:
             raise ValueError(f"ProcessSpec '{self.name}': argv must not be empty")
+        if self.respawn and self.required:
+            raise ValueError(f"ProcessSpec '{self.name}': a respawning process cannot be required")
+        if self.respawn_delay_s < 0:
+            raise ValueError(f"ProcessSpec '{self.name}': respawn_delay_s must be >= 0")
         object.__setattr__(self, 'argv', tuple(self.argv))
         if self.env is not None:
             object.__setattr__(self, 'env', types.MappingProxyType(dict(self.env)))
@@ -113,6 +136,10 @@ class _Child:
     reader: threading.Thread | None = None
     returncode: int | None = None
     signal_sent: int | None = None  # strongest stop signal sent while it still ran
+    respawns: int = 0
+    respawn_at: float | None = None  # time.monotonic() of a pending respawn
+    exit_times: deque[float] = field(default_factory=deque)  # recent exits (crash loop)
+    gave_up: bool = False  # a crash loop: no more respawns, counted as failed
 
     @property
     def pid(self) -> int | None:
@@ -131,6 +158,10 @@ class _Child:
             return True
         sigint_codes = (-signal.SIGINT, 128 + signal.SIGINT)
         return self.signal_sent == signal.SIGINT and self.returncode in sigint_codes
+
+    def forget_process(self) -> None:
+        """Clears what belonged to the exited process, before it is respawned."""
+        self.proc = self.reader = self.returncode = self.signal_sent = None
 
     def poll(self) -> bool:
         """Records the exit code; True only on the call that notices the exit."""
@@ -159,7 +190,9 @@ class Launcher:
     """
 
     def __init__(self, specs: Iterable[ProcessSpec], *, stop_timeout_s: float = 5.0,
-                 stream: TextIO | None = None, color: bool | None = None) -> None:
+                 stream: TextIO | None = None, color: bool | None = None,
+                 respawn_limit: int = RESPAWN_LIMIT,
+                 respawn_window_s: float = RESPAWN_WINDOW_S) -> None:
         """Prepares the graph; starts nothing.
 
         Args:
@@ -168,15 +201,22 @@ class Launcher:
             stream: Where prefixed lines go; None means ``sys.stdout`` at call time.
             color: Colour each node's tag; None colours when ``stream`` is a tty and
                 ``NO_COLOR`` is unset.
+            respawn_limit: Exits of a respawning process within ``respawn_window_s``
+                after which it is given up on (a crash loop).
+            respawn_window_s: The crash-loop window (s).
         """
         specs = tuple(specs)
         _check_specs(specs)
         if stop_timeout_s <= 0:
             raise ValueError(f'stop_timeout_s must be > 0, got {stop_timeout_s}')
+        if respawn_limit < 1 or respawn_window_s <= 0:
+            raise ValueError('respawn_limit must be >= 1 and respawn_window_s > 0')
         stream = sys.stdout if stream is None else stream
-        self._children = [_Child(spec, _PALETTE[i % len(_PALETTE)])
+        self._children = [_Child(spec, _PALETTE[i % len(_PALETTE)],
+                                 exit_times=deque(maxlen=respawn_limit))
                           for i, spec in enumerate(specs)]
         self._stop_timeout_s = stop_timeout_s
+        self._respawn_window_s = respawn_window_s
         self._out = _Output(stream, _use_color(stream, color))
         self._requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # put() is reentrant
         self._exits: list[_Child] = []  # in the order the exits were noticed
@@ -185,8 +225,13 @@ class Launcher:
 
     @property
     def pids(self) -> dict[str, int]:
-        """Process ids of the processes started so far, by node name."""
+        """Process id of the latest process of each node started so far, by node name."""
         return {c.spec.name: c.pid for c in self._children if c.pid is not None}
+
+    @property
+    def respawns(self) -> dict[str, int]:
+        """How many times each process has been respawned so far, by node name."""
+        return {c.spec.name: c.respawns for c in self._children}
 
     @property
     def returncode(self) -> int | None:
@@ -278,7 +323,8 @@ class Launcher:
         except OSError as error:
             self._record_start_failure(child, error)
             return False
-        self._log(f"process '{spec.name}' started with pid {child.proc.pid}")
+        started = f'respawned (respawn {child.respawns})' if child.respawns else 'started'
+        self._log(f"process '{spec.name}' {started} with pid {child.proc.pid}")
         child.reader = threading.Thread(target=self._pump, args=(child,),
                                         name=f'samrl-launch-{spec.name}', daemon=True)
         child.reader.start()
@@ -328,18 +374,47 @@ class Launcher:
         self._log(cause)
 
     def _next_cause(self) -> str | None:
-        """The reason to stop the graph now, or None to keep it running."""
+        """The reason to stop the graph now, or None to keep it running (respawning)."""
         for child in self._reap():
             if child.spec.required:
+                self._exits.append(child)
                 return f'{_exit_message(child)}; stopping the graph'
+            if child.spec.respawn:
+                self._after_respawning_exit(child)
+                continue
+            self._exits.append(child)
             self._log(f'{_exit_message(child)} (not required; the graph keeps running)')
         try:
             return f'{self._requests.get_nowait()}; stopping the graph'
         except queue.Empty:
             pass
-        if not any(child.running for child in self._children):
+        self._respawn_due()
+        if not any(child.running or child.respawn_at is not None for child in self._children):
             return 'all processes have exited'
         return None
+
+    def _after_respawning_exit(self, child: _Child) -> None:
+        """Schedules the respawn of an exited process, or gives up on it in a crash loop."""
+        now = time.monotonic()
+        child.exit_times.append(now)
+        if _crash_loop(child.exit_times, self._respawn_window_s):
+            child.gave_up = True
+            self._exits.append(child)
+            self._log(f'{_exit_message(child)}; {len(child.exit_times)} exits within '
+                      f'{self._respawn_window_s:g} s: not respawning it (the graph keeps running)')
+            return
+        child.respawn_at = now + child.spec.respawn_delay_s
+        self._log(f'{_exit_message(child)}; respawning it in {child.spec.respawn_delay_s:g} s')
+
+    def _respawn_due(self) -> None:
+        """Starts again each process whose respawn delay has passed."""
+        now = time.monotonic()
+        for child in self._children:
+            if child.respawn_at is not None and now >= child.respawn_at:
+                child.respawn_at = None
+                child.forget_process()
+                child.respawns += 1
+                self._spawn(child)
 
     def _shutdown(self) -> None:
         """Sends each stop signal in turn to every group still running, then waits."""
@@ -363,6 +438,7 @@ class Launcher:
         """Logs exits until none is running, the deadline passes, or a new stop request."""
         while time.monotonic() < deadline:
             for child in self._reap():
+                self._exits.append(child)
                 self._log(_exit_message(child))
             if not any(child.running for child in self._children):
                 return
@@ -373,26 +449,37 @@ class Launcher:
                 time.sleep(POLL_INTERVAL_S)
 
     def _reap(self) -> Iterator[_Child]:
-        """Yields each process whose exit is noticed now, after its output has drained."""
+        """Yields each process whose exit is noticed now, after its output has drained.
+
+        The caller records in ``_exits`` the exits that count towards the return code.
+        """
         for child in self._children:
             if child.poll():
                 if child.reader is not None:
                     child.reader.join(READER_JOIN_TIMEOUT_S)
-                self._exits.append(child)
                 yield child
 
     def _result(self) -> int:
-        """Logs the outcome and returns the graph's return code (see the module doc)."""
-        failed = [c for c in self._exits if not c.clean]
+        """Logs the respawns and the outcome; returns the graph's return code (module doc)."""
+        respawned = [c for c in self._children if c.respawns]
+        if respawned:
+            self._log('respawns: ' + ', '.join(f"'{c.spec.name}' {c.respawns}" for c in respawned))
+        failed = [c for c in self._exits if c.gave_up or not c.clean]
         failed += [c for c in self._children if c.running]
         if not failed:
             self._log('graph stopped cleanly')
             return 0
         code = failed[0].returncode
         code = code if code is not None and code > 0 else 1
-        names = ', '.join(f"'{c.spec.name}' ({_outcome(c.returncode)})" for c in failed)
+        names = ', '.join(f"'{c.spec.name}' ({_failure(c)})" for c in failed)
         self._log(f'graph stopped with code {code}; failed: {names}')
         return code
+
+
+def _crash_loop(exit_times: deque[float], window_s: float) -> bool:
+    """True once the deque of recent exit times is full and spans at most ``window_s``."""
+    full = exit_times.maxlen is not None and len(exit_times) == exit_times.maxlen
+    return full and exit_times[-1] - exit_times[0] <= window_s
 
 
 def _check_specs(specs: tuple[ProcessSpec, ...]) -> None:
@@ -441,6 +528,11 @@ def _outcome(returncode: int | None) -> str:
     """``code 3``, ``SIGKILL``, or ``still running``: how a failed process ended."""
     name = None if returncode is None else _signal_name(returncode)
     return _describe(returncode) if name is None else name
+
+
+def _failure(child: _Child) -> str:
+    """How a failed process ended, e.g. ``SIGKILL`` or ``code 3, crash loop``."""
+    return f'{_outcome(child.returncode)}, crash loop' if child.gave_up else _outcome(child.returncode)
 
 
 def _exit_message(child: _Child) -> str:

@@ -248,3 +248,80 @@ def test_spec_validation() -> None:
         Launcher([python('a', 'pass'), python('a', 'pass')])
     with pytest.raises(ValueError):
         Launcher([])
+
+
+RESPAWN_DELAY_S = 0.2
+"""Respawn delay (s) in the respawn tests: short, but long enough to be measured."""
+
+
+def respawning(name: str, code: str, delay_s: float = RESPAWN_DELAY_S) -> ProcessSpec:
+    """A non-required spec the launcher restarts ``delay_s`` after each exit."""
+    return python(name, code, required=False, respawn=True, respawn_delay_s=delay_s)
+
+
+def test_killed_respawning_process_is_restarted_and_counted() -> None:
+    launcher, out = make([python('main', GRACEFUL), respawning('worker', GRACEFUL)])
+    launcher.start()
+    wait_until(printed(out, '[worker] ready'))
+    first = launcher.pids['worker']
+    killed_at = time.monotonic()
+    os.kill(first, signal.SIGKILL)
+    wait_until(printed(out, "process 'worker' respawned (respawn 1) with pid"))
+    assert time.monotonic() - killed_at >= RESPAWN_DELAY_S
+    assert launcher.pids['worker'] != first and is_alive(launcher.pids['worker'])
+    wait_until(lambda: out.getvalue().count('[worker] ready') == 2)
+    assert "process 'worker' exited with code -9 (SIGKILL); respawning it in 0.2 s" in out.getvalue()
+    assert launcher.returncode is None and is_alive(launcher.pids['main'])
+    launcher.stop()
+    assert launcher.wait(timeout=WAIT_S) == 0  # the respawned exit does not fail the graph
+    assert launcher.respawns == {'main': 0, 'worker': 1}
+    assert "[launch] respawns: 'worker' 1" in out.getvalue()
+    assert out.getvalue().count('[worker] bye') == 1
+
+
+def test_crash_loop_stops_respawning_and_fails_the_graph_at_the_end() -> None:
+    crasher = respawning('crasher', 'raise SystemExit(3)', delay_s=0.0)
+    launcher, out = make([python('main', GRACEFUL), crasher], respawn_limit=3, respawn_window_s=WAIT_S)
+    launcher.start()
+    wait_until(printed(out, "3 exits within 10 s: not respawning it"))
+    time.sleep(0.3)  # time enough for a wrong respawn or stop to show
+    assert launcher.respawns['crasher'] == 2 and launcher.returncode is None
+    launcher.stop()
+    assert launcher.wait(timeout=WAIT_S) == 3
+    assert "failed: 'crasher' (code 3, crash loop)" in out.getvalue()
+
+
+def test_crash_loop_of_clean_exits_still_fails() -> None:
+    quitter = respawning('quitter', 'pass', delay_s=0.0)
+    launcher, out = make([quitter], respawn_limit=2, respawn_window_s=WAIT_S)
+    assert launcher.run() == 1
+    assert "failed: 'quitter' (code 0, crash loop)" in out.getvalue()
+    assert '[launch] all processes have exited' in out.getvalue()
+
+
+def test_no_respawn_while_the_graph_stops() -> None:
+    sleeper = respawning('sleeper', GRACEFUL)
+    launcher, out = make([python('main', GRACEFUL), sleeper, respawning('dead', 'pass', delay_s=WAIT_S)])
+    launcher.start()
+    wait_until(printed(out, "process 'dead' exited with code 0; respawning it"))
+    wait_until(printed(out, '[sleeper] ready'))
+    launcher.stop()
+    assert launcher.wait(timeout=WAIT_S) == 0  # a pending respawn is dropped, not a failure
+    assert 'respawned' not in out.getvalue() and '[launch] respawns' not in out.getvalue()
+    assert launcher.respawns == {'main': 0, 'sleeper': 0, 'dead': 0}
+
+
+def test_required_exit_still_ends_a_graph_with_respawning_nodes() -> None:
+    launcher, out = make([respawning('worker', GRACEFUL), python('sim', 'import time; time.sleep(0.5)')])
+    assert launcher.run() == 0
+    assert "process 'sim' exited with code 0; stopping the graph" in out.getvalue()
+    assert '[worker] bye' in out.getvalue()
+
+
+def test_respawn_spec_validation() -> None:
+    with pytest.raises(ValueError, match='cannot be required'):
+        python('a', 'pass', respawn=True)
+    with pytest.raises(ValueError, match='respawn_delay_s'):
+        python('a', 'pass', required=False, respawn=True, respawn_delay_s=-1.0)
+    with pytest.raises(ValueError, match='respawn_limit'):
+        Launcher([python('a', 'pass')], respawn_limit=0)

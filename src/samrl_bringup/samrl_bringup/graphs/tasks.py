@@ -9,6 +9,10 @@ the target's cloud); model_node serves Real2Sim updates and renders of M. With `
 only the world runs, for another controller (or a person with `ros2 topic pub`) to drive it;
 `segmentation:=oracle` uses the simulator's labels (ablations only); `segmentation:=none` leaves
 perception out. On hardware the bridge is replaced by the drivers (later issue).
+
+The bridge is required: it counts the episodes and its exit ends the graph. Every other node
+respawns after RESPAWN_DELAY_S if it dies, so a crashed perception or controller process costs
+a restart, not the run.
 """
 
 from __future__ import annotations
@@ -21,15 +25,18 @@ from samrl_description.tasks import TARGETS, TASK_OBJECTS
 CONTROLLERS = ('oracle', 'none')
 SEGMENTATION = ('mask_rcnn', 'oracle', 'none')
 SWITCH = ('true', 'false')
+RESPAWN_DELAY_S = 1.5
+"""Wait (s) before a dead node is started again: long enough for DDS to notice it left."""
 
 
 def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
     params = config_file('sim.yaml')
-    nodes = [NodeSpec('samrl_sim', 'sim_bridge', 'samrl_sim.bridge_node', 'sim_bridge', param_files=(params,),
+    bridge = NodeSpec('samrl_sim', 'sim_bridge', 'samrl_sim.bridge_node', 'sim_bridge', param_files=(params,),
                       parameters={'task': task, 'episodes': int_argument(args, 'episodes'),
                                   'seed': int_argument(args, 'seed'),
                                   'image_width': int_argument(args, 'image_width', 16),
-                                  'image_height': int_argument(args, 'image_height', 16)})]
+                                  'image_height': int_argument(args, 'image_height', 16)})
+    nodes: list[NodeSpec] = []  # each respawns; the bridge stays required (it counts episodes)
     if args['segmentation'] != 'none':
         nodes.append(NodeSpec('samrl_perception', 'capture_node', 'samrl_perception.capture_node', 'capture_node'))
         nodes.append(NodeSpec('samrl_perception', 'segmentation_node', 'samrl_perception.segmentation_node',
@@ -42,7 +49,7 @@ def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
     if args['controller'] == 'oracle':
         nodes.append(NodeSpec('samrl_sim', 'oracle_controller', 'samrl_sim.oracle_node', 'oracle_controller',
                               param_files=(params,), parameters={'task': task}))
-    return nodes
+    return [bridge, *(node.respawning(RESPAWN_DELAY_S) for node in nodes)]
 
 
 def task_graph(task: str) -> Graph:
