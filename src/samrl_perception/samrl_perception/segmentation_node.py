@@ -18,7 +18,10 @@ Publishes (sensor-data QoS):
                                    frame, x y z rgb), for Real2Sim and RViz
   /samrl/perception/overlay        sensor_msgs/Image rgb8: the frame with each object's mask
                                    tinted in its class colour, for RViz; only while someone looks
-Frames it cannot use are dropped with a rate-limited warning naming why; the node keeps running.
+Frames it cannot use (undecodable, outside the sizes the network takes, or failing in any other way
+while processed) are dropped, never retried, and counted per reason with a rate-limited warning;
+the node keeps running. An unusable checkpoint or refiner stops start-up with exit code 2 and a
+message naming the file and the problem, like any other bad parameter.
 What is done to a frame lives in the ROS-free samrl_perception.segmentation.frames; this node
 only wires it to topics and timers.
 """
@@ -26,6 +29,7 @@ only wires it to topics and timers.
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +40,15 @@ from samrl_description.objects import OBJECT_CLASSES
 from samrl_perception.capture_node import RGBD_TOPIC
 from samrl_perception.pointcloud import pointcloud2_msg, points_from_depth
 from samrl_perception.rgbd import DropLog, FrameError
-from samrl_perception.segmentation.frames import DecodedFrame, OracleLabels, decode_frame, masks_msg, overlay
+from samrl_perception.segmentation.frames import (
+    DecodedFrame,
+    OracleLabels,
+    check_frame_size,
+    decode_frame,
+    masks_msg,
+    overlay,
+    processing_error,
+)
 from samrl_perception.segmentation.refine import RefinerError
 from samrl_perception.segmentation.segmenter import DEFAULT_CHECKPOINT, CheckpointError, Segmentation
 
@@ -85,10 +97,10 @@ class SegmentationParams:
             raise ValueError(f'target_object {self.target_object!r} is not among scene_objects {self.scene_objects!r}')
         if self.threads < 1:
             raise ValueError(f'threads must be >= 1, got {self.threads}')
-        if self.checkpoint and not Path(self.checkpoint).is_file():
-            raise ValueError(f'checkpoint {self.checkpoint!r} does not exist')
-        if self.refiner not in ('', NO_REFINER) and not Path(self.refiner).is_file():
-            raise ValueError(f'refiner {self.refiner!r} does not exist (none: no refinement)')
+        if self.checkpoint:
+            _check_file('checkpoint', self.checkpoint)
+        if self.refiner not in ('', NO_REFINER):
+            _check_file('refiner', self.refiner, ' (none: no refinement)')
 
     def refiner_path(self) -> Path | None:
         """The refiner checkpoint to use; None for none."""
@@ -99,6 +111,15 @@ class SegmentationParams:
     def scene_object_names(self) -> tuple[str, ...]:
         """The classes named by scene_objects; empty for any class."""
         return tuple(name.strip() for name in self.scene_objects.split(',') if name.strip())
+
+
+def _check_file(name: str, value: str, hint: str = '') -> None:
+    """ValueError unless the parameter names an existing file: caught before torch is even asked."""
+    path = Path(value)
+    if path.is_dir():
+        raise ValueError(f'{name} {value!r} is a directory, not a checkpoint file{hint}')
+    if not path.exists():
+        raise ValueError(f'{name} {value!r} does not exist{hint}')
 
 
 class SegmentationNode(Node):
@@ -138,6 +159,9 @@ class SegmentationNode(Node):
         self.logger.info(f'Mask R-CNN from {path}, scene objects: {scene}, score threshold '
                          f'{segmenter.score_threshold:.2f}, masks {refined} '
                          f'(trained by: {segmenter.record.get("command", "?")})')
+        if segmenter.refiner_calibrated_here is False:
+            self.logger.warn(f'refiner {self.params.refiner_path()} was calibrated with another detector than '
+                             f'{path}: its score thresholds are not used, the detector\'s are')
         return segmenter
 
     # -- inputs ----------------------------------------------------------------------------------
@@ -154,27 +178,36 @@ class SegmentationNode(Node):
 
     # -- work ------------------------------------------------------------------------------------
     def process_newest(self) -> None:
+        """Segment and publish the newest frame; whatever goes wrong drops it, so it is never retried."""
         if self.newest is None:
             return
-        arrived, message = self.newest
         try:
-            frame = decode_frame(message)
-            segmentation = self._segment(frame)
+            done = self._process(*self.newest)
         except FrameError as exc:
-            self.newest = None
+            done = True
             self.drops.drop('frame', exc)
-            return
+        except Exception as exc:  # a frame must not fail again every PROCESS_PERIOD_S
+            done = True
+            self.drops.drop('frame', processing_error(exc))
+            self.logger.debug(traceback.format_exc())
+        if done:
+            self.newest = None
+
+    def _process(self, arrived: float, message) -> bool:
+        """Publish the frame's masks; False while it waits for its oracle labels."""
+        frame = decode_frame(message)
+        segmentation = self._segment(frame)
         if segmentation is None:                # oracle labels not here yet
             overdue = self.oracle_labels.overdue(arrived, time.monotonic())
             if overdue is not None:
-                self.newest = None
-                self.drops.drop('frame', overdue)
-            return
-        self.newest = None
+                raise overdue
+            return False
         self._publish(message.header, frame, segmentation)
+        return True
 
     def _segment(self, frame: DecodedFrame) -> Segmentation | None:
         if self.segmenter is not None:
+            check_frame_size(frame)
             return self.segmenter(frame.rgb)
         return self.oracle_labels.segmentation(frame)
 

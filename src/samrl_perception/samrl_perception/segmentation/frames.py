@@ -9,6 +9,7 @@ the messages built here are samrl_common.msgs' plain dataclasses.
 from __future__ import annotations
 
 from collections import OrderedDict
+from enum import StrEnum
 from typing import NamedTuple
 
 import numpy as np
@@ -36,6 +37,20 @@ ORACLE_LABELS_KEPT = 16         # label images kept while their frames travel th
 ORACLE_WAIT_S = 1.0             # a frame waits this long for its label image, then is dropped
 LABEL_ENCODING = 'mono8'        # the sim bridge's label images: 0 background, i + 1 for OBJECT_CLASSES[i]
 MASK_ON = 255                   # value of a mask pixel on the object (mono8)
+# Sides of the frames the network segments, px. Mask R-CNN rescales a frame so that its long side
+# is at most 320 px: below 32 px a side carries hardly any image, and a 1 px side rounds to 0 px
+# (a 640x1 frame fails inside torchvision). 32 and 4096 keep the short side >= 2 px after that;
+# the refiner, overlay and point cloud work at full resolution, so 4096 (4K cameras) also bounds
+# their cost.
+MIN_FRAME_SIDE_PX = 32
+MAX_FRAME_SIDE_PX = 4096
+
+
+class DropReason(StrEnum):
+    """Why segmentation_node dropped a decoded frame (rgbd.Reason covers the decoding)."""
+
+    FRAME_SIZE = 'frame_size'   # a side outside MIN_FRAME_SIDE_PX..MAX_FRAME_SIDE_PX
+    FAILED = 'failed'           # segmenting or publishing it raised: dropped, never retried
 
 
 class DecodedFrame(NamedTuple):
@@ -56,6 +71,19 @@ def decode_frame(message) -> DecodedFrame:
         raise FrameError(Reason.CAMERA_INFO, f'camera_info is {intrinsics.width}x{intrinsics.height}, the images '
                                              f'{depth.array.shape[1]}x{depth.array.shape[0]}')
     return DecodedFrame(color.stamp_ns, color.array, depth.array, intrinsics)
+
+
+def check_frame_size(frame: DecodedFrame) -> None:
+    """FrameError (frame_size) unless both sides are within what the network is made for."""
+    height, width = frame.depth_m.shape
+    if not (MIN_FRAME_SIDE_PX <= min(width, height) and max(width, height) <= MAX_FRAME_SIDE_PX):
+        raise FrameError(DropReason.FRAME_SIZE, f'frame is {width}x{height} px; segmentation takes '
+                                                f'{MIN_FRAME_SIDE_PX}..{MAX_FRAME_SIDE_PX} px per side')
+
+
+def processing_error(exc: Exception) -> FrameError:
+    """An unexpected failure while processing a frame, as a drop reason (the frame is not retried)."""
+    return FrameError(DropReason.FAILED, f'processing it failed: {type(exc).__name__}: {exc}')
 
 
 def oracle_segmentation(labels: np.ndarray) -> Segmentation:

@@ -13,12 +13,17 @@ spirit of PointRend and CascadePSP (a second, local look at the boundary):
 * the refined logits are resampled back onto the window's pixels.
 
 Checkpoints are plain dicts of tensors and numbers, read with torch.load(weights_only=True).
-train_refiner.py trains it; MaskRCNNSegmenter applies it to the masks it keeps.
+train_refiner.py trains it; MaskRCNNSegmenter applies it to the masks it keeps. The checks that
+turn any unusable checkpoint file into one clear error (here and in segmenter.py) live at the end.
 """
 
 from __future__ import annotations
 
+import math
+import pickle
+import warnings
 from dataclasses import asdict, dataclass
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +39,9 @@ CONTEXT_FRACTION = 0.15         # of the box's width / height, added on each sid
 MARGIN_PX = 4                   # added on each side too, so tiny boxes still get some context
 PROBABILITY_CLAMP = 0.02        # coarse probabilities are clamped before their logit (|logit| <= 3.9)
 RGB_SCALE, RGB_CENTRE = 1.0 / 255.0, 0.5
+THRESHOLD_KEYS = ('score_threshold', 'score_threshold_scene_objects')   # calibrated thresholds a card may hold
+FINGERPRINT_HEX_DIGITS = 64     # SHA-256 (segmenter.weights_fingerprint)
+MISMATCH_EXAMPLES = 3           # names quoted when a state dict does not fit its network
 
 
 @dataclass(frozen=True)
@@ -171,12 +179,113 @@ def save_refiner(path: Path, refiner: MaskRefiner, record: dict) -> None:
 
 
 def load_refiner(path: Path) -> tuple[MaskRefiner, dict]:
-    """(the refiner in eval mode, its record); RefinerError names what is wrong with the file."""
-    if not Path(path).is_file():
+    """(the refiner in eval mode, its record); RefinerError names the file and what is wrong with it."""
+    path = Path(path)
+    if not path.exists():
         raise RefinerError(f'no mask refiner at {path}; train one with `samrl perception train-refiner`')
-    payload = torch.load(path, map_location='cpu', weights_only=True)
+    payload = read_weights_file(path, RefinerError)
     if payload.get('kind') != 'mask_refiner' or payload.get('format') != REFINER_FORMAT:
         raise RefinerError(f'{path} is not a mask refiner checkpoint of format {REFINER_FORMAT}')
-    refiner = MaskRefiner(RefinerConfig.from_dict(payload['config']))
-    refiner.load_state_dict(payload['state_dict'])
+    check_payload(payload, path, RefinerError)
+    fingerprint = payload['record'].get('detector_fingerprint')
+    if fingerprint is not None and not _is_fingerprint(fingerprint):
+        raise RefinerError(f'{path}: detector_fingerprint {fingerprint!r} is no SHA-256 hex digest')
+    try:
+        refiner = MaskRefiner(RefinerConfig.from_dict(payload['config']))
+    except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as exc:
+        raise RefinerError(f'{path}: its config does not describe a mask refiner ({type(exc).__name__}: {exc})') \
+            from exc
+    load_weights(refiner, payload['state_dict'], path, RefinerError)
     return refiner.eval(), payload['record']
+
+
+def _is_fingerprint(value) -> bool:
+    return isinstance(value, str) and len(value) == FINGERPRINT_HEX_DIGITS and \
+        all(c in '0123456789abcdef' for c in value)
+
+
+# -- checkpoint files (shared with segmenter.py) --------------------------------------------------
+def read_weights_file(path: Path, error: type[ValueError]) -> dict:
+    """The dict stored in a checkpoint file, or `error` naming the file and what is wrong with it.
+
+    Read with weights_only=True: a pickle that would run code is refused before any of it runs.
+    torch raises a different exception for each kind of bad file (EOFError, KeyError,
+    RuntimeError, UnpicklingError, OSError, ...); all become one `error`, so a node can report
+    them as a bad parameter.
+    """
+    if path.is_dir():
+        raise error(f'{path} is a directory, not a checkpoint file')
+    if not path.is_file():
+        raise error(f'{path} is not a regular file')
+    if path.stat().st_size == 0:
+        raise error(f'{path} is empty (0 bytes), not a checkpoint')
+    try:
+        with warnings.catch_warnings():             # protocol notes on foreign pickles are no news here
+            warnings.filterwarnings('ignore', message='Detected pickle protocol')
+            payload = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise error(f'{path} refused by the weights-only loader (a pickle that could run code, or no torch '
+                    f'file at all): {_unpickler_reason(exc)}') from exc
+    except Exception as exc:  # whatever torch raised, the file is unusable
+        raise error(f'{path} is not a torch checkpoint file ({type(exc).__name__}: {_first_line(exc)})') from exc
+    if not isinstance(payload, dict):
+        raise error(f'{path} holds a {type(payload).__name__}, not a checkpoint dict')
+    return payload
+
+
+def _first_line(exc: Exception) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), repr(exc))
+
+
+def _unpickler_reason(exc: pickle.UnpicklingError) -> str:
+    """The line of torch's long weights-only message that says what was refused."""
+    boilerplate = ('Weights only load failed', 'Please file an issue', 'Check the documentation')
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in lines if not line.startswith(boilerplate)), _first_line(exc))
+
+
+def check_payload(payload: dict, path: Path, error: type[ValueError]) -> None:
+    """The fields every checkpoint has: a config dict, a state dict of named tensors, a record (card) dict
+    whose calibrated thresholds are numbers in [0, 1]."""
+    for key in ('config', 'state_dict', 'record'):
+        if not isinstance(payload.get(key), dict):
+            raise error(f'{path}: {key!r} is {type(payload.get(key)).__name__}, expected a dict')
+    bad = [name for name, value in payload['state_dict'].items()
+           if not isinstance(name, str) or not isinstance(value, torch.Tensor)]
+    if bad:
+        raise error(f'{path}: state_dict entries that are no named tensors: {bad[:MISMATCH_EXAMPLES]}')
+    for key in THRESHOLD_KEYS:
+        value = payload['record'].get(key)
+        if value is not None and not _is_probability(value):
+            raise error(f'{path}: record {key} {value!r} is not a number in [0, 1]')
+
+
+def _is_probability(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and 0.0 <= value <= 1.0
+
+
+def load_weights(module: nn.Module, state_dict: dict, path: Path, error: type[ValueError]) -> None:
+    """Load `state_dict` into `module`, or `error` saying which names and shapes do not fit."""
+    problem = weights_mismatch(module.state_dict(), state_dict)
+    if problem:
+        raise error(f'{path}: the weights do not fit the network of its config: {problem}')
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as exc:                 # e.g. a dtype that cannot be copied
+        raise error(f'{path}: the weights do not load: {_first_line(exc)}') from exc
+
+
+def weights_mismatch(expected: dict, given: dict) -> str:
+    """What differs between two state dicts' names and shapes ('' when they fit)."""
+    def examples(names) -> str:
+        return ', '.join(sorted(names)[:MISMATCH_EXAMPLES]) + (', ...' if len(names) > MISMATCH_EXAMPLES else '')
+
+    missing, unexpected = expected.keys() - given.keys(), given.keys() - expected.keys()
+    resized = {name: (tuple(given[name].shape), tuple(expected[name].shape))
+               for name in expected.keys() & given.keys() if given[name].shape != expected[name].shape}
+    problems = [f'{len(missing)} missing ({examples(missing)})' if missing else '',
+                f'{len(unexpected)} unexpected ({examples(unexpected)})' if unexpected else '',
+                f'{len(resized)} of other shapes (' + ', '.join(
+                    f'{name} {resized[name][0]} instead of {resized[name][1]}'
+                    for name in sorted(resized)[:MISMATCH_EXAMPLES]) + ')' if resized else '']
+    return '; '.join(filter(None, problems))

@@ -1,10 +1,13 @@
 """Inference: an RGB frame -> one mask per task object, from a checkpoint of our own training.
 
 Checkpoints are plain dicts of tensors and numbers, written by train.py and read with
-torch.load(weights_only=True), so loading one can never run code. A checkpoint's card may carry
-the detection score thresholds chosen on its validation images (calibrate.py): `score_threshold`
-for any class, `score_threshold_scene_objects` for a segmenter told which objects can be in the
-scene; the matching one is used unless another threshold is given.
+torch.load(weights_only=True), so loading one can never run code. Any unusable checkpoint
+(missing, empty, no torch file, one that would run code, of another structure, or with weights
+that do not fit its network) ends in a CheckpointError naming the file and the problem.
+
+A checkpoint's card may carry the detection score thresholds chosen on its validation images
+(calibrate.py): `score_threshold` for any class, `score_threshold_scene_objects` for a segmenter
+told which objects can be in the scene; the matching one is used unless another threshold is given.
 
 Knowing the scene's objects (each task scene holds one of each of its two objects) helps: a
 detection of a class that cannot be there is dropped, and a right-class detection with a modest
@@ -23,7 +26,13 @@ import torch
 
 from samrl_description.objects import OBJECT_CLASSES
 from samrl_perception.segmentation.model import MaskRCNNConfig, build_mask_rcnn
-from samrl_perception.segmentation.refine import load_refiner, refine_masks
+from samrl_perception.segmentation.refine import (
+    check_payload,
+    load_refiner,
+    load_weights,
+    read_weights_file,
+    refine_masks,
+)
 
 CHECKPOINT_FORMAT = 1
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / 'checkpoints' / 'maskrcnn_r18fpn.pt'
@@ -62,14 +71,30 @@ def save_checkpoint(path: Path, model: torch.nn.Module, config: MaskRCNNConfig, 
 
 
 def load_checkpoint(path: Path) -> dict:
-    if not Path(path).is_file():
+    """The checkpoint's payload, checked for format, classes and field types (CheckpointError if not)."""
+    path = Path(path)
+    if not path.exists():
         raise CheckpointError(f'no checkpoint at {path}; train one with `samrl perception train`')
-    payload = torch.load(path, map_location='cpu', weights_only=True)
+    payload = read_weights_file(path, CheckpointError)
     if payload.get('format') != CHECKPOINT_FORMAT:
         raise CheckpointError(f'{path}: checkpoint format {payload.get("format")!r}, expected {CHECKPOINT_FORMAT}')
-    if tuple(payload['classes']) != OBJECT_CLASSES:
-        raise CheckpointError(f'{path}: trained for classes {payload["classes"]}, expected {list(OBJECT_CLASSES)}')
+    classes = payload.get('classes')
+    if not isinstance(classes, (list, tuple)) or tuple(classes) != OBJECT_CLASSES:
+        raise CheckpointError(f'{path}: trained for classes {classes}, expected {list(OBJECT_CLASSES)}')
+    check_payload(payload, path, CheckpointError)
     return payload
+
+
+def build_from_checkpoint(payload: dict, path: Path) -> tuple[MaskRCNNConfig, torch.nn.Module]:
+    """The network of a loaded checkpoint with its weights, in eval mode; CheckpointError if they do not fit."""
+    try:
+        config = MaskRCNNConfig(**payload['config'])
+        model = build_mask_rcnn(config)
+    except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as exc:
+        raise CheckpointError(f'{path}: its config does not describe a Mask R-CNN ({type(exc).__name__}: {exc})') \
+            from exc
+    load_weights(model, payload['state_dict'], path, CheckpointError)
+    return config, model.eval()
 
 
 def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
@@ -124,22 +149,19 @@ class MaskRCNNSegmenter:
         # Checked before the checkpoint is read: a misspelt class fails here, not at the first frame.
         self.objects = None if objects is None else class_names(objects)
         payload = load_checkpoint(checkpoint)
-        self.config = MaskRCNNConfig(**payload['config'])
         self.record = payload['record']
-        self.model = build_mask_rcnn(self.config)
-        self.model.load_state_dict(payload['state_dict'])
-        self.model.eval()
+        self.config, self.model = build_from_checkpoint(payload, Path(checkpoint))
         self.refiner, self.refiner_record = load_refiner(refiner) if refiner is not None else (None, None)
+        self.refiner_calibrated_here = self._refiner_calibrated_here(payload['state_dict'])
         calibrated = calibrated_threshold(self.record, self.objects is not None,
-                                          self._refiner_thresholds(payload['state_dict']))
+                                          self.refiner_record if self.refiner_calibrated_here else None)
         self.score_threshold = float(calibrated if score_threshold is None else score_threshold)
 
-    def _refiner_thresholds(self, state_dict: dict) -> dict | None:
-        """The refiner's card if its thresholds were calibrated with this very detector (same weights)."""
-        if self.refiner_record is None:
-            return None
-        matches = self.refiner_record.get('detector_fingerprint') == weights_fingerprint(state_dict)
-        return self.refiner_record if matches else None
+    def _refiner_calibrated_here(self, state_dict: dict) -> bool | None:
+        """Whether the refiner's thresholds were calibrated with this very detector (same weights);
+        None without a refiner or when its card names no detector. Only then are they used."""
+        fingerprint = (self.refiner_record or {}).get('detector_fingerprint')
+        return None if fingerprint is None else fingerprint == weights_fingerprint(state_dict)
 
     @torch.no_grad()
     def detect(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
