@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from samrl_common import msgs
 from samrl_common.conversions import pose_msg
 from samrl_common.images import array_to_image
-from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node, stamp_to_s
+from samrl_common.runtime import QOS_FRAMES, QOS_SENSOR_DATA, Node, run_node, stamp_to_s
 from samrl_common.tf import TransformBuffer, TransformError
 from samrl_common.tf_ros import TransformListener
 from samrl_description.names import COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, OPTICAL_FRAME
@@ -129,7 +129,7 @@ class CaptureNode(Node):
         self.published = 0
         self.drops = DropLog(self.logger, DROP_LOG_PERIOD_S)
         self.tf = TransformListener(self, TransformBuffer())
-        self.rgbd_pub = self.create_publisher('samrl_interfaces/msg/RGBDFrame', RGBD_TOPIC, QOS_SENSOR_DATA)
+        self.rgbd_pub = self.create_publisher('samrl_interfaces/msg/RGBDFrame', RGBD_TOPIC, QOS_FRAMES)
         self.points_pub = self.create_publisher('sensor_msgs/msg/PointCloud2', POINTS_TOPIC, QOS_SENSOR_DATA)
         self.create_subscription('sensor_msgs/msg/Image', p.color_topic, self.on_color, QOS_SENSOR_DATA)
         self.create_subscription('sensor_msgs/msg/Image', p.depth_topic, self.on_depth, QOS_SENSOR_DATA)

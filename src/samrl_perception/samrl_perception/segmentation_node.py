@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from samrl_common.images import array_to_image
-from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node
+from samrl_common.runtime import QOS_FRAMES, QOS_SENSOR_DATA, Node, run_node
 from samrl_description.names import GROUND_TRUTH_LABELS_TOPIC
 from samrl_description.objects import OBJECT_CLASSES
 from samrl_perception.capture_node import RGBD_TOPIC
@@ -133,7 +133,8 @@ class SegmentationNode(Node):
         self.masks_pub = self.create_publisher('samrl_interfaces/msg/ObjectMasks', MASKS_TOPIC, QOS_SENSOR_DATA)
         self.points_pub = self.create_publisher('sensor_msgs/msg/PointCloud2', TARGET_POINTS_TOPIC, QOS_SENSOR_DATA)
         self.overlay_pub = self.create_publisher('sensor_msgs/msg/Image', OVERLAY_TOPIC, QOS_SENSOR_DATA)
-        self.create_subscription('samrl_interfaces/msg/RGBDFrame', p.frame_topic, self.on_frame, QOS_SENSOR_DATA)
+        self.frames = self.create_subscription('samrl_interfaces/msg/RGBDFrame', p.frame_topic, self.on_frame,
+                                               QOS_FRAMES)
         if p.source == 'oracle':
             self.create_subscription('sensor_msgs/msg/Image', p.oracle_labels_topic, self.on_labels, QOS_SENSOR_DATA)
             self.logger.warn('ORACLE masks: segmentation is the simulator\'s ground truth (ablations only)')
@@ -224,7 +225,10 @@ class SegmentationNode(Node):
                                                     header.frame_id))
 
     def destroy(self) -> None:
-        self.logger.info(f'segmented {self.segmented} frames; dropped: {self.drops.summary()}')
+        frames = self.frames
+        self.logger.info(f'received {frames.received + frames.superseded} frames, segmented {self.segmented}; '
+                         f'dropped: {self.drops.summary()}, superseded before delivery {frames.superseded}, '
+                         f'undecodable {frames.dropped}')
         super().destroy()
 
 

@@ -12,7 +12,7 @@ import pytest
 from samrl_common import msgs
 from samrl_common.conversions import camera_info_msg
 from samrl_common.images import array_to_image
-from samrl_common.runtime import QOS_SENSOR_DATA
+from samrl_common.runtime import QOS_FRAMES, QOS_SENSOR_DATA
 from samrl_description.camera import CameraIntrinsics
 from samrl_description.names import OPTICAL_FRAME
 from samrl_perception.capture_node import RGBD_TOPIC, stamp_msg
@@ -96,7 +96,7 @@ def test_a_one_pixel_high_frame_is_dropped_once_and_the_next_one_segmented(graph
     config = MaskRCNNConfig(fpn_channels=16, box_head_dim=32, mask_head_channels=16, mask_head_layers=1)
     save_checkpoint(checkpoint, build_mask_rcnn(config), config, {'command': 'test'})
     segmentation = start(SEGMENTATION, f'checkpoint:={checkpoint}', 'score_threshold:=0.0')
-    publisher = node.create_publisher('samrl_interfaces/msg/RGBDFrame', RGBD_TOPIC, QOS_SENSOR_DATA)
+    publisher = node.create_publisher('samrl_interfaces/msg/RGBDFrame', RGBD_TOPIC, QOS_FRAMES)
     received = []
     node.create_subscription('samrl_interfaces/msg/ObjectMasks', MASKS_TOPIC, received.append, QOS_SENSOR_DATA)
     assert segmentation.wait_for_output('segmenting', START_TIMEOUT_S), segmentation.output()

@@ -69,6 +69,7 @@ class SimBridge(Node):
         self.world = World(p.task, WorldConfig(control_rate_hz=int(p.control_rate_hz)))
         self.command: EeDeltaCommand | None = None
         self.episodes = EpisodeBook(p.seed, p.episodes)
+        self.images_published = 0
         self.rejected, self.stale_commands = 0, 0
         self._make_interfaces()
         self._start_episode(p.seed)
@@ -181,6 +182,7 @@ class SimBridge(Node):
         color, depth = conv.image_msgs(image.rgb, image.depth_m, stamp, OPTICAL_FRAME)
         info = camera_info_msg(self.world.camera_intrinsics(p.image_width, p.image_height), stamp, OPTICAL_FRAME)
         self.color_pub.publish(color)
+        self.images_published += 1
         self.depth_pub.publish(depth)
         self.color_info_pub.publish(info)
         self.depth_info_pub.publish(info)
@@ -198,6 +200,7 @@ class SimBridge(Node):
                 for e in self.world.transforms() if e.static == static]
 
     def destroy(self) -> None:
+        self.logger.info(f'published {self.images_published} camera images')
         super().destroy()
         self.world.close()
 

@@ -85,8 +85,9 @@ class Publisher:
 class Subscription:
     topic: str
     msg_type: type
-    received: int = 0
-    dropped: int = 0
+    received: int = 0        # delivered to the callback
+    dropped: int = 0         # did not decode
+    superseded: int = 0      # replaced by a newer sample before the executor delivered it (keep-last)
 
 
 class Client:
@@ -180,6 +181,7 @@ class Node:
             if history.full():  # keep-last: the oldest undelivered sample gives way
                 try:
                     history.get_nowait()
+                    sub.superseded += 1
                 except queue.Empty:
                     pass
             history.put_nowait(data)

@@ -20,6 +20,10 @@ class QoSProfile:
 
 QOS_DEFAULT = QoSProfile(depth=10, reliable=True)
 QOS_SENSOR_DATA = QoSProfile(depth=5, reliable=False)
+# Synchronized frames that other nodes work on (megabytes each): reliable, because one lost UDP
+# fragment of a best-effort sample loses the whole frame; depth 1, so a slow reader gets the
+# newest frame and never a backlog (older ones are superseded, and counted so by the reader).
+QOS_FRAMES = QoSProfile(depth=1, reliable=True)
 QOS_SERVICES = QoSProfile(depth=10, reliable=True)
 # Latched state (/tf_static, robot_description, task configuration).
 QOS_LATCHED = QoSProfile(depth=1, reliable=True, transient_local=True)
