@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT := out
 
 .PHONY: setup demo test bench-transport bench-sim eval-oracle segmentation-data train-segmentation \
-	train-refiner bench-segmentation clean
+	train-refiner bench-segmentation fuzz clean
 
 setup:
 	@bash tools/setup_env.sh
@@ -15,6 +15,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Malformed, adversarial and out-of-range input to each node of the task graph (see samrl_bringup/fuzz.py).
+fuzz: setup
+	$(BIN)/samrl fuzz all --count 10000 --json $(OUT)/fuzz.json
 
 bench-transport: setup
 	$(BIN)/samrl bench transport --json $(OUT)/bench_transport.json

@@ -8,7 +8,9 @@
     samrl bench physics [--tasks all]              nimblephysics control step forward and backward
     samrl bench real2sim [--tasks all] [--size 128x96] [--init perturbed|coarse]   one Real2Sim update
     samrl bench segmentation [--checkpoint CKPT] [--refiner CKPT|none]   Mask R-CNN on held-out images
+    samrl bench frames [--seconds 60] [--size 640x480] [--rate 5]   camera frames reaching segmentation
     samrl eval needle_threading --episodes 50 --seed 0   success rate of a controller
+    samrl fuzz all [--count 1000] [--time-limit 900]   malformed and adversarial input to each node over DDS
     samrl perception data [--split train|test] [--size 640x480] [--out DIR]   segmentation data set (PyBullet)
     samrl perception train [--resume CKPT | --init-from CKPT] [--out CKPT]      train the Mask R-CNN
     samrl perception train-refiner [--checkpoint CKPT] [--out CKPT]             train the mask refiner
@@ -35,6 +37,9 @@ ALL_TASKS = 'all'
 SIZE_PATTERN = re.compile(r'(\d+)x(\d+)')
 RENDER_BENCH_SIZE_PX = '84x84'
 REAL2SIM_BENCH_SIZE_PX = '128x96'
+FRAMES_BENCH_SIZE_PX = '640x480'          # the D435's colour size, as the task graphs run it
+FRAMES_BENCH_RATE_HZ = 5.0                # the bridge's default camera rate
+FRAMES_BENCH_SECONDS_S = 60.0
 DATA_SET_SIZE_PX = '640x480'
 STOP_TIMEOUT_S = 5.0
 TRANSPORT_SECONDS_PER_CASE_S = 10.0
@@ -72,6 +77,14 @@ def cmd_launch(args) -> int:
     specs = process_specs(nodes, environment_for(args.local))
     print(f'[launch] {graph.name}: starting {", ".join(s.name for s in specs)}', flush=True)
     return Launcher(specs, stop_timeout_s=args.stop_timeout).run()
+
+
+def cmd_bench_frames(args) -> int:
+    from samrl_bringup.bench_frames import format_result, run
+    result = run(args.seconds, *args.size, rate_hz=args.rate)
+    print(format_result(result))
+    _write_json(args.json, {'benchmark': 'frames', 'results': result})
+    return 0
 
 
 def cmd_bench_transport(args) -> int:
@@ -233,6 +246,15 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_fuzz(args) -> int:
+    from samrl_bringup.fuzz import format_table, resolve_nodes, run_fuzz
+    summary = run_fuzz(resolve_nodes(args.node), count=args.count, time_limit_s=args.time_limit, seed=args.seed,
+                       log_dir=Path(args.log_dir), progress=lambda line: print(f'[fuzz] {line}', flush=True))
+    print(format_table(summary))
+    _write_json(args.json, summary)
+    return 0 if summary['passed'] else 1
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -318,6 +340,19 @@ def _add_bench(sub) -> None:
     _add_json(physics)
     _add_bench_real2sim(bench_sub)
     _add_bench_segmentation(bench_sub)
+    _add_bench_frames(bench_sub)
+
+
+def _add_bench_frames(bench_sub) -> None:
+    frames = _command(bench_sub, 'frames', 'share of camera frames reaching the segmentation node, losses by reason',
+                      cmd_bench_frames)
+    frames.add_argument('--seconds', type=float, default=FRAMES_BENCH_SECONDS_S,
+                        help=f'measuring time after every node is ready (default {FRAMES_BENCH_SECONDS_S:g})')
+    frames.add_argument('--size', type=_size, default=FRAMES_BENCH_SIZE_PX, metavar='WxH',
+                        help=f'camera image size (default {FRAMES_BENCH_SIZE_PX})')
+    frames.add_argument('--rate', type=float, default=FRAMES_BENCH_RATE_HZ,
+                        help=f'the bridge\'s camera rate in Hz (default {FRAMES_BENCH_RATE_HZ:g})')
+    _add_json(frames)
 
 
 def _add_bench_real2sim(bench_sub) -> None:
@@ -360,6 +395,20 @@ def _add_eval(sub) -> None:
     evaluation.add_argument('--seed', type=int, default=0, help='seed of episode 0; episode i uses seed + i')
     evaluation.add_argument('--json', metavar='PATH',
                             help='results file to write (default out/eval_<task>_<controller>_seed<S>.json)')
+
+
+def _add_fuzz(subparsers) -> None:
+    from samrl_bringup.fuzz import ALL_NODES, DEFAULT_COUNT, DEFAULT_TIME_LIMIT_S, NODE_NAMES
+    fuzz = _command(subparsers, 'fuzz', 'malformed, adversarial and out-of-range input to a node over DDS: it must '
+                    'survive, answer, stay bounded in memory and still do its job', cmd_fuzz)
+    fuzz.add_argument('node', choices=(*NODE_NAMES, ALL_NODES), help='the node to fuzz, or all of them in turn')
+    fuzz.add_argument('--count', type=_positive_int, default=DEFAULT_COUNT,
+                      help=f'messages per input topic and requests per service (default {DEFAULT_COUNT})')
+    fuzz.add_argument('--time-limit', type=float, default=DEFAULT_TIME_LIMIT_S, metavar='S',
+                      help=f'seconds of sending per node; stops early and says so (default {DEFAULT_TIME_LIMIT_S:g})')
+    fuzz.add_argument('--seed', type=int, default=0, help='seed of the generated input (default 0)')
+    fuzz.add_argument('--log-dir', default='out/fuzz', help='where the nodes\' logs are written (default out/fuzz)')
+    _add_json(fuzz)
 
 
 def _add_perception(sub) -> None:
@@ -424,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_launch(sub)
     _add_bench(sub)
     _add_eval(sub)
+    _add_fuzz(sub)
     _add_perception(sub)
     return parser
 

@@ -20,6 +20,7 @@ D435_WIDTH_PX = 640
 D435_HEIGHT_PX = 480
 D435_FOCAL_PX = 615.0
 MAX_IMAGE_SIDE_PX = 4096     # no RGB-D camera we use streams more; bounds memory for a bad camera_info
+MAX_FOV_DEG = 170.0          # a pinhole's field of view must stay below 180 deg (renderers refuse more)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class CameraIntrinsics:
         if not all(math.isfinite(v) for v in (self.fx, self.fy, self.cx, self.cy)) or self.fx <= 0 or self.fy <= 0:
             raise ValueError(f'intrinsics need finite positive focal lengths and a finite principal point, got '
                              f'fx={self.fx}, fy={self.fy}, cx={self.cx}, cy={self.cy}')
+        if max(self.fov_deg()) > MAX_FOV_DEG:
+            raise ValueError(f'field of view {self.fov_deg()[0]:.1f} x {self.fov_deg()[1]:.1f} deg is wider than '
+                             f'{MAX_FOV_DEG:g} deg (focal lengths fx={self.fx}, fy={self.fy} px too short)')
         return self
 
     @property

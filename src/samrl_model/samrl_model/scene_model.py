@@ -25,6 +25,7 @@ from samrl_model.rotations import pose_matrix_from_quat
 QUATERNION_NORM_TOLERANCE = 1e-3
 MIN_MASK_PIXELS = 10
 MAX_IMAGE_PIXELS = 1280 * 960     # twice the D435's 640x480 a side; a render's memory grows with its pixels
+MAX_CAMERA_RANGE_M = 10.0         # a camera pose further from the world origin is not of this robot cell
 MAX_RENDERERS = 4                 # renderers (one per distinct intrinsics) kept, least recently used dropped
 
 
@@ -48,6 +49,9 @@ def check_camera(camera_pose: Pose, intrinsics: CameraIntrinsics) -> None:
     norm = float(np.linalg.norm(camera_pose.quaternion))
     if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
         raise RequestError(f'camera pose quaternion has norm {norm:.4g}, not 1')
+    if float(np.linalg.norm(camera_pose.position)) > MAX_CAMERA_RANGE_M:
+        raise RequestError(f'camera position {camera_pose.position.tolist()} is more than {MAX_CAMERA_RANGE_M:g} m '
+                           'from the world origin')
     try:
         intrinsics.validate()
     except ValueError as exc:

@@ -94,7 +94,8 @@ def test_nonsense_is_refused_and_a_burst_is_answered(observation, tmp_path):
         assert update.wait_for_service(START_TIMEOUT_S) and render.wait_for_service(START_TIMEOUT_S)
         refused = {'finite': [_render_request(observation, 64, 48, fx=math.nan),
                               _render_request(observation, 64, 48, fy=math.inf)],
-                   'larger than': [_render_request(observation, 2560, 1920)]}
+                   'larger than': [_render_request(observation, 2560, 1920, fx=2400.0, fy=2400.0)],
+                   'field of view': [_render_request(observation, 64, 48, fy=2.2250738585072014e-308)]}
         nan_pose = _render_request(observation, 64, 48)
         nan_pose.camera_pose.orientation.x = math.nan
         refused['not finite'] = [nan_pose]
@@ -102,6 +103,10 @@ def test_nonsense_is_refused_and_a_burst_is_answered(observation, tmp_path):
             for request in requests:
                 answer = render.call(request, timeout_s=UPDATE_TIMEOUT_S)
                 assert not answer.success and reason in answer.message, answer.message
+        far = _request(observation)
+        far.camera_pose.position.x = 1e308
+        answer = update.call(far, timeout_s=UPDATE_TIMEOUT_S)
+        assert not answer.success and 'from the world origin' in answer.message, answer.message
         answer = update.call(_request(observation, max_iterations=2 ** 31), timeout_s=UPDATE_TIMEOUT_S)
         assert not answer.success and 'max_iterations' in answer.message
         futures = [update.call_async(_request(observation, max_iterations=2)) for _ in range(6)]

@@ -8,6 +8,7 @@ import numpy as np
 
 from samrl_common import msgs
 from samrl_common.conversions import pose_from_msg, pose_msg
+from samrl_description.geometry import Pose
 from samrl_sim.commands import CameraPoseGoal, EeDeltaCommand
 from samrl_sim.world import BodyStates, JointStates, TaskState
 
@@ -88,5 +89,12 @@ def body_states_from_msg(message) -> BodyStates:
         raise ValueError('SimState: joint_counts do not add up to the joint positions given')
     bounds = np.cumsum([0, *message.joint_counts])
     positions = np.asarray(message.joint_positions, dtype=float)
-    return BodyStates(list(message.body_names), [pose_from_msg(p) for p in message.body_poses],
-                      [positions[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+    if not np.all(np.isfinite(positions)):
+        raise ValueError('SimState: joint positions contain NaN or inf')
+    poses = [pose_from_msg(p) for p in message.body_poses]
+    for name, pose in zip(message.body_names, poses):
+        try:
+            Pose.checked(pose.position, pose.quaternion)
+        except ValueError as exc:
+            raise ValueError(f'SimState: pose of {name!r}: {exc}') from None
+    return BodyStates(list(message.body_names), poses, [positions[a:b] for a, b in zip(bounds[:-1], bounds[1:])])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from samrl_common.runtime import Node, run_node
 from samrl_description.tasks import TASK_NAMES, check_task
 from samrl_sim import conversions as conv
+from samrl_sim.episodes import check_seed
 from samrl_sim.oracles import make_oracle
 from samrl_sim.world import World, write_body_states
 
@@ -38,13 +39,14 @@ class OracleController(Node):
         if message.task != self.params.task:
             self.logger.warn_throttled('task', f'sim state of task {message.task!r}, expected {self.params.task!r}')
             return
-        key = (message.episode, message.seed)
-        if key != self.episode_key:
-            self.mirror.reset(message.seed)
-            self.oracle.reset(self.mirror)
-            self.episode_key = key
         try:
-            write_body_states(self.mirror.client, conv.body_states_from_msg(message))
+            states = conv.body_states_from_msg(message)
+            key = (message.episode, check_seed(message.seed))
+            if key != self.episode_key:
+                self.mirror.reset(message.seed)
+                self.oracle.reset(self.mirror)
+                self.episode_key = key
+            write_body_states(self.mirror.client, states)
         except ValueError as exc:
             self.logger.warn_throttled('mirror', f'cannot mirror the sim state: {exc}')
             return

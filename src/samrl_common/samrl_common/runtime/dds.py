@@ -26,7 +26,7 @@ from cyclonedds.util import duration
 
 from samrl_common import msgs
 from samrl_common.runtime.dds_config import domain_id
-from samrl_common.runtime.qos import QOS_SERVICES, QoSProfile
+from samrl_common.runtime.qos import QOS_SERVICE_INBOX, QOS_SERVICES, QoSProfile
 
 ANY_SAMPLE = SampleState.Any | ViewState.Any | InstanceState.Any
 TAKE_BATCH = 32
@@ -118,7 +118,8 @@ class DdsClient:
         self._pending: dict[int, Future] = {}
         self._lock = threading.Lock()
         self._writer = backend.dds_publisher(request_topic(name), service.RequestWire, QOS_SERVICES)
-        self._reader = backend.dds_reader(reply_topic(name), service.ResponseWire, QOS_SERVICES, self._on_reply)
+        self._reader = backend.dds_reader(reply_topic(name), service.ResponseWire, QOS_SERVICE_INBOX,
+                                          self._on_reply)
 
     def is_ready(self) -> bool:
         return self._writer.matched_count() > 0 and self._reader.matched_count() > 0
@@ -160,7 +161,8 @@ class DdsServer:
         self._handle = handle
         self._on_error = on_error
         self._writer = backend.dds_publisher(reply_topic(name), service.ResponseWire, QOS_SERVICES)
-        self._reader = backend.dds_reader(request_topic(name), service.RequestWire, QOS_SERVICES, self._on_request)
+        self._reader = backend.dds_reader(request_topic(name), service.RequestWire, QOS_SERVICE_INBOX,
+                                          self._on_request)
 
     def _on_request(self, data: bytes, _stamp: int) -> None:
         try:

@@ -25,6 +25,10 @@ QOS_SENSOR_DATA = QoSProfile(depth=5, reliable=False)
 # newest frame and never a backlog (older ones are superseded, and counted so by the reader).
 QOS_FRAMES = QoSProfile(depth=1, reliable=True)
 QOS_SERVICES = QoSProfile(depth=10, reliable=True)
+# What a service server and a client keep of the other side's samples: deeper than the wire
+# default, so a burst is taken in whole (and answered, "busy" beyond the node's queue bound)
+# instead of losing the oldest requests, or replies, in the DDS history.
+QOS_SERVICE_INBOX = QoSProfile(depth=1000, reliable=True)
 # Latched state (/tf_static, robot_description, task configuration).
 QOS_LATCHED = QoSProfile(depth=1, reliable=True, transient_local=True)
 # tf2_ros TransformBroadcaster / TransformListener use depth 100 on /tf.
