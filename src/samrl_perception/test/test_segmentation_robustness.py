@@ -37,6 +37,12 @@ RETRY_WINDOW_S = 0.5            # the old node retried a bad frame ~100 times in
 MAX_LINES_PER_BAD_FRAME = 3
 
 
+def _intrinsics(width: int, height: int) -> CameraIntrinsics:
+    """The D435's focal length at any crop (a 1-row strip of a 640x480 image has a sane field of view)."""
+    full = CameraIntrinsics.d435()
+    return CameraIntrinsics(full.fx, full.fy, 0.5 * width, 0.5 * height, width, height)
+
+
 def _frame(stamp_ns: int, size: tuple[int, int]):
     """samrl_interfaces/RGBDFrame as capture_node publishes it, random colours at 0.4 m."""
     width, height = size
@@ -45,7 +51,7 @@ def _frame(stamp_ns: int, size: tuple[int, int]):
     message = msgs.samrl_interfaces.msg.RGBDFrame(
         rgb=array_to_image(rgb, 'rgb8', stamp, OPTICAL_FRAME),
         depth=array_to_image(np.full((height, width), 0.4, np.float32), '32FC1', stamp, OPTICAL_FRAME),
-        camera_info=camera_info_msg(CameraIntrinsics.d435(width, height), stamp, OPTICAL_FRAME), world_frame='world')
+        camera_info=camera_info_msg(_intrinsics(width, height), stamp, OPTICAL_FRAME), world_frame='world')
     message.camera_pose.orientation.w = 1.0
     message.header.stamp, message.header.frame_id = stamp, OPTICAL_FRAME
     return message
