@@ -5,7 +5,10 @@ STATE_FIELDS). Action: Box([-1, 1]^7) scaled to the bounded EeDeltaCommand: tran
 MAX_TRANSLATION_PER_STEP_M, rotation vector (3) x MAX_ROTATION_PER_STEP_RAD, gripper width
 (1) mapped linearly onto [0, 0.08] m. Translations that would leave the workspace are shortened
 to its boundary; a command the safety layer still rejects is replaced by holding still, and the
-reason is reported in info['command_rejected'].
+reason is reported in info['command_rejected']; info['command_shortened'] says why an accepted
+command was scaled down, info['command_stopped'] why the arm was held before the end of the
+period, and info['motion_violation'] why its measured motion was out of bounds anyway.
+An action that is not 7 finite numbers raises ValueError (it is never truncated or padded).
 
 Register with `register_envs()` (no side effects on import).
 """
@@ -53,13 +56,14 @@ class SamrlEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         state = self.world.reset(seed=seed)
-        return self._observation(), self._info(state, '')
+        return self._observation(), self._info(state)
 
     def step(self, action):
-        result = self.world.step(self._command(np.asarray(action, dtype=float)))
+        result = self.world.step(self._command(_checked_action(action)))
         state = result.state if result.accepted else self.world.hold()
         reward = self._reward(state)
-        return self._observation(), reward, state.success, state.truncated, self._info(state, result.reason)
+        info = self._info(state, result.reason, result.shortened, result.stopped, result.violation)
+        return self._observation(), reward, state.success, state.truncated, info
 
     def render(self):
         if self.render_mode == 'rgb_array':
@@ -95,8 +99,27 @@ class SamrlEnv(gym.Env):
         return state.normalized_reward if self.reward_mode == 'normalized_dense' else state.reward
 
     @staticmethod
-    def _info(state: TaskState, rejected: str) -> dict:
-        return {**state.info, 'step': state.step, 'command_rejected': rejected}
+    def _info(state: TaskState, rejected: str = '', shortened: str = '', stopped: str = '',
+              violation: str = '') -> dict:
+        return {**state.info, 'step': state.step, 'command_rejected': rejected, 'command_shortened': shortened,
+                'command_stopped': stopped, 'motion_violation': violation}
+
+
+def _checked_action(action) -> np.ndarray:
+    """`action` as a float (ACTION_DIM,) array; a ValueError says what is wrong with any other input.
+
+    A wrong-length action is a bug in the caller (e.g. a policy with the wrong head), so it is
+    refused rather than truncated or padded into a command nobody meant.
+    """
+    array = np.asarray(action)
+    if array.dtype.kind not in 'iuf':
+        raise ValueError(f'action must be numeric (integer or float), got dtype {array.dtype}')
+    if array.shape != (ACTION_DIM,):
+        raise ValueError(f'action must have shape ({ACTION_DIM},) [translation 3, rotation 3, gripper 1], '
+                         f'got shape {array.shape}')
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f'action must be finite, got {array.tolist()}')
+    return array.astype(float)
 
 
 def register_envs() -> list[str]:

@@ -6,13 +6,14 @@ import pybullet as pb
 import pybullet_data
 
 from samrl_description.geometry import Pose
-from samrl_sim.ik import KinematicChain
+from samrl_sim.ik import IkResult, KinematicChain
 
 PANDA_URDF = 'franka_panda/panda.urdf'
 ARM_JOINTS = tuple(range(7))
 FINGER_JOINTS = (9, 10)
 TCP_LINK = 11                  # panda_grasptarget: 0.105 m below the hand, between the fingertips
 ARM_MAX_TORQUE_NM = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)   # Franka data sheet
+ARM_MAX_VELOCITY_RAD_S = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)   # Franka data sheet
 FINGER_MAX_FORCE_N = 70.0      # continuous grasp force of the Franka hand
 ARM_POSITION_GAIN = 0.3        # PyBullet motor proportional gain (unitless)
 HOME_JOINTS_RAD = (0.0, -0.3, 0.0, -2.2, 0.0, 1.9, np.pi / 4)
@@ -36,6 +37,7 @@ class PandaArm:
         self._movable = [j for j, info in enumerate(infos) if info[2] != pb.JOINT_FIXED]
         self._chain = KinematicChain(PANDA_URDF, base_pose, TCP_LINK, list(ARM_JOINTS),
                                      search_path=pybullet_data.getDataPath())
+        self._gripper_target_m = 0.0
 
     def close(self) -> None:
         self._chain.close()
@@ -62,12 +64,33 @@ class PandaArm:
     def tcp_pose(self) -> Pose:
         return self.link_pose(TCP_LINK)
 
+    def tcp_velocity(self) -> tuple[np.ndarray, np.ndarray]:
+        """Linear (m/s) and angular (rad/s) velocity of the tool centre point in the world frame."""
+        state = pb.getLinkState(self.body, TCP_LINK, computeLinkVelocity=True, computeForwardKinematics=True,
+                                physicsClientId=self.client)
+        return np.asarray(state[6]), np.asarray(state[7])
+
     def gripper_width(self) -> float:
         return float(sum(self.joint_positions()[-2:]))
 
+    def arm_joint_positions(self) -> np.ndarray:
+        return self.joint_positions()[:len(ARM_JOINTS)]
+
     def solve_ik(self, target: Pose) -> np.ndarray:
         """Arm joint angles (7) putting the tool centre point at `target`, seeded by the current state."""
-        return self._chain.solve(target, self.joint_positions()[:7]).joints_rad
+        return self.solve_ik_result(target).joints_rad
+
+    def solve_ik_result(self, target: Pose) -> IkResult:
+        """As solve_ik, with the solution's residual so callers can tell an unreachable target."""
+        return self._chain.solve(target, self.arm_joint_positions())
+
+    def tcp_pose_at(self, arm_rad: np.ndarray) -> Pose:
+        """Tool centre point pose the arm would have at `arm_rad` (forward kinematics; nothing moves)."""
+        return self._chain.forward(arm_rad)
+
+    def hold_still(self) -> None:
+        """Make the current arm configuration the motor target, keeping the gripper's last target."""
+        self.set_targets(self.arm_joint_positions(), self._gripper_target_m)
 
     def reset_joints(self, arm_rad, gripper_width_m: float) -> None:
         """Teleport the arm and fingers (zero velocity) and hold them there with the motors."""
@@ -86,6 +109,7 @@ class PandaArm:
 
     def set_targets(self, arm_rad: np.ndarray, gripper_width_m: float) -> None:
         """Position-control targets for the seven arm joints and the two fingers."""
+        self._gripper_target_m = float(gripper_width_m)
         pb.setJointMotorControlArray(self.body, list(ARM_JOINTS), pb.POSITION_CONTROL,
                                      targetPositions=arm_rad.tolist(), forces=list(ARM_MAX_TORQUE_NM),
                                      positionGains=[ARM_POSITION_GAIN] * len(ARM_JOINTS),

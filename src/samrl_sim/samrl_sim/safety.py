@@ -1,7 +1,8 @@
 """Pure validation of commands: no simulator, no side effects.
 
 Each validator returns a ValidationResult; the world applies a command only when `ok` is True,
-and otherwise leaves both arms where they are and reports `reason`.
+and otherwise leaves both arms where they are and reports `reason`. The same per-step limits bound
+the tool motion the world predicts from its IK solution and the motion it measures afterwards.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from samrl_description.geometry import Pose, quat_conjugate, quat_multiply, quat_to_axis_angle
 from samrl_sim.commands import CameraPoseGoal, EeDeltaCommand
 
 MAX_TRANSLATION_PER_STEP_M = 0.02     # per axis, per control step (0.2 m/s at 10 Hz)
@@ -18,6 +20,8 @@ GRIPPER_MAX_WIDTH_M = 0.08            # Panda hand stroke
 QUATERNION_NORM_TOLERANCE = 0.05      # |‖q‖ - 1| allowed before normalising
 LIMIT_RELATIVE_TOLERANCE = 1e-9      # forgive floating-point rounding at a bound
 CAMERA_ARM_REACH_M = 0.95             # joint 2 to optical frame: 0.78 m arm + wrist, flange, camera
+IK_POSITION_TOLERANCE_M = 0.003       # IK reached vs commanded: 0.1 mm where reachable, 1.5 mm in the
+IK_ROTATION_TOLERANCE_RAD = 0.03      # spatula flip at a joint limit; beyond these the target is unreachable
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,12 @@ class WorkspaceBox:
 
     def contains(self, point: np.ndarray) -> bool:
         return bool(np.all(point >= np.asarray(self.lower)) and np.all(point <= np.asarray(self.upper)))
+
+    def excursion_m(self, point: np.ndarray) -> float:
+        """How far `point` lies outside the box (0 inside), largest over the axes."""
+        below = np.asarray(self.lower) - np.asarray(point, dtype=float)
+        above = np.asarray(point, dtype=float) - np.asarray(self.upper)
+        return float(max(0.0, np.max(below), np.max(above)))
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,36 @@ class CameraLimits:
     workspace: WorkspaceBox = field(default_factory=lambda: WorkspaceBox((0.0, -0.9, 0.05), (1.2, 0.9, 1.0)))
     shoulder_position_m: tuple[float, float, float] = (0.55, -0.70, 0.365)
     reach_m: float = CAMERA_ARM_REACH_M
+
+
+@dataclass(frozen=True)
+class ToolMotion:
+    """Tool centre point motion over one control step, in the units and frame of EeDeltaCommand.
+
+    translation_m = end - start; rotation_rad = rotation vector of R_end R_start^T, so that a
+    command executed exactly has the command's own components.
+    """
+
+    translation_m: np.ndarray
+    rotation_rad: np.ndarray
+
+    @staticmethod
+    def between(start: Pose, end: Pose) -> ToolMotion:
+        rotation = quat_to_axis_angle(quat_multiply(end.quaternion, quat_conjugate(start.quaternion)))
+        return ToolMotion(end.position - start.position, np.asarray(rotation, dtype=float))
+
+    @property
+    def largest_translation_m(self) -> float:
+        return float(np.max(np.abs(self.translation_m)))
+
+    @property
+    def largest_rotation_rad(self) -> float:
+        return float(np.max(np.abs(self.rotation_rad)))
+
+    def limit_ratio(self, limits: EeLimits) -> float:
+        """Largest component over its per-step limit: above 1 means the step is too large."""
+        return max(self.largest_translation_m / limits.max_translation_m,
+                   self.largest_rotation_rad / limits.max_rotation_rad)
 
 
 @dataclass(frozen=True)
@@ -84,6 +124,15 @@ def _bounded(vector: np.ndarray, bound: float, name: str, unit: str) -> str:
     return f'{name} component {worst:.4g} {unit} exceeds the limit {bound:.4g} {unit}' if exceeded else ''
 
 
+def _exceeds(vector: np.ndarray, bound: float, tolerance: float, name: str, unit: str) -> str:
+    """As _bounded, with an allowance beyond the bound that the message names."""
+    why = _bounded(vector, bound + tolerance, name, unit)
+    if not why or not tolerance:
+        return why
+    worst = float(np.max(np.abs(vector)))
+    return f'{name} component {worst:.4g} {unit} exceeds the limit {bound:.4g} {unit} + {tolerance:.4g} {unit} tolerance'
+
+
 def validate_ee_delta(command: EeDeltaCommand, tcp_position_m, limits: EeLimits = EeLimits()) -> ValidationResult:
     """Check finiteness, per-step bounds and that the resulting tool position stays in the workspace."""
     translation, why = _as_vector(command.translation_m, 3, 'translation')
@@ -106,6 +155,36 @@ def validate_ee_delta(command: EeDeltaCommand, tcp_position_m, limits: EeLimits 
     if not limits.workspace.contains(target):
         return ValidationResult.reject(f'target tool position {np.round(target, 4).tolist()} m is outside the '
                                        f'workspace {limits.workspace.lower}..{limits.workspace.upper} m')
+    return ValidationResult.accept()
+
+
+def check_ik_residual(reached: Pose, target: Pose) -> ValidationResult:
+    """Reject an IK solution that does not put the tool where it was commanded (unreachable target)."""
+    residual = ToolMotion.between(target, reached)
+    position_m = float(np.linalg.norm(residual.translation_m))
+    rotation_rad = float(np.linalg.norm(residual.rotation_rad))
+    if position_m <= IK_POSITION_TOLERANCE_M and rotation_rad <= IK_ROTATION_TOLERANCE_RAD:
+        return ValidationResult.accept()
+    return ValidationResult.reject(
+        f'target unreachable: inverse kinematics reaches {position_m * 1000:.1f} mm and {rotation_rad:.3f} rad '
+        f'from it (tolerance {IK_POSITION_TOLERANCE_M * 1000:.1f} mm, {IK_ROTATION_TOLERANCE_RAD} rad)')
+
+
+def check_tool_motion(motion: ToolMotion, end_position_m, limits: EeLimits, translation_tolerance_m: float = 0.0,
+                      rotation_tolerance_rad: float = 0.0, workspace_tolerance_m: float = 0.0) -> ValidationResult:
+    """Check a predicted or measured step against the per-step limits and the workspace box.
+
+    The tolerances let the measured motion exceed the command's bounds by the arm's tracking error.
+    """
+    why = (_exceeds(motion.translation_m, limits.max_translation_m, translation_tolerance_m, 'tool motion', 'm')
+           or _exceeds(motion.rotation_rad, limits.max_rotation_rad, rotation_tolerance_rad, 'tool rotation', 'rad'))
+    if why:
+        return ValidationResult.reject(why)
+    excursion = limits.workspace.excursion_m(end_position_m)
+    if excursion > workspace_tolerance_m:
+        return ValidationResult.reject(f'tool position {np.round(np.asarray(end_position_m), 4).tolist()} m is '
+                                       f'{excursion * 1000:.1f} mm outside the workspace '
+                                       f'{limits.workspace.lower}..{limits.workspace.upper} m')
     return ValidationResult.accept()
 
 

@@ -6,6 +6,7 @@ camera pose goals. Nothing here imports ROS; the bridge node wraps this class.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,16 +21,33 @@ from samrl_sim.bodies import create_table
 from samrl_sim.camera import CameraImage, render
 from samrl_sim.camera_arm import CameraArm
 from samrl_sim.commands import CameraPoseGoal, EeDeltaCommand
-from samrl_sim.panda import PandaArm
-from samrl_sim.safety import CameraLimits, EeLimits, ValidationResult, validate_camera_goal, validate_ee_delta
+from samrl_sim.panda import ARM_MAX_VELOCITY_RAD_S, PandaArm
+from samrl_sim.safety import (
+    CameraLimits,
+    EeLimits,
+    ToolMotion,
+    ValidationResult,
+    check_ik_residual,
+    check_tool_motion,
+    validate_camera_goal,
+    validate_ee_delta,
+)
 from samrl_sim.tasks import make_task
 from samrl_sim.tasks.base import Scene, Task
 
 PARKING_SPACING_M = 10.0                 # bodies are parked this far apart to drop contacts
-RAMP_FRACTION = 0.5                      # share of a control period spent ramping the joint targets
 CAMERA_ARM_BASE_XY_M = (0.55, -0.65)     # beside the table, facing +y
 CAMERA_ARM_BASE_YAW_RAD = np.pi / 2
 CAMERA_ARM_SHOULDER_HEIGHT_M = 0.365     # joint 2 above the base (0.155 + 0.210)
+# A joint step may need at most (rated speed x control period / divisor). The shoulder and elbow
+# (87 N m, moving the whole arm against gravity) overshot when braking from faster steps, so they
+# keep a margin; 1.875 (minimum-jerk peak speed within the rating) slowed the spatula flip too much.
+JOINT_SPEED_DIVISORS = (1.3, 1.3, 1.3, 1.3, 1.0, 1.0, 1.0)
+SHORTEN_BISECTIONS = 10                  # halvings when shortening a joint step (fraction resolution 1e-3)
+BRAKING_TIME_S = 0.008                   # the arm is held once the tool, coasting this long, would pass a bound
+TRACKING_TOLERANCE_M = 0.002             # measured per-axis tool motion allowed beyond the per-step limit
+TRACKING_TOLERANCE_RAD = 0.01            # measured rotation component allowed beyond the per-step limit
+WORKSPACE_TOLERANCE_M = 0.002            # the same tracking error, for the tool position at a workspace wall
 
 
 @dataclass(frozen=True)
@@ -86,11 +104,31 @@ class TaskState:
 
 @dataclass(frozen=True)
 class StepResult:
-    """Outcome of one command: whether it was applied (else why not) and the task state after it."""
+    """Outcome of one command: whether it was applied (else why not) and the task state after it.
+
+    An applied command may have been shortened (`shortened` says why) so that the predicted tool
+    motion stays inside the per-step limits and the workspace, or stopped during the period
+    (`stopped` says why) when the tool reached those bounds anyway; `motion` is the tool motion
+    measured over the step, and `violation` says why it exceeded the bounds by more than the
+    tracking tolerances (the arm was then held where it is).
+    """
 
     accepted: bool
     reason: str
     state: TaskState
+    shortened: str = ''
+    stopped: str = ''
+    violation: str = ''
+    motion: ToolMotion | None = None
+
+
+@dataclass(frozen=True)
+class ArmPlan:
+    """Joint goal for one step, or why there is none; `shortened` says why it is short of the command."""
+
+    joints_rad: np.ndarray | None
+    reason: str = ''
+    shortened: str = ''
 
 
 class World:
@@ -144,16 +182,92 @@ class World:
         pb.performCollisionDetection(physicsClientId=self.client)
 
     def step(self, command: EeDeltaCommand) -> StepResult:
-        """Validate and apply one end-effector delta, then simulate one control period."""
-        tcp = self.panda.tcp_pose()
-        check = validate_ee_delta(command, tcp.position, self.config.ee_limits)
+        """Validate one end-effector delta and what the arm will do for it, apply it, check what it did.
+
+        Commands are checked before anything moves, but the arm executes an IK solution through
+        torque-limited motors: so the solution's reached pose and predicted tool motion are checked
+        too (shortened to the limits if needed), the arm is held during the period once the tool
+        reaches the bounds, and the measured motion is checked afterwards.
+        """
+        start = self.panda.tcp_pose()
+        check = validate_ee_delta(command, start.position, self.config.ee_limits)
         if not check.ok:
             return StepResult(False, check.reason, self.task_state())
-        target = Pose(tcp.position + np.asarray(command.translation_m, dtype=float),
-                      quat_multiply(axis_angle_to_quat(command.rotation_rad), tcp.quaternion))
-        self._move_arm(self.panda.solve_ik(target), float(command.gripper_width_m))
+        plan = self._plan_arm(start, _command_target(start, command))
+        if plan.joints_rad is None:
+            return StepResult(False, plan.reason, self.task_state())
+        stopped = self._move_arm(start, plan.joints_rad, float(command.gripper_width_m))
         self._step += 1
-        return StepResult(True, '', self.task_state())
+        end = self.panda.tcp_pose()
+        violation = self._check_executed(start, end)
+        motion = ToolMotion.between(start, end)
+        return StepResult(True, '', self.task_state(), plan.shortened, stopped, violation, motion)
+
+    def _plan_arm(self, start: Pose, target: Pose) -> ArmPlan:
+        """Joint goal for `target`: rejected if the IK misses the target, slowed to joint speeds the
+        motors can brake from, shortened until the predicted tool motion is within bounds."""
+        solution = self.panda.solve_ik_result(target)
+        reached = check_ik_residual(self.panda.tcp_pose_at(solution.joints_rad), target)
+        if not reached.ok:
+            return ArmPlan(None, reached.reason)
+        start_rad = self.panda.arm_joint_positions()
+        goal_rad, too_fast = self._within_joint_speeds(start_rad, solution.joints_rad)
+        return self._within_tool_bounds(start, start_rad, goal_rad, too_fast)
+
+    def _within_tool_bounds(self, start: Pose, start_rad: np.ndarray, goal_rad: np.ndarray,
+                            shortened: str) -> ArmPlan:
+        """The largest part of the joint step whose predicted tool motion is within bounds, or a rejection."""
+        predicted = self._predict(start, start_rad, goal_rad, 1.0)
+        if predicted.ok:
+            return ArmPlan(goal_rad, shortened=shortened)
+        fraction = self._largest_safe_fraction(start, start_rad, goal_rad)
+        if fraction <= 0.0:
+            return ArmPlan(None, f'no safe part of the step: predicted {predicted.reason}')
+        scaled = f'scaled to {fraction:.3f} of the step: predicted {predicted.reason}'
+        why = '; '.join(filter(None, [shortened, scaled]))
+        return ArmPlan(start_rad + fraction * (goal_rad - start_rad), shortened=why)
+
+    def _within_joint_speeds(self, start_rad: np.ndarray, goal_rad: np.ndarray) -> tuple[np.ndarray, str]:
+        """Scale the joint step down to joint speeds the torque-limited motors can still brake from.
+
+        Near the workspace edge a 20 mm step can need 0.5 rad of shoulder motion; the shoulder then
+        saturated at 87 N m and the tool overshot the step by up to 17 mm.
+        """
+        period_s = 1.0 / self.config.control_rate_hz
+        largest_rad = np.asarray(ARM_MAX_VELOCITY_RAD_S) * period_s / np.asarray(JOINT_SPEED_DIVISORS)
+        ratio = float(np.max(np.abs(goal_rad - start_rad) / largest_rad))
+        if ratio <= 1.0:
+            return goal_rad, ''
+        return start_rad + (goal_rad - start_rad) / ratio, f'slowed to the joint speed limit ({ratio:.2f} x over)'
+
+    def _predict(self, start: Pose, start_rad: np.ndarray, goal_rad: np.ndarray, fraction: float) -> ValidationResult:
+        """Check the tool motion of `fraction` of the joint step, from forward kinematics."""
+        end = self.panda.tcp_pose_at(start_rad + fraction * (goal_rad - start_rad))
+        limits = self.config.ee_limits
+        already_out_m = limits.workspace.excursion_m(start.position)     # never push further out than now
+        return check_tool_motion(ToolMotion.between(start, end), end.position, limits,
+                                 workspace_tolerance_m=already_out_m)
+
+    def _largest_safe_fraction(self, start: Pose, start_rad: np.ndarray, goal_rad: np.ndarray) -> float:
+        """Bisect the joint-step fraction whose predicted tool motion is within bounds (0 always is)."""
+        safe, unsafe = 0.0, 1.0
+        for _ in range(SHORTEN_BISECTIONS):
+            middle = 0.5 * (safe + unsafe)
+            if self._predict(start, start_rad, goal_rad, middle).ok:
+                safe = middle
+            else:
+                unsafe = middle
+        return safe
+
+    def _check_executed(self, start: Pose, end: Pose) -> str:
+        """Why the measured step is out of bounds ('' if it is not); holds the arm where it is if so."""
+        check = check_measured_step(start, end, self.config.ee_limits)
+        if check.ok:
+            return ''
+        self.panda.hold_still()
+        logging.getLogger(__name__).warning('%s step %d: measured %s; arm held', self.task.name, self._step,
+                                            check.reason)
+        return f'measured {check.reason}'
 
     def hold(self) -> TaskState:
         """Simulate one control period with no new command (the arm keeps its last targets)."""
@@ -163,19 +277,38 @@ class World:
         self._step += 1
         return self.task_state()
 
-    def _move_arm(self, goal_rad: np.ndarray, gripper_width_m: float) -> None:
-        """Ramp the joint targets to `goal_rad` over the first part of the control period, then hold.
+    def _move_arm(self, start: Pose, goal_rad: np.ndarray, gripper_width_m: float) -> str:
+        """Drive the joints along a minimum-jerk profile to `goal_rad` over the control period.
 
-        The ramp keeps the tool on a nearly straight path (0.2 mm deviation for a 20 mm step)
-        instead of the joints' uneven transients (5 mm), which matters for 2 mm clearances.
+        The joints follow the straight joint-space line to the goal (the tool stays within 0.2 mm of a
+        straight path for a 20 mm step, which matters for 2 mm clearances), starting and ending at
+        zero velocity: a linear ramp made the 87 N m shoulder overshoot by up to 0.08 rad. If the
+        tool's motion since `start` leaves the bounds anyway (momentum, contact), the arm is held
+        where it is for the rest of the period; returns why ('' if it was not).
         """
-        start_rad = self.panda.joint_positions()[:len(goal_rad)]
-        ramp_steps = max(1, int(RAMP_FRACTION * self.config.substeps))
+        start_rad = self.panda.arm_joint_positions()
+        stopped = ''
         for substep in range(self.config.substeps):
-            fraction = min((substep + 1) / ramp_steps, 1.0)
-            self.panda.set_targets(start_rad + fraction * (goal_rad - start_rad), gripper_width_m)
+            if not stopped:
+                fraction = _minimum_jerk((substep + 1) / self.config.substeps)
+                self.panda.set_targets(start_rad + fraction * (goal_rad - start_rad), gripper_width_m)
             pb.stepSimulation(physicsClientId=self.client)
             self.task.after_substep()
+            if not stopped:
+                stopped = self._stop_if_out_of_bounds(start)
+        return stopped
+
+    def _stop_if_out_of_bounds(self, start: Pose) -> str:
+        """Hold the arm where it is once the tool, braking from its current speed, would move farther
+        than a step may; returns why."""
+        tcp = _coasted(self.panda.tcp_pose(), *self.panda.tcp_velocity(), BRAKING_TIME_S)
+        limits = self.config.ee_limits
+        check = check_tool_motion(ToolMotion.between(start, tcp), tcp.position, limits,
+                                  workspace_tolerance_m=limits.workspace.excursion_m(start.position))
+        if check.ok:
+            return ''
+        self.panda.hold_still()
+        return f'stopped early: {check.reason}'
 
     def move_camera(self, goal: CameraPoseGoal) -> ValidationResult:
         """Validate a camera pose goal, solve IK and move the camera arm there (kinematically)."""
@@ -235,6 +368,35 @@ class World:
         """Segmentation value of each body: task objects, 'table', 'panda', 'camera_arm'."""
         return {**self.task.object_bodies(), 'table': self.table, 'panda': self.panda.body,
                 'camera_arm': self.camera_arm.body}
+
+
+def check_measured_step(start: Pose, end: Pose, limits: EeLimits, tolerant: bool = True) -> ValidationResult:
+    """Check a step's measured tool motion, with the tracking tolerances unless `tolerant` is False.
+
+    A tool already outside the workspace (pushed there) counts only if it went further out.
+    """
+    tolerances = (TRACKING_TOLERANCE_M, TRACKING_TOLERANCE_RAD, WORKSPACE_TOLERANCE_M) if tolerant else (0.0,) * 3
+    already_out_m = limits.workspace.excursion_m(start.position)
+    return check_tool_motion(ToolMotion.between(start, end), end.position, limits, tolerances[0], tolerances[1],
+                             already_out_m + tolerances[2])
+
+
+def _coasted(pose: Pose, linear_m_s: np.ndarray, angular_rad_s: np.ndarray, duration_s: float) -> Pose:
+    """Where the tool gets to if it keeps its velocity for `duration_s` (a braking allowance)."""
+    return Pose(pose.position + duration_s * linear_m_s,
+                quat_multiply(axis_angle_to_quat(duration_s * angular_rad_s), pose.quaternion))
+
+
+def _minimum_jerk(time_fraction: float) -> float:
+    """Share of the way covered at `time_fraction` of a move that starts and ends at rest."""
+    t = min(max(time_fraction, 0.0), 1.0)
+    return t ** 3 * (10.0 - 15.0 * t + 6.0 * t ** 2)
+
+
+def _command_target(tcp: Pose, command: EeDeltaCommand) -> Pose:
+    """Tool pose a validated delta asks for: translated in the world frame, rotated about the tool."""
+    return Pose(tcp.position + np.asarray(command.translation_m, dtype=float),
+                quat_multiply(axis_angle_to_quat(command.rotation_rad), tcp.quaternion))
 
 
 def _goal_from_pose(pose: Pose) -> CameraPoseGoal:
