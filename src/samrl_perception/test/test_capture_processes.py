@@ -194,7 +194,7 @@ BAD_INPUTS = {  # case -> what the capture node's log must say
     _colour_without_depth: 'dropped colour image (unmatched',
     _depth_in_another_frame: "dropped frame (frame_id, 1 so far): depth image is in frame 'camera_depth_optical_frame'",
     _camera_info_of_another_size: 'camera_info is 128x96 but the images are 64x48',
-    _pair_from_the_future: 'dropped colour image (clock, 1 so far): colour image is stamped 3153',
+    _pair_from_the_future: 'image is stamped 31535999',     # colour or depth first: arrival order varies
 }
 
 
