@@ -76,14 +76,18 @@ class SamrlEnv(gym.Env):
     # --- conversions ----------------------------------------------------------------------------
 
     def _command(self, action: np.ndarray) -> EeDeltaCommand:
-        """Scale [-1, 1] actions onto the command limits; stop translations at the workspace wall."""
+        """Scale [-1, 1] actions onto the command limits; stop translations at the workspace wall.
+
+        A tool outside the workspace (pushed there) is brought back towards it, one step limit at a time.
+        """
         action = np.clip(action, -1.0, 1.0)
         limits = self.world.config.ee_limits
         delta = action[:6] * self._scale
         tcp = self.world.tcp_pose().position
         target = np.clip(tcp + delta[:3], limits.workspace.lower, limits.workspace.upper)
+        translation = np.clip(target - tcp, -limits.max_translation_m, limits.max_translation_m)  # from outside
         gripper = limits.gripper_min_m + 0.5 * (action[6] + 1.0) * (limits.gripper_max_m - limits.gripper_min_m)
-        return EeDeltaCommand(tuple(target - tcp), tuple(delta[3:]), float(gripper))
+        return EeDeltaCommand(tuple(translation), tuple(delta[3:]), float(gripper))
 
     def _observation(self) -> dict:
         height, width = self.image_size

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from samrl_description.geometry import Pose
 from samrl_sim.commands import EeDeltaCommand
 from samrl_sim.envs import SamrlEnv
-from samrl_description.geometry import Pose
 from samrl_sim.safety import EeLimits, ToolMotion
 from samrl_sim.tasks import TASK_NAMES
 from samrl_sim.world import World, check_measured_step
@@ -31,7 +31,7 @@ NUMBER_PATTERN = re.compile(r'\[[^\]]*\]|\([^)]*\)|-?\d+(\.\d+)?(e-?\d+)?')
 
 @dataclass
 class MotionReport:
-    """Outcome counts of a stress run; `violations` must be 0 and `empty_reasons` too."""
+    """Outcome counts of a stress run; `violations` and `empty_reasons` should be 0."""
 
     commands: int = 0
     accepted: int = 0

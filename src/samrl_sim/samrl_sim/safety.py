@@ -134,7 +134,8 @@ def _exceeds(vector: np.ndarray, bound: float, tolerance: float, name: str, unit
 
 
 def validate_ee_delta(command: EeDeltaCommand, tcp_position_m, limits: EeLimits = EeLimits()) -> ValidationResult:
-    """Check finiteness, per-step bounds and that the resulting tool position stays in the workspace."""
+    """Check finiteness, per-step bounds and that the resulting tool position stays in the workspace
+    (or, for a tool already outside it, comes nearer)."""
     translation, why = _as_vector(command.translation_m, 3, 'translation')
     if translation is None:
         return ValidationResult.reject(why)
@@ -152,10 +153,17 @@ def validate_ee_delta(command: EeDeltaCommand, tcp_position_m, limits: EeLimits 
         return ValidationResult.reject(
             f'gripper width {float(gripper[0]):.4g} m outside [{limits.gripper_min_m}, {limits.gripper_max_m}] m')
     target = np.asarray(tcp_position_m, dtype=float) + translation
-    if not limits.workspace.contains(target):
+    if not _returns_or_stays_inside(limits.workspace, np.asarray(tcp_position_m, dtype=float), target):
         return ValidationResult.reject(f'target tool position {np.round(target, 4).tolist()} m is outside the '
                                        f'workspace {limits.workspace.lower}..{limits.workspace.upper} m')
     return ValidationResult.accept()
+
+
+def _returns_or_stays_inside(box: WorkspaceBox, tcp_position_m: np.ndarray, target_m: np.ndarray) -> bool:
+    """A target inside the box, or one nearer to it than a tool that is already outside (pushed there
+    by contact): otherwise a tool more than one step outside could never be brought back."""
+    outside_m = box.excursion_m(target_m)
+    return outside_m == 0.0 or outside_m < box.excursion_m(tcp_position_m)
 
 
 def check_ik_residual(reached: Pose, target: Pose) -> ValidationResult:

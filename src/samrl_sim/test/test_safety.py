@@ -46,6 +46,13 @@ def test_delta_leaving_the_workspace_is_rejected():
     assert not result.ok and 'workspace' in result.reason
 
 
+def test_a_tool_outside_the_workspace_may_only_come_nearer():
+    outside = (0.5, 0.0, -0.03)                    # pushed 30 mm below the box: more than one step
+    assert validate_ee_delta(EeDeltaCommand((0, 0, 0.02), (0, 0, 0), 0.04), outside).ok
+    assert 'workspace' in validate_ee_delta(EeDeltaCommand((0.01, 0, 0), (0, 0, 0), 0.04), outside).reason
+    assert 'workspace' in validate_ee_delta(EeDeltaCommand((0, 0, -0.01), (0, 0, 0), 0.04), outside).reason
+
+
 def test_camera_goals():
     view = look_at((0.8, -0.3, 0.4), (0.5, 0.0, 0.05))
     assert validate_camera_goal(CameraPoseGoal(view.position, view.quaternion)).ok
