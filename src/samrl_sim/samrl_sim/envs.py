@@ -6,8 +6,8 @@ MAX_TRANSLATION_PER_STEP_M, rotation vector (3) x MAX_ROTATION_PER_STEP_RAD, gri
 (1) mapped linearly onto [0, 0.08] m. Translations that would leave the workspace are shortened
 to its boundary; a command the safety layer still rejects is replaced by holding still, and the
 reason is reported in info['command_rejected']; info['command_shortened'] says why an accepted
-command was scaled down, info['command_stopped'] why the arm was held before the end of the
-period, and info['motion_violation'] why its measured motion was out of bounds anyway.
+command was scaled down (also when only part of it stayed within bounds in the world's preview),
+info['command_stopped'] why the arm was held before the end of the period.
 An action that is not 7 finite numbers raises ValueError (it is never truncated or padded).
 
 Register with `register_envs()` (no side effects on import).
@@ -62,7 +62,7 @@ class SamrlEnv(gym.Env):
         result = self.world.step(self._command(_checked_action(action)))
         state = result.state if result.accepted else self.world.hold()
         reward = self._reward(state)
-        info = self._info(state, result.reason, result.shortened, result.stopped, result.violation)
+        info = self._info(state, result.reason, result.shortened, result.stopped)
         return self._observation(), reward, state.success, state.truncated, info
 
     def render(self):
@@ -103,10 +103,9 @@ class SamrlEnv(gym.Env):
         return state.normalized_reward if self.reward_mode == 'normalized_dense' else state.reward
 
     @staticmethod
-    def _info(state: TaskState, rejected: str = '', shortened: str = '', stopped: str = '',
-              violation: str = '') -> dict:
+    def _info(state: TaskState, rejected: str = '', shortened: str = '', stopped: str = '') -> dict:
         return {**state.info, 'step': state.step, 'command_rejected': rejected, 'command_shortened': shortened,
-                'command_stopped': stopped, 'motion_violation': violation}
+                'command_stopped': stopped}
 
 
 def _checked_action(action) -> np.ndarray:

@@ -39,8 +39,7 @@ class MotionReport:
     stopped: int = 0                                       # held during the period at the bounds
     rejected: Counter = field(default_factory=Counter)     # reason, with numbers blanked, -> count
     empty_reasons: int = 0                                 # refusals without a reason
-    violations: int = 0                                    # accepted steps out of bounds beyond the tolerances
-    over_limit: int = 0                                    # accepted steps past the bare limits (no tolerance)
+    violations: int = 0                                    # accepted steps whose measured motion is out of bounds
     worst_translation_m: float = 0.0                       # largest measured per-axis tool motion
     worst_rotation_rad: float = 0.0                        # largest measured rotation-vector component
     worst_excursion_m: float = 0.0                         # furthest measured outside the workspace
@@ -50,13 +49,11 @@ class MotionReport:
         self.empty_reasons += not reason
 
     def add_step(self, start: Pose, end: Pose, limits: EeLimits, shortened: bool, stopped: bool) -> None:
-        """Count an accepted step and measure it against the limits, with and without the tolerances
-        that the world allows for tracking error."""
+        """Count an accepted step and measure it against the per-step limits and the workspace."""
         motion = ToolMotion.between(start, end)
         self.accepted += 1
         self.shortened += shortened
         self.stopped += stopped
-        self.over_limit += not check_measured_step(start, end, limits, tolerant=False).ok
         self.violations += not check_measured_step(start, end, limits).ok
         self.worst_translation_m = max(self.worst_translation_m, motion.largest_translation_m)
         self.worst_rotation_rad = max(self.worst_rotation_rad, motion.largest_rotation_rad)

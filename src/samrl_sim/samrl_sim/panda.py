@@ -38,6 +38,7 @@ class PandaArm:
         self._chain = KinematicChain(PANDA_URDF, base_pose, TCP_LINK, list(ARM_JOINTS),
                                      search_path=pybullet_data.getDataPath())
         self._gripper_target_m = 0.0
+        self._arm_target_rad = np.asarray(HOME_JOINTS_RAD, dtype=float)
 
     def close(self) -> None:
         self._chain.close()
@@ -92,6 +93,10 @@ class PandaArm:
         """Make the current arm configuration the motor target, keeping the gripper's last target."""
         self.set_targets(self.arm_joint_positions(), self._gripper_target_m)
 
+    def targets(self) -> tuple[np.ndarray, float]:
+        """The motor targets last set: arm joints (rad) and gripper width (m)."""
+        return self._arm_target_rad.copy(), self._gripper_target_m
+
     def reset_joints(self, arm_rad, gripper_width_m: float) -> None:
         """Teleport the arm and fingers (zero velocity) and hold them there with the motors."""
         finger = 0.5 * gripper_width_m
@@ -110,6 +115,7 @@ class PandaArm:
     def set_targets(self, arm_rad: np.ndarray, gripper_width_m: float) -> None:
         """Position-control targets for the seven arm joints and the two fingers."""
         self._gripper_target_m = float(gripper_width_m)
+        self._arm_target_rad = np.array(arm_rad, dtype=float)
         pb.setJointMotorControlArray(self.body, list(ARM_JOINTS), pb.POSITION_CONTROL,
                                      targetPositions=arm_rad.tolist(), forces=list(ARM_MAX_TORQUE_NM),
                                      positionGains=[ARM_POSITION_GAIN] * len(ARM_JOINTS),

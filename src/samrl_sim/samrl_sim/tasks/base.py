@@ -85,6 +85,13 @@ class Task(ABC):
     def after_substep(self) -> None:
         """Hook called after every physics step (e.g. to track a maximum over the episode)."""
 
+    def episode_memory(self) -> dict:
+        """What after_substep has recorded this episode, so that a previewed step can be undone."""
+        return {}
+
+    def restore_episode_memory(self, memory: dict) -> None:
+        """Undo after_substep's records back to `memory` (from episode_memory)."""
+
     def privileged_state(self) -> np.ndarray:
         """True object state as a flat float vector (for baselines and debugging)."""
         poses = [self.object_pose(name) for name in sorted(self.object_bodies())]

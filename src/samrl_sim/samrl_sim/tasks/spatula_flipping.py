@@ -87,6 +87,12 @@ class SpatulaFlippingTask(Task):
         lift = self.object_pose('pancake').position[2] - self.rest_height_m
         self.max_lift_m = max(self.max_lift_m, float(lift))
 
+    def episode_memory(self) -> dict:
+        return {'max_lift_m': self.max_lift_m}
+
+    def restore_episode_memory(self, memory: dict) -> None:
+        self.max_lift_m = memory['max_lift_m']
+
     # --- named geometry ------------------------------------------------------------------------
 
     def blade_tip_pose(self) -> Pose:
