@@ -227,32 +227,64 @@ class Renderer:
             self._scene_key = key
         return self._scenes
 
-    def camera_frame_vertices(self, objects: dict[str, ObjectParams], camera_pose_world: torch.Tensor
-                              ) -> list[torch.Tensor]:
-        """Each object's vertices in the render frame: stretch @ T_camera_world(P) @ T_world_object(psi)."""
+    def camera_frame_vertices(self, objects: dict[str, ObjectParams], camera_pose_world: torch.Tensor,
+                              principal_point: tuple[float, float] | None = None) -> list[torch.Tensor]:
+        """Each object's vertices in the render frame: stretch @ shear @ T_camera_world(P) @ T_world_object(psi).
+
+        The shear moves the image by the difference between `principal_point` (cx, cy) and the
+        renderer's own: x += (cx - cx_own) z / fx keeps z, so depth and occlusion are unchanged
+        and a window of a larger frame renders without rebuilding the Mitsuba sensor.
+        """
         camera_world = invert_pose(camera_pose_world)
+        shear = self._shear(principal_point, camera_world.dtype)
         out = []
         for obj in objects.values():
             world = obj.world_vertices().to(camera_world.dtype)
             camera = world @ camera_world[:3, :3].T + camera_world[:3, 3]
+            if shear is not None:
+                camera = camera @ shear.T
             out.append(camera * self._stretch.to(camera.dtype))
         return out
 
+    def _shear(self, principal_point: tuple[float, float] | None, dtype: torch.dtype) -> torch.Tensor | None:
+        if principal_point is None:
+            return None
+        k = self.intrinsics
+        shift_x, shift_y = (principal_point[0] - k.cx) / k.fx, (principal_point[1] - k.cy) / k.fy
+        return torch.tensor([[1.0, 0.0, shift_x], [0.0, 1.0, shift_y], [0.0, 0.0, 1.0]], dtype=dtype)
+
     def render(self, objects: dict[str, ObjectParams], camera_pose_world: torch.Tensor,
-               target: str | None = None, seed: int = 0) -> RenderOutput:
-        """RGB, mask of `target` (zeros if None) and depth of the objects seen from `camera_pose_world`."""
+               target: str | None = None, seed: int = 0, principal_point: tuple[float, float] | None = None
+               ) -> RenderOutput:
+        """RGB, mask of `target` (zeros if None) and depth of the objects seen from `camera_pose_world`;
+        with `principal_point`, as a camera of the same size and focal lengths centred there."""
         if target is not None and target not in objects:
             raise KeyError(f'target {target!r} is not among the objects {list(objects)}')
         scenes = self._scenes_for(objects)
-        vertices = [v.float().contiguous() for v in self.camera_frame_vertices(objects, camera_pose_world)]
+        vertices = [v.float().contiguous()
+                    for v in self.camera_frame_vertices(objects, camera_pose_world, principal_point)]
         colors = [obj.color.float().reshape(3) for obj in objects.values()]
         mask_rgb = [WHITE if name == target else BLACK for name in objects]
         rgb, mask = _render_images(scenes, self._integrator, vertices, colors, mask_rgb, self.spp, seed)
-        depth = self._depth(scenes, vertices)
+        depth, _ = self._depth(scenes, vertices)
         return RenderOutput(rgb, mask, depth)
 
-    def _depth(self, scenes: _Scenes, vertices: list[torch.Tensor]) -> torch.Tensor:
-        """Depth (H, W) at pixel centres: Mitsuba finds the hit triangle, torch the distance to it."""
+    def raycast(self, objects: dict[str, ObjectParams], camera_pose_world: torch.Tensor,
+                principal_point: tuple[float, float] | None = None) -> tuple[torch.Tensor, np.ndarray]:
+        """Depth (H, W) with gradients, and the index into `objects` of the object seen at each
+        pixel centre (-1: none); one ray per pixel, no images (a fraction of `render`'s cost)."""
+        scenes = self._scenes_for(objects)
+        vertices = [v.float().contiguous()
+                    for v in self.camera_frame_vertices(objects, camera_pose_world, principal_point)]
+        for name, vertex_tensor in zip(scenes.names, vertices):     # the rays must meet today's geometry
+            scenes.rgb_params[f'{name}.vertex_positions'] = mi.Float(vertex_tensor.detach().numpy().ravel())
+        scenes.rgb_params.update()
+        depth, object_index = self._depth(scenes, vertices)
+        return depth, object_index.reshape(self.intrinsics.height, self.intrinsics.width)
+
+    def _depth(self, scenes: _Scenes, vertices: list[torch.Tensor]) -> tuple[torch.Tensor, np.ndarray]:
+        """Depth (H, W) at pixel centres, Mitsuba finding the hit triangle and torch the distance to
+        it, and the hit object's index per pixel (H * W,)."""
         k = self.intrinsics
         object_index, primitive = self._hit_triangles(scenes)
         hit = object_index >= 0
@@ -264,7 +296,7 @@ class Renderer:
         z = (normal * triangles[:, 0]).sum(-1) / (normal * rays).sum(-1)
         depth = torch.zeros(k.height * k.width, dtype=z.dtype)
         depth = depth.index_put((torch.as_tensor(np.flatnonzero(hit)),), z)
-        return depth.reshape(k.height, k.width)
+        return depth.reshape(k.height, k.width), object_index
 
     def _hit_triangles(self, scenes: _Scenes) -> tuple[np.ndarray, np.ndarray]:
         """Per pixel centre: index of the object hit (-1 = none) and the triangle within it."""

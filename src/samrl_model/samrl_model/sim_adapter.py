@@ -102,6 +102,11 @@ def capture(world: World, name: str, width: int, height: int, view: Pose | None 
     moved = world.move_camera(CameraPoseGoal(tuple(view.position), tuple(view.quaternion)))
     if not moved.ok:
         raise RuntimeError(f'camera cannot take the view of {name}: {moved.reason}')
+    return snapshot(world, name, width, height)
+
+
+def snapshot(world: World, name: str, width: int, height: int) -> Observation:
+    """A segmented RGB-D frame of `name` from wherever the camera is now (see capture)."""
     image = world.render(width, height)
     mask = image.seg == world.segmentation_ids()[name]
     return Observation(image.rgb.astype(np.float32) * RGB_SCALE, image.depth_m, mask,

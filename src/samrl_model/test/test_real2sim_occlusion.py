@@ -2,7 +2,7 @@
 
 import torch
 
-from samrl_model.real2sim.update import OCCLUSION_MARGIN_M, RealTargets, unmodelled_occlusion
+from samrl_model.real2sim.update import OCCLUSION_MARGIN_M, unmodelled_occlusion
 
 
 def test_only_off_target_pixels_with_a_nearer_real_surface_are_left_out():
@@ -11,5 +11,4 @@ def test_only_off_target_pixels_with_a_nearer_real_surface_are_left_out():
     real_depth = torch.tensor([[0.20, 0.30, 0.50, 0.00, 0.40, 0.30 - 0.5 * OCCLUSION_MARGIN_M]], dtype=torch.float64)
     real_mask = torch.tensor([[0.0, 1.0, 0.0, 0.0, 0.0, 0.0]])
     model_depth = torch.tensor([[0.30, 0.35, 0.50, 0.30, 0.00, 0.30]])
-    real = RealTargets(torch.zeros(1, 6, 3), real_mask, torch.zeros(1, 3), real_depth)
-    assert unmodelled_occlusion(real, model_depth).tolist() == [[True, False, False, False, False, False]]
+    assert unmodelled_occlusion(real_mask, real_depth, model_depth).tolist() == [[True, False, False, False, False, False]]

@@ -200,3 +200,125 @@ def format_summary(task: str, summary: dict, init: str = 'perturbed') -> str:
     return (f'{task:>17}: {pose("")} (mean; from {init} {pose("initial_")}), {summary["iterations_mean"]:.0f} '
             f'iterations, {summary["wall_time_s_mean"]:.1f} s per update{coarse}, {summary["seeds"]} seeds '
             f'({summary["skipped"]} skipped: object hidden)')
+
+
+# --- tracking through oracle episodes (`--mode track`) -------------------------------------------
+
+@dataclass(frozen=True)
+class TrackBenchConfig:
+    """Camera frames at the task's own view, at the camera's resolution; masks from the simulator
+    ('sim') or from the shipped Mask R-CNN ('maskrcnn')."""
+
+    width: int = 640
+    height: int = 480
+    masks: str = 'sim'
+
+
+def run_track_episode(world, task: str, seed: int, config: TrackBenchConfig, tracker_config,
+                      segment=None) -> dict:
+    """One seeded oracle episode; the model is tracked at every control step and compared with the truth."""
+    from samrl_model.real2sim.track import RobotState, Tracker
+    from samrl_model.sim_adapter import snapshot
+    from samrl_sim.oracles import make_oracle
+
+    target, period = TARGETS[task], YAW_PERIOD_RAD.get(TARGETS[task])
+    state = world.reset(seed)
+    oracle = make_oracle(task)
+    oracle.reset(world)
+
+    def frame():
+        observation = snapshot(world, target, config.width, config.height)
+        return observation if segment is None else replace(observation, mask=segment(observation))
+
+    def robot():
+        return RobotState(world.tcp_pose(), world.panda.gripper_width())
+
+    observation, truth = frame(), objects_from_world(world)[0]
+    start = time.perf_counter()
+    coarse = coarse_model(observation, uninformed_prior(world, truth[target]))
+    tracker = Tracker(task, tracker_config)
+    steps = [_track_record(tracker.start(observation, {**truth, target: coarse.params}, robot(),
+                                         time.perf_counter() - start), target, truth[target], period, 0)]
+    rejected = 0
+    while not state.success and not state.truncated and rejected <= world.task.max_episode_steps:
+        result = world.step(oracle.act(world))
+        rejected += not result.accepted
+        state = result.state if result.accepted else world.hold()
+        observation, truth = frame(), objects_from_world(world)[0]
+        steps.append(_track_record(tracker.step(observation, robot()), target, truth[target], period, state.step))
+    return {'task': task, 'seed': seed, 'success': bool(state.success), 'steps': steps}
+
+
+def _track_record(step, target: str, truth: ObjectParams, period, index: int) -> dict:
+    return {'step': index, 'action': step.action, 'iterations': step.iterations, 'iou': step.iou,
+            'visible_px': step.visible_px, 'wall_time_s': step.wall_time_s,
+            'scale': step.window.scale if step.window else None,
+            'stages_s': dict(step.stages.seconds), 'error': errors(step.objects[target], truth, period)}
+
+
+def summarise_track(episodes: list[dict]) -> dict:
+    """Time per step (mean, p95), mean stage seconds per step, errors over every step (mean, p95, max)."""
+    steps = [s for e in episodes for s in e['steps']]
+    times = np.array([s['wall_time_s'] for s in steps])
+    summary = {'episodes': len(episodes), 'steps': len(steps),
+               'success_rate': float(np.mean([e['success'] for e in episodes])),
+               'time_s_mean': float(times.mean()), 'time_s_p95': float(np.percentile(times, 95)),
+               'actions': {a: sum(s['action'] == a for s in steps) for a in ('coarse', 'refit', 'kept', 'unseen')}}
+    stages = {}
+    for s in steps:
+        for name, seconds in s['stages_s'].items():
+            stages[name] = stages.get(name, 0.0) + seconds / len(steps)
+    summary['stage_s_per_step'] = dict(sorted(stages.items(), key=lambda item: -item[1]))
+    for key in steps[0]['error']:
+        values = np.array([s['error'][key] for s in steps])
+        summary[f'{key}_mean'], summary[f'{key}_p95'] = float(values.mean()), float(np.percentile(values, 95))
+        summary[f'{key}_max'] = float(values.max())
+    later = [s for s in steps if s['step'] > 0]
+    if later:
+        summary['translation_mm_max_after_first'] = float(max(s['error']['translation_mm'] for s in later))
+    return summary
+
+
+def run_track_benchmark(tasks: tuple[str, ...], seeds: range, config: TrackBenchConfig = TrackBenchConfig(),
+                        tracker_config=None, progress: bool = True) -> dict:
+    from samrl_model.real2sim.track import TrackConfig
+    torch.set_num_threads(2)
+    tracker_config = tracker_config or TrackConfig()
+    segment = _maskrcnn_segmenter() if config.masks == 'maskrcnn' else None
+    results = {}
+    for task in tasks:
+        world = World(task)
+        iterator = seeds
+        if progress:
+            from tqdm import tqdm
+            iterator = tqdm(seeds, desc=f'track {task}', unit='episode')
+        try:
+            episodes = [run_track_episode(world, task, seed, config, tracker_config,
+                                          None if segment is None else segment(task)) for seed in iterator]
+        finally:
+            world.close()
+        results[task] = {'summary': summarise_track(episodes), 'episodes': episodes}
+    return results
+
+
+def _maskrcnn_segmenter():
+    """segment(task) -> (observation -> target mask) with the shipped Mask R-CNN and refiner."""
+    from samrl_perception.segmentation.segmenter import load_shipped_segmenter
+    segmenter = load_shipped_segmenter()
+
+    def for_task(task: str):
+        return lambda observation: segmenter.target_mask(observation.rgb, observation.depth_m, TARGETS[task])
+    return for_task
+
+
+def format_track_summary(task: str, summary: dict) -> str:
+    text = (f'{task:>17}: {summary["time_s_mean"]:.3f} s per step (p95 {summary["time_s_p95"]:.3f}); error mean / '
+            f'p95 / max {summary["translation_mm_mean"]:.2f} / {summary["translation_mm_p95"]:.2f} / '
+            f'{summary["translation_mm_max"]:.2f} mm')
+    rotation = 'rotation_sym_deg' if 'rotation_sym_deg_mean' in summary else 'rotation_deg'
+    text += (f', {summary[rotation + "_mean"]:.2f} / {summary[rotation + "_p95"]:.2f} / '
+             f'{summary[rotation + "_max"]:.2f} deg')
+    if 'thread_mm_mean' in summary:
+        text += (f', thread {summary["thread_mm_mean"]:.2f} / {summary["thread_mm_p95"]:.2f} / '
+                 f'{summary["thread_mm_max"]:.2f} mm')
+    return text + f' ({summary["episodes"]} episodes, {summary["steps"]} steps, actions {summary["actions"]})'

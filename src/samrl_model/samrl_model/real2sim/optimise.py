@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from samrl_model.stopwatch import Stopwatch, timed
+
 # Adam step sizes per kind of latent, in the latent's own unit per iteration.
 LEARNING_RATES = {'translation': 2e-3,   # m
                   'rotation': 1e-2,      # rad (axis-angle)
@@ -66,9 +68,10 @@ def _settled(history: list[dict[str, float]], config: OptimiseConfig) -> bool:
 
 
 def optimise(latents: dict[str, torch.Tensor], evaluate: Callable[[dict[str, torch.Tensor]], tuple],
-             config: OptimiseConfig = OptimiseConfig(), log: Callable[[str], None] | None = None
-             ) -> OptimiseResult:
-    """Minimise evaluate(latents) -> (loss tensor, terms dict) over the latents (updated in place)."""
+             config: OptimiseConfig = OptimiseConfig(), log: Callable[[str], None] | None = None,
+             stopwatch: Stopwatch | None = None) -> OptimiseResult:
+    """Minimise evaluate(latents) -> (loss tensor, terms dict) over the latents (updated in place);
+    `stopwatch` gets the backward pass and the step (evaluate times its own stages)."""
     for value in latents.values():
         value.requires_grad_(True)
     optimiser = _optimiser(latents, config)
@@ -86,10 +89,12 @@ def optimise(latents: dict[str, torch.Tensor], evaluate: Callable[[dict[str, tor
             log(f'iteration {iteration:3d}: ' + ', '.join(f'{k} {v:.5g}' for k, v in history[-1].items()))
         # 4. Backpropagate through the renderer to every latent.
         optimiser.zero_grad()
-        loss.backward()
+        with timed(stopwatch, 'backward'):
+            loss.backward()
         # 5. Take a gradient step (Eq. 5, with Adam's per-latent step sizes).
-        optimiser.step()
-        scheduler.step()
+        with timed(stopwatch, 'optimiser'):
+            optimiser.step()
+            scheduler.step()
         if _settled(history, config):
             converged = True
             break

@@ -26,6 +26,7 @@ from samrl_model.real2sim.observation import Observation
 from samrl_model.real2sim.optimise import OptimiseConfig, OptimiseResult, optimise
 from samrl_model.real2sim.surface import surface_samples, visible_surface_points
 from samrl_model.render import ObjectParams, Renderer
+from samrl_model.stopwatch import Stopwatch, timed
 
 DEFAULT_CLOUD_POINTS = 500
 SURFACE_SAMPLES = 1500      # on the whole mesh; about a third to a half are visible
@@ -71,10 +72,10 @@ def real_targets(observation: Observation, cloud_points: int, generator: torch.G
     return RealTargets(rgb, mask, subsample(cloud, cloud_points, generator), depth)
 
 
-def unmodelled_occlusion(real: RealTargets, model_depth: torch.Tensor) -> torch.Tensor:
-    """(H, W) bool: pixels off the target where the camera sees a surface nearer than the model's."""
-    return ((real.mask < 0.5) & (real.depth > 0) & (model_depth > 0)
-            & (real.depth < model_depth.to(real.depth.dtype) - OCCLUSION_MARGIN_M))
+def unmodelled_occlusion(mask: torch.Tensor, depth: torch.Tensor, model_depth: torch.Tensor) -> torch.Tensor:
+    """(H, W) bool: pixels off the camera's target `mask` where its `depth` is nearer than the model's."""
+    return ((mask < 0.5) & (depth > 0) & (model_depth > 0)
+            & (depth < model_depth.to(depth.dtype) - OCCLUSION_MARGIN_M))
 
 
 def latents_of(params: ObjectParams) -> dict[str, torch.Tensor]:
@@ -91,9 +92,18 @@ def with_latents(params: ObjectParams, latents: dict[str, torch.Tensor]) -> Obje
                    joint_angles=latents.get('joint_angles', params.joint_angles))
 
 
+def _principal_point(renderer: Renderer, k) -> tuple[float, float] | None:
+    """The observation's principal point if the renderer must shift to it (a window of a frame)."""
+    own = renderer.intrinsics
+    if (own.width, own.height) != (k.width, k.height) or not np.allclose((own.fx, own.fy), (k.fx, k.fy)):
+        raise ValueError(f'the renderer draws {own.width}x{own.height} px at f = {own.fx:.1f}, {own.fy:.1f} px, the '
+                         f'observation is {k.width}x{k.height} px at f = {k.fx:.1f}, {k.fy:.1f} px')
+    return None if (own.cx, own.cy) == (k.cx, k.cy) else (k.cx, k.cy)
+
+
 def update_model(observation: Observation, objects: dict[str, ObjectParams], camera_pose: torch.Tensor,
-                 renderer: Renderer, config: Real2SimConfig = Real2SimConfig(), log=None
-                 ) -> tuple[dict[str, ObjectParams], OptimiseResult]:
+                 renderer: Renderer, config: Real2SimConfig = Real2SimConfig(), log=None,
+                 stopwatch: Stopwatch | None = None) -> tuple[dict[str, ObjectParams], OptimiseResult]:
     """Fit objects[observation.target] to the observation; returns the updated objects and the run.
 
     With config.initial == 'coarse' the target's current latents are first replaced by a coarse fit
@@ -102,7 +112,8 @@ def update_model(observation: Observation, objects: dict[str, ObjectParams], cam
     """
     target = observation.target
     generator = torch.Generator().manual_seed(config.seed)
-    real = real_targets(observation, config.cloud_points, generator)
+    with timed(stopwatch, 'camera cloud'):
+        real = real_targets(observation, config.cloud_points, generator)
     if config.initial == 'coarse':
         fit = coarse_model(observation, objects[target], config.coarse)
         objects = {**objects, target: fit.params}
@@ -110,25 +121,30 @@ def update_model(observation: Observation, objects: dict[str, ObjectParams], cam
             log(f'coarse initial model of {target}: {fit.method}, {fit.points} points, '
                 f'mean residual {fit.residual_m * 1000:.2f} mm')
     k = observation.intrinsics
+    principal_point = _principal_point(renderer, k)
     iteration = [0]
     samples = surface_samples(objects[target].mesh, SURFACE_SAMPLES, np.random.default_rng(config.seed))
 
     def evaluate(latents):
         model = {**objects, target: with_latents(objects[target], latents)}
-        out = renderer.render(model, camera_pose, target=target, seed=config.seed + iteration[0])
+        with timed(stopwatch, 'render (rgb, mask, depth)'):
+            out = renderer.render(model, camera_pose, target=target, seed=config.seed + iteration[0],
+                                  principal_point=principal_point)
         iteration[0] += 1
         compared = torch.ones_like(real.mask)
         if config.ignore_unmodelled_occluders:
-            compared = compared * ~unmodelled_occlusion(real, out.depth.detach())
+            compared = compared * ~unmodelled_occlusion(real.mask, real.depth, out.depth.detach())
         image = masked_image_l1(real.rgb, real.mask * compared, out.rgb, out.mask * compared)
         loss, terms = config.weights.image * image, {'image_l1': image.item()}
-        cloud, weights = visible_surface_points(model[target], samples, camera_pose, out.depth.detach(),
-                                                out.mask.detach() * compared, k.fx, k.fy, k.cx, k.cy)
+        with timed(stopwatch, 'surface samples'):
+            cloud, weights = visible_surface_points(model[target], samples, camera_pose, out.depth.detach(),
+                                                    out.mask.detach() * compared, k.fx, k.fy, k.cx, k.cy)
         if len(cloud):  # an object rendered out of view has no cloud: the image term pulls it back
-            distance = emd(cloud, real.cloud, weights)
+            with timed(stopwatch, 'emd'):
+                distance = emd(cloud, real.cloud, weights)
             loss = loss + config.weights.cloud * distance
             terms['emd_m'] = distance.item()
         return loss, terms
 
-    result = optimise(latents_of(objects[target]), evaluate, config.optimise, log)
+    result = optimise(latents_of(objects[target]), evaluate, config.optimise, log, stopwatch)
     return {**objects, target: with_latents(objects[target], result.latents)}, result

@@ -1,0 +1,285 @@
+"""Real2Sim at the control rate (Alg. 1 lines 3 and 7): predict M from the executed command, then check or refit.
+
+Every control step the tracker
+1. predicts: the held object moves rigidly with the tool centre point, an object resting on it
+   (the pancake on the spatula's blade) rides along, the hand and fingers go where the robot's
+   state puts them, and everything else stays;
+2. looks through a window of the camera's own pixels around the predicted target (window.py),
+   with M's render of the hand occluding the target as the real hand does;
+3. checks the prediction: a target that neither is held nor rides, whose render matches the
+   camera's mask (IoU >= agree_iou), is kept as it is;
+4. otherwise refits the target's latents from the prediction with a few Real2Sim iterations at
+   tracking step sizes (Adam's first steps are about one learning rate whatever the gradient, so
+   they are small here: the prediction is already close).
+
+The first frame of an episode starts from the coarse initial model and refits it for longer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from samrl_description.geometry import Pose, axis_angle_to_quat, quat_to_axis_angle
+from samrl_description.tasks import HELD_OBJECTS, TARGETS, check_task
+from samrl_model.real2sim.observation import Observation
+from samrl_model.real2sim.losses import emd
+from samrl_model.real2sim.optimise import OptimiseConfig, OptimiseResult, optimise
+from samrl_model.real2sim.surface import surface_samples, visible_surface_points
+from samrl_model.real2sim.update import (
+    SURFACE_SAMPLES,
+    RealTargets,
+    latents_of,
+    real_targets,
+    unmodelled_occlusion,
+    with_latents,
+)
+from samrl_model.real2sim.window import WINDOW_SIZE_PX, Window, binning_for, crop, project, window_around
+from samrl_model.render import ObjectParams, Renderer
+from samrl_model.robot import HAND_PART_NAMES, hand_objects
+from samrl_model.rotations import pose_matrix_from_quat
+from samrl_model.stopwatch import Stopwatch, timed
+
+# Adam step sizes per control step, in each latent's unit: a tenth to a quarter of a fresh fit's.
+TRACK_LEARNING_RATES = {'translation': 5e-4, 'rotation': 3e-3, 'joint_angles': 1e-2, 'color': 1e-2}
+# A held target's base is where the gripper holds it: only a small slip of the grasp is fitted.
+HELD_LEARNING_RATES = {**TRACK_LEARNING_RATES, 'translation': 1e-4, 'rotation': 5e-4}
+# Windows per target (binned px): the thread is long and 3 mm thin, so it gets more of the camera's own pixels.
+TARGET_WINDOW_PX = {'thread': (256, 192)}
+MIN_VISIBLE_PX = 20                # fewer target pixels in the window: nothing to fit, keep the prediction
+RIDE_HEIGHT_M = 0.04               # an object this close above the held one's top rides on it
+MAX_RENDERERS = 3                  # one per binning in use
+DEPTH_RESIDUAL_CAP_M = 0.02        # a pixel's depth residual counts at most this much (edges, mask errors)
+DEPTH_WEIGHT = 1.0                 # of the mean depth residual (m) against the EMD (m)
+CLOUD_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Per-step budget and rules of the tracker; the defaults meet 0.3 s per step on 2 cores."""
+
+    iterations: int = 4                      # refit iterations per control step
+    first_iterations: int = 20               # after the coarse model on an episode's first frame
+    time_budget_s: float = 0.3               # per refit (the first frame's: 10x)
+    agree_iou: float = 0.9                   # render vs camera mask: a static target this close is kept
+    spp: int = 2                             # samples per pixel of the renders
+    cloud_points: int = 300                  # camera points in the EMD
+    window_px: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(TARGET_WINDOW_PX))
+    learning_rates: dict[str, float] = field(default_factory=lambda: dict(TRACK_LEARNING_RATES))
+    held_learning_rates: dict[str, float] = field(default_factory=lambda: dict(HELD_LEARNING_RATES))
+
+    def window_for(self, target: str) -> tuple[int, int]:
+        return self.window_px.get(target, WINDOW_SIZE_PX)
+
+    def __post_init__(self):
+        if self.iterations < 1 or self.first_iterations < 1 or self.time_budget_s <= 0:
+            raise ValueError('iterations and first_iterations must be >= 1 and time_budget_s > 0')
+        if not 0.0 < self.agree_iou <= 1.0:
+            raise ValueError(f'agree_iou must be in (0, 1], got {self.agree_iou}')
+
+
+@dataclass(frozen=True)
+class RobotState:
+    """What the robot reports at a frame: its tool centre point (world) and finger opening (m)."""
+
+    tcp: Pose
+    opening_m: float
+
+
+@dataclass
+class TrackStep:
+    """One tracking update: the model after it and what it took."""
+
+    objects: dict[str, ObjectParams]
+    action: str                      # 'coarse', 'refit', 'kept' (checked and agreed) or 'unseen'
+    iterations: int
+    iou: float                       # render vs camera mask in the window, before the refit
+    visible_px: int                  # target pixels in the window
+    wall_time_s: float
+    final_loss: float | None
+    stages: Stopwatch
+    window: Window | None = None
+
+
+class Tracker:
+    """Keeps M's objects of one task in step with a camera through an episode."""
+
+    def __init__(self, task: str, config: TrackConfig = TrackConfig()):
+        check_task(task)
+        self.task, self.target, self.held = task, TARGETS[task], HELD_OBJECTS[task]
+        self.config = config
+        self.objects: dict[str, ObjectParams] = {}
+        self.robot: RobotState | None = None
+        self._renderers: dict[tuple, Renderer] = {}
+
+    # --- the two entry points -------------------------------------------------------------------
+
+    def start(self, observation: Observation, objects: dict[str, ObjectParams], robot: RobotState,
+              coarse_seconds: float = 0.0) -> TrackStep:
+        """An episode's first frame: `objects` holds the coarse initial model of the target (and the
+        other objects as known); it is refitted for `first_iterations`."""
+        self.objects = {name: _detached(p) for name, p in objects.items() if name not in HAND_PART_NAMES}
+        self.robot = robot
+        return self._correct(observation, self.config.first_iterations, 10.0 * self.config.time_budget_s,
+                             always_refit=True, extra_seconds=coarse_seconds)
+
+    def step(self, observation: Observation, robot: RobotState) -> TrackStep:
+        """A later frame, after the robot executed a command and reached `robot`."""
+        if self.robot is None:
+            raise RuntimeError('Tracker.step before Tracker.start')
+        stopwatch = Stopwatch()
+        with timed(stopwatch, 'predict'):
+            self.objects = self.predict(robot)
+        self.robot = robot
+        result = self._correct(observation, self.config.iterations, self.config.time_budget_s)
+        result.stages.merge(stopwatch)
+        result.wall_time_s += stopwatch.seconds['predict']
+        return result
+
+    # --- 1. prediction --------------------------------------------------------------------------
+
+    def predict(self, robot: RobotState) -> dict[str, ObjectParams]:
+        """The objects after the tool moved from self.robot.tcp to robot.tcp (hand parts excluded)."""
+        motion = robot.tcp.compose(self.robot.tcp.inverse())
+        moved = {self.held} | ({self.target} if self.rides(self.target) else set())
+        return {name: _moved(params, motion) if name in moved else params for name, params in self.objects.items()}
+
+    def rides(self, name: str) -> bool:
+        """Whether `name` rests on the held object: its centre inside the held object's footprint
+        (world x, y) and at most RIDE_HEIGHT_M above its top."""
+        if name == self.held or self.held not in self.objects:
+            return False
+        vertices = self.objects[self.held].world_vertices().detach().numpy()
+        centre = self.objects[name].translation.detach().numpy()
+        lower, upper = vertices.min(axis=0), vertices.max(axis=0)
+        return bool(np.all(centre[:2] >= lower[:2]) and np.all(centre[:2] <= upper[:2])
+                    and upper[2] <= centre[2] <= upper[2] + RIDE_HEIGHT_M)
+
+    # --- 2.-4. window, check, refit ------------------------------------------------------------
+
+    def _correct(self, observation: Observation, iterations: int, budget_s: float, always_refit: bool = False,
+                 extra_seconds: float = 0.0) -> TrackStep:
+        start, stopwatch = time.perf_counter(), Stopwatch()
+        with timed(stopwatch, 'window'):
+            window = self._window(observation)
+            seen = crop(observation, window)
+            renderer = self._renderer(window, observation)
+            camera = pose_matrix_from_quat(observation.camera_pose.position, observation.camera_pose.quaternion)
+            scene = {**self.objects, **hand_objects(self.robot.tcp, self.robot.opening_m)}
+        visible = int(seen.mask.sum())
+        if visible < MIN_VISIBLE_PX:
+            return self._result(scene, 'unseen', 0, 0.0, visible, start, None, stopwatch, window, extra_seconds)
+        with timed(stopwatch, 'check'):
+            iou = self._agreement(seen, scene, camera, renderer)
+        static = self.target != self.held and not self.rides(self.target)
+        if static and iou >= self.config.agree_iou and not always_refit:
+            return self._result(scene, 'kept', 0, iou, visible, start, None, stopwatch, window, extra_seconds)
+        rates = self.config.held_learning_rates if self.target == self.held else self.config.learning_rates
+        config = OptimiseConfig(max_iterations=iterations, time_budget_s=budget_s, learning_rates=dict(rates),
+                                final_learning_rate_fraction=0.5)
+        run = self._refit(seen, scene, camera, renderer, config, stopwatch)
+        self.objects[self.target] = with_latents(scene[self.target], run.latents)
+        return self._result({**scene, self.target: self.objects[self.target]}, 'coarse' if always_refit else 'refit',
+                            run.iterations, iou, visible, start, run.final_loss, stopwatch, window, extra_seconds)
+
+    def _window(self, observation: Observation) -> Window:
+        frame, size = observation.intrinsics, self.config.window_for(self.target)
+        pixels = project(self.objects[self.target].world_vertices().detach().numpy(), observation.camera_pose, frame)
+        if len(pixels) == 0:
+            return window_around(frame, (frame.cx, frame.cy), binning_for(0.0, size), size)
+        low, high = pixels.min(axis=0), pixels.max(axis=0)
+        scale = binning_for(float(np.max(high - low)), size)
+        while scale > 1 and (size[0] * scale > frame.width or size[1] * scale > frame.height):
+            scale -= 2
+        return window_around(frame, tuple(0.5 * (low + high)), scale, size)
+
+    def _renderer(self, window: Window, observation: Observation) -> Renderer:
+        intrinsics = window.renderer_intrinsics(observation.intrinsics)
+        key = (intrinsics.fx, intrinsics.fy, intrinsics.width, intrinsics.height)
+        if key not in self._renderers:
+            if len(self._renderers) >= MAX_RENDERERS:
+                self._renderers.pop(next(iter(self._renderers)))
+            self._renderers[key] = Renderer(intrinsics, spp=self.config.spp)
+        return self._renderers[key]
+
+    def _agreement(self, seen: Observation, scene: dict[str, ObjectParams], camera: torch.Tensor,
+                   renderer: Renderer) -> float:
+        """IoU of M's mask of the target and the camera's, where M explains what the camera sees."""
+        k = seen.intrinsics
+        with torch.no_grad():
+            depth, hits = renderer.raycast(scene, camera, (k.cx, k.cy))
+        real_mask = torch.as_tensor(seen.mask)
+        occluded = unmodelled_occlusion(real_mask.float(), torch.as_tensor(seen.depth_m, dtype=torch.float64), depth)
+        model_mask = torch.as_tensor(hits == list(scene).index(self.target)) & ~occluded
+        union = (model_mask | real_mask).sum().item()
+        return float((model_mask & real_mask).sum().item() / union) if union else 0.0
+
+    def _refit(self, seen: Observation, scene: dict[str, ObjectParams], camera: torch.Tensor, renderer: Renderer,
+               config: OptimiseConfig, stopwatch: Stopwatch) -> OptimiseResult:
+        """Real2Sim's point-cloud term (Eq. 3) plus a depth term on the pixels both masks share, through
+        ray-cast depth only: no image passes, so one iteration costs a few tens of milliseconds."""
+        k, target = seen.intrinsics, self.target
+        generator = torch.Generator().manual_seed(0)
+        with timed(stopwatch, 'camera cloud'):
+            real = real_targets(seen, self.config.cloud_points, generator)
+        samples = self._samples(scene[target])
+        index = list(scene).index(target)
+
+        def evaluate(latents):
+            model = {**scene, target: with_latents(scene[target], latents)}
+            with timed(stopwatch, 'raycast depth'):
+                depth, hits = renderer.raycast(model, camera, (k.cx, k.cy))
+            model_mask = torch.as_tensor(hits == index) & ~unmodelled_occlusion(real.mask, real.depth, depth.detach())
+            loss, terms = _depth_term(depth, real, model_mask)
+            with timed(stopwatch, 'surface samples'):
+                cloud, weights = visible_surface_points(model[target], samples, camera, depth.detach(),
+                                                        model_mask.float(), k.fx, k.fy, k.cx, k.cy)
+            if len(cloud):
+                with timed(stopwatch, 'emd'):
+                    distance = emd(cloud, real.cloud, weights)
+                loss, terms['emd_m'] = loss + CLOUD_WEIGHT * distance, distance.item()
+            return loss, terms
+
+        return optimise(latents_of(scene[target]), evaluate, config, stopwatch=stopwatch)
+
+    def _samples(self, params: ObjectParams):
+        key = id(params.mesh)
+        if getattr(self, '_samples_key', None) != key:
+            self._samples_key = key
+            self._surface = surface_samples(params.mesh, SURFACE_SAMPLES, np.random.default_rng(0))
+        return self._surface
+
+    def _result(self, scene, action, iterations, iou, visible, start, loss, stopwatch, window, extra_seconds):
+        return TrackStep(scene, action, iterations, iou, visible, time.perf_counter() - start + extra_seconds, loss,
+                         stopwatch, window)
+
+
+def _depth_term(depth: torch.Tensor, real: RealTargets, model_mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Mean capped |model depth - camera depth| where both see the target (0 if nowhere)."""
+    both = model_mask & (real.mask > 0.5) & (real.depth > 0)
+    if not both.any():
+        return depth.sum() * 0.0, {'depth_m': 0.0}
+    residual = (depth.to(real.depth.dtype) - real.depth).abs().clamp(max=DEPTH_RESIDUAL_CAP_M)[both].mean()
+    return DEPTH_WEIGHT * residual, {'depth_m': residual.item()}
+
+
+def _pose_of(params: ObjectParams) -> Pose:
+    return Pose(params.translation.detach().numpy().astype(float),
+                axis_angle_to_quat(params.rotation.detach().numpy().astype(float)))
+
+
+def _moved(params: ObjectParams, motion: Pose) -> ObjectParams:
+    """`params` carried rigidly by a world-frame `motion` (left-composed)."""
+    pose = motion.compose(_pose_of(params))
+    return replace(params, translation=torch.as_tensor(pose.position, dtype=torch.float64),
+                   rotation=torch.as_tensor(np.asarray(quat_to_axis_angle(pose.quaternion), dtype=float),
+                                            dtype=torch.float64))
+
+
+def _detached(params: ObjectParams) -> ObjectParams:
+    return replace(params, translation=params.translation.detach().clone(),
+                   rotation=params.rotation.detach().clone(), color=params.color.detach().clone(),
+                   joint_angles=None if params.joint_angles is None else params.joint_angles.detach().clone())
