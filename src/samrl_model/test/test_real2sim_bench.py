@@ -45,3 +45,21 @@ def test_bench_runs_and_reports_every_figure():
     for key in ('translation_mm_mean', 'rotation_deg_mean', 'iterations_mean', 'wall_time_s_mean'):
         assert np.isfinite(summary[key])
     assert summary['iterations_mean'] == 3 and summary['seeds'] == 1
+
+
+def test_track_mode_cli_writes_every_figure(tmp_path):
+    """`samrl bench real2sim --mode track` on one short episode: per-step times, stages and errors."""
+    import json
+    import subprocess
+    import sys
+    out = tmp_path / 'track.json'
+    done = subprocess.run([sys.executable, '-m', 'samrl_bringup.cli', 'bench', 'real2sim', '--mode', 'track',
+                           '--tasks', 'peg_insertion', '--seeds', '1', '--size', '320x240', '--json', str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(out.read_text())['results']['peg_insertion']
+    for key in ('time_s_mean', 'time_s_p95', 'first_frame_time_s_mean', 'translation_mm_mean', 'translation_mm_p95',
+                'translation_mm_max', 'rotation_sym_deg_mean', 'stage_s_per_step', 'actions'):
+        assert key in summary, key
+    assert summary['steps'] > 5 and summary['translation_mm_max'] < 10.0
+    assert 'peg_insertion' in done.stdout and 's per step' in done.stdout

@@ -26,6 +26,7 @@ import torch
 from samrl_description.geometry import Pose, axis_angle_to_quat, quat_to_axis_angle
 from samrl_description.tasks import HELD_OBJECTS, TARGETS, check_task
 from samrl_model.real2sim.observation import Observation
+from samrl_model.real2sim.coarse import coarse_model
 from samrl_model.real2sim.losses import emd
 from samrl_model.real2sim.optimise import OptimiseConfig, OptimiseResult, optimise
 from samrl_model.real2sim.surface import surface_samples, visible_surface_points
@@ -52,6 +53,9 @@ TARGET_WINDOW_PX = {'thread': (256, 192)}
 MIN_VISIBLE_PX = 20                # fewer target pixels in the window: nothing to fit, keep the prediction
 RIDE_HEIGHT_M = 0.04               # an object this close above the held one's top rides on it
 MAX_RENDERERS = 3                  # one per binning in use
+LOST_IOU = 0.5                     # render vs camera mask below this: the target moved far, step sizes x4
+LOST_RATE_FACTOR = 4.0
+REINITIALISE_IOU = 0.1             # ... below this (a flipped pancake has landed): a new coarse model
 DEPTH_RESIDUAL_CAP_M = 0.02        # a pixel's depth residual counts at most this much (edges, mask errors)
 DEPTH_WEIGHT = 1.0                 # of the mean depth residual (m) against the EMD (m)
 CLOUD_WEIGHT = 1.0
@@ -114,6 +118,7 @@ class Tracker:
         self.objects: dict[str, ObjectParams] = {}
         self.robot: RobotState | None = None
         self._renderers: dict[tuple, Renderer] = {}
+        self._previous_target: ObjectParams | None = None
 
     # --- the two entry points -------------------------------------------------------------------
 
@@ -132,20 +137,26 @@ class Tracker:
             raise RuntimeError('Tracker.step before Tracker.start')
         stopwatch = Stopwatch()
         with timed(stopwatch, 'predict'):
-            self.objects = self.predict(robot)
+            hypotheses = self.predict(robot)
         self.robot = robot
-        result = self._correct(observation, self.config.iterations, self.config.time_budget_s)
+        result = self._correct(observation, self.config.iterations, self.config.time_budget_s, hypotheses=hypotheses)
         result.stages.merge(stopwatch)
         result.wall_time_s += stopwatch.seconds['predict']
         return result
 
     # --- 1. prediction --------------------------------------------------------------------------
 
-    def predict(self, robot: RobotState) -> dict[str, ObjectParams]:
-        """The objects after the tool moved from self.robot.tcp to robot.tcp (hand parts excluded)."""
+    def predict(self, robot: RobotState) -> list[dict[str, ObjectParams]]:
+        """The objects after the tool moved from self.robot.tcp to robot.tcp (hand parts excluded):
+        the likelier prediction first (the target carried if it rides on the held object, else left
+        where it was), then for a target that is not held the other one, for the check to choose."""
         motion = robot.tcp.compose(self.robot.tcp.inverse())
-        moved = {self.held} | ({self.target} if self.rides(self.target) else set())
-        return {name: _moved(params, motion) if name in moved else params for name, params in self.objects.items()}
+        self._previous_target = self.objects[self.target]
+        base = {name: _moved(params, motion) if name == self.held else params for name, params in self.objects.items()}
+        if self.target == self.held:
+            return [base]
+        carried = {**base, self.target: _moved(self.objects[self.target], motion)}
+        return [carried, base] if self.rides(self.target) else [base, carried]
 
     def rides(self, name: str) -> bool:
         """Whether `name` rests on the held object: its centre inside the held object's footprint
@@ -161,29 +172,56 @@ class Tracker:
     # --- 2.-4. window, check, refit ------------------------------------------------------------
 
     def _correct(self, observation: Observation, iterations: int, budget_s: float, always_refit: bool = False,
-                 extra_seconds: float = 0.0) -> TrackStep:
+                 extra_seconds: float = 0.0, hypotheses: list[dict[str, ObjectParams]] | None = None) -> TrackStep:
         start, stopwatch = time.perf_counter(), Stopwatch()
+        hypotheses = hypotheses or [self.objects]
+        hand = hand_objects(self.robot.tcp, self.robot.opening_m)
         with timed(stopwatch, 'window'):
+            self.objects = hypotheses[0]
             window = self._window(observation)
             seen = crop(observation, window)
             renderer = self._renderer(window, observation)
             camera = pose_matrix_from_quat(observation.camera_pose.position, observation.camera_pose.quaternion)
-            scene = {**self.objects, **hand_objects(self.robot.tcp, self.robot.opening_m)}
         visible = int(seen.mask.sum())
         if visible < MIN_VISIBLE_PX:
-            return self._result(scene, 'unseen', 0, 0.0, visible, start, None, stopwatch, window, extra_seconds)
+            return self._result({**self.objects, **hand}, 'unseen', 0, 0.0, visible, start, None, stopwatch, window,
+                                extra_seconds)
         with timed(stopwatch, 'check'):
-            iou = self._agreement(seen, scene, camera, renderer)
-        static = self.target != self.held and not self.rides(self.target)
-        if static and iou >= self.config.agree_iou and not always_refit:
+            ious = [self._agreement(seen, {**h, **hand}, camera, renderer) for h in hypotheses]
+        best = int(np.argmax(ious))
+        self.objects, iou = hypotheses[best], ious[best]
+        if iou < REINITIALISE_IOU and self.target != self.held and not always_refit:
+            with timed(stopwatch, 'coarse model'):
+                fit = self._coarse(observation)
+            if fit is not None:
+                self.objects = {**self.objects, self.target: fit}
+                return self._correct(observation, iterations, budget_s, True,
+                                     extra_seconds + time.perf_counter() - start)
+        scene = {**self.objects, **hand}
+        resting = self.target != self.held and self.objects[self.target] is self._resting_target(hypotheses)
+        if resting and iou >= self.config.agree_iou and not always_refit:
             return self._result(scene, 'kept', 0, iou, visible, start, None, stopwatch, window, extra_seconds)
-        rates = self.config.held_learning_rates if self.target == self.held else self.config.learning_rates
-        config = OptimiseConfig(max_iterations=iterations, time_budget_s=budget_s, learning_rates=dict(rates),
+        rates = dict(self.config.held_learning_rates if self.target == self.held else self.config.learning_rates)
+        if iou < LOST_IOU:      # far off: fresh-fit step sizes to catch up
+            rates = {name: LOST_RATE_FACTOR * rate for name, rate in rates.items()}
+        config = OptimiseConfig(max_iterations=iterations, time_budget_s=budget_s, learning_rates=rates,
                                 final_learning_rate_fraction=0.5)
         run = self._refit(seen, scene, camera, renderer, config, stopwatch)
         self.objects[self.target] = with_latents(scene[self.target], run.latents)
         return self._result({**scene, self.target: self.objects[self.target]}, 'coarse' if always_refit else 'refit',
                             run.iterations, iou, visible, start, run.final_loss, stopwatch, window, extra_seconds)
+
+    def _coarse(self, observation: Observation) -> ObjectParams | None:
+        """A coarse model of the target from the whole frame, or None if the view shows too little."""
+        try:
+            return _detached(coarse_model(observation, self.objects[self.target]).params)
+        except ValueError:
+            return None
+
+    def _resting_target(self, hypotheses: list[dict[str, ObjectParams]]) -> ObjectParams | None:
+        """The target's latents in the hypothesis that left it where it was (None if there is none)."""
+        previous = [h[self.target] for h in hypotheses if h[self.target] is self._previous_target]
+        return previous[0] if previous else None
 
     def _window(self, observation: Observation) -> Window:
         frame, size = observation.intrinsics, self.config.window_for(self.target)
