@@ -170,17 +170,23 @@ def run_benchmark(tasks: tuple[str, ...], seeds: range, config: BenchConfig = Be
     torch.set_num_threads(2)
     results = {}
     for task in tasks:
-        world = World(task)
-        iterator = seeds
-        if progress:
-            from tqdm import tqdm
-            iterator = tqdm(seeds, desc=f'real2sim {task}', unit='seed')
-        try:
-            cases = [run_case(world, task, seed, config) for seed in iterator]
-        finally:
-            world.close()
+        cases = _per_seed(task, seeds, 'real2sim', 'seed', progress, lambda world, seed: run_case(world, task, seed,
+                                                                                                 config))
         results[task] = {'summary': summarise(cases), 'cases': cases}
     return results
+
+
+def _per_seed(task: str, seeds: range, name: str, unit: str, progress: bool, run) -> list[dict]:
+    """run(world, seed) for every seed in one world of `task`, with a progress bar."""
+    world = World(task)
+    iterator = seeds
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(seeds, desc=f'{name} {task}', unit=unit)
+    try:
+        return [run(world, seed) for seed in iterator]
+    finally:
+        world.close()
 
 
 def format_summary(task: str, summary: dict, init: str = 'perturbed') -> str:
@@ -290,16 +296,9 @@ def run_track_benchmark(tasks: tuple[str, ...], seeds: range, config: TrackBench
     segment = _maskrcnn_segmenter() if config.masks == 'maskrcnn' else None
     results = {}
     for task in tasks:
-        world = World(task)
-        iterator = seeds
-        if progress:
-            from tqdm import tqdm
-            iterator = tqdm(seeds, desc=f'track {task}', unit='episode')
-        try:
-            episodes = [run_track_episode(world, task, seed, config, tracker_config,
-                                          None if segment is None else segment(task)) for seed in iterator]
-        finally:
-            world.close()
+        masks = None if segment is None else segment(task)
+        episodes = _per_seed(task, seeds, 'track', 'episode', progress,
+                             lambda world, seed: run_track_episode(world, task, seed, config, tracker_config, masks))
         results[task] = {'summary': summarise_track(episodes), 'episodes': episodes}
     return results
 
