@@ -272,7 +272,7 @@ def summarise_track(episodes: list[dict]) -> dict:
                'time_s_mean': float(control.mean()), 'time_s_p95': float(np.percentile(control, 95)),
                'first_frame_time_s_mean': float(first.mean()),
                'time_s_mean_with_first_frames': float(np.mean([s['wall_time_s'] for s in steps])),
-               'actions': {a: sum(s['action'] == a for s in steps) for a in ('coarse', 'refit', 'kept', 'unseen')}}
+               'actions': {a: sum(s['action'] == a for s in steps) for a in ('coarse', 'refit', 'kept', 'carried', 'unseen')}}
     stages = {}
     for s in steps:
         for name, seconds in s['stages_s'].items():
