@@ -163,6 +163,18 @@ def run_all(tasks: list[str], commands: int, seed: int, image_size: tuple[int, i
     return reports
 
 
+def format_reports(reports: dict) -> str:
+    """One row per task and interface: commands, accepted, shortened, stopped, refused, violations, worst motion."""
+    rows = ['| case | commands | accepted | shortened | stopped early | refused (empty reasons) | violations | '
+            'worst motion mm / rad | worst excursion mm |', '|---|---|---|---|---|---|---|---|---|']
+    for case, r in reports.items():
+        refused = sum(r['rejected'].values())
+        rows.append(f"| {case} | {r['commands']:,} | {r['accepted']:,} | {r['shortened']:,} | {r['stopped']:,} | "
+                    f"{refused:,} ({r['empty_reasons']}) | {r['violations']} | {r['worst_translation_m'] * 1000:.2f} / "
+                    f"{r['worst_rotation_rad']:.4f} | {r['worst_excursion_m'] * 1000:.1f} |")
+    return '\n'.join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--commands', type=int, default=1000, help='commands per task and interface')
