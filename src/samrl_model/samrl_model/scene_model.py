@@ -61,8 +61,10 @@ def check_camera(camera_pose: Pose, intrinsics: CameraIntrinsics) -> None:
 
 
 def check_observation(rgb: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, intrinsics: CameraIntrinsics,
-                      camera_pose: Pose, target: str, known: list[str]) -> None:
-    """Raise RequestError naming the first problem of an update request."""
+                      camera_pose: Pose, target: str, known: list[str],
+                      min_mask_pixels: int = MIN_MASK_PIXELS) -> None:
+    """Raise RequestError naming the first problem of an update request. A tracking step passes
+    `min_mask_pixels=0`: a target hidden in one frame is predicted, not refused."""
     check_camera(camera_pose, intrinsics)
     size = (intrinsics.height, intrinsics.width)
     shapes = {'rgb': rgb.shape[:2], 'depth': depth_m.shape, 'mask': mask.shape}
@@ -71,11 +73,11 @@ def check_observation(rgb: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, in
             raise RequestError(f'{name} is {shape[1]}x{shape[0]} but camera_info says {size[1]}x{size[0]}')
     if target not in known:
         raise RequestError(f'unknown target {target!r}; the model has {", ".join(known)}')
-    if int(mask.sum()) < MIN_MASK_PIXELS:
-        raise RequestError(f'the mask has {int(mask.sum())} pixels (fewer than {MIN_MASK_PIXELS}): nothing to fit')
+    if int(mask.sum()) < min_mask_pixels:
+        raise RequestError(f'the mask has {int(mask.sum())} pixels (fewer than {min_mask_pixels}): nothing to fit')
     if not np.all(np.isfinite(depth_m)):
         raise RequestError('depth contains NaN or inf')
-    if not np.any(depth_m[mask] > 0):
+    if mask.any() and not np.any(depth_m[mask] > 0):
         raise RequestError('no valid depth inside the mask')
 
 
@@ -91,6 +93,7 @@ class SceneModel:
         self.objects = objects_from_placements(nominal_scene(check_task(task), specs), specs)
         self.task, self.spp = task, spp
         self.default_target = TARGETS[task]
+        self.hand: dict[str, ObjectParams] = {}     # the Panda's hand where tracking last saw it (rendered, not fitted)
         self._renderers: OrderedDict[tuple, Renderer] = OrderedDict()
 
     def object_names(self) -> list[str]:
@@ -125,7 +128,7 @@ class SceneModel:
             raise RequestError(f'unknown target {target!r}; the model has {", ".join(self.object_names())}')
         camera = pose_matrix_from_quat(camera_pose.position, camera_pose.quaternion)
         with torch.no_grad():
-            return self._renderer(intrinsics).render(self.objects, camera, target=target)
+            return self._renderer(intrinsics).render({**self.objects, **self.hand}, camera, target=target)
 
 
 def _detached(params: ObjectParams) -> ObjectParams:

@@ -117,3 +117,83 @@ def test_nonsense_is_refused_and_a_burst_is_answered(observation, tmp_path):
     finally:
         node.destroy()
         node_process.stop()
+
+
+TRACK_SIZE = (160, 120)     # the hole block's tracking window (128x96 px) must fit the frame
+
+
+@pytest.fixture(scope='module')
+def track_frames():
+    """Two frames of the peg-insertion view with the robot's state at each, the tool moved between them."""
+    from samrl_model.sim_adapter import snapshot
+    from samrl_sim.commands import EeDeltaCommand
+    world = World('peg_insertion')
+    world.reset(0)
+    try:
+        frames = [(snapshot(world, 'hole_block', *TRACK_SIZE), world.tcp_pose(), world.panda.gripper_width())]
+        world.step(EeDeltaCommand((0.01, 0.0, -0.005), (0.0, 0.0, 0.0), world.task.gripper_width_m))
+        frames.append((snapshot(world, 'hole_block', *TRACK_SIZE), world.tcp_pose(), world.panda.gripper_width()))
+        return frames
+    finally:
+        world.close()
+
+
+def _track_request(frame, episode_start: bool, **changes):
+    observation, tcp, opening = frame
+    update = _request(observation)
+    request = msgs.samrl_interfaces.srv.TrackModel.Request(
+        rgb=update.rgb, depth=update.depth, mask=update.mask, camera_info=update.camera_info,
+        camera_pose=update.camera_pose, target='hole_block', finger_opening_m=opening, episode_start=episode_start)
+    pose = request.tcp_pose
+    pose.position.x, pose.position.y, pose.position.z = map(float, tcp.position)
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = map(float, tcp.quaternion)
+    for name, value in changes.items():
+        setattr(request, name, value)
+    return request
+
+
+def test_track_service_keeps_the_state_between_calls_and_refuses_bad_requests(track_frames, tmp_path):
+    env = isolated_environment()
+    node_process = NodeProcess('samrl_model.model_node',
+                               ['--ros-args', '-p', 'task:=peg_insertion', '-p', 'track:=false'], env, tmp_path)
+    node = Node('track_client', argv=[])
+    try:
+        client = node.create_client('samrl_interfaces/srv/TrackModel', '/samrl/model/track')
+        assert client.wait_for_service(START_TIMEOUT_S), node_process.output()
+        zero_quaternion = _track_request(track_frames[0], True)
+        zero_quaternion.tcp_pose.orientation = msgs.get_message('geometry_msgs/msg/Quaternion')()
+        small = _track_request((_small_frame(track_frames[0][0]), *track_frames[0][1:]), True)
+        bad = [(zero_quaternion, 'tcp_pose quaternion has norm 0'),
+               (_track_request(track_frames[0], True, finger_opening_m=0.1), 'finger_opening_m'),
+               (_track_request(track_frames[0], True, target='peg'), "follows 'hole_block'"),
+               (_track_request(track_frames[0], True, mask=array_to_image(np.zeros((120, 160), np.uint8), 'mono8')),
+                'the mask has 0 pixels'),
+               (small, 'does not fit a 64x48 frame')]
+        for request, reason in bad:
+            answer = client.call(request, timeout_s=UPDATE_TIMEOUT_S)
+            assert not answer.success and reason in answer.message, answer.message
+        first = client.call(_track_request(track_frames[0], True, target=''), timeout_s=UPDATE_TIMEOUT_S)
+        assert first.success and first.action == 'coarse' and first.iterations > 0, first.message
+        assert first.wall_time_s > 0 and math.isfinite(first.final_loss)
+        second = client.call(_track_request(track_frames[1], False), timeout_s=UPDATE_TIMEOUT_S)
+        assert second.success and second.action in ('kept', 'refit'), second.message
+        index = second.state.object_names.index('peg')      # carried with the tool between the calls
+        moved = second.state.object_poses[index].position.x - first.state.object_poses[index].position.x
+        assert abs(moved - 0.01) < 0.002
+        futures = [client.call_async(_track_request(track_frames[1], False)) for _ in range(6)]
+        answers = [future.result(timeout=UPDATE_TIMEOUT_S) for future in futures]
+        assert any(a.success for a in answers) and any(a.message.startswith('busy') for a in answers)
+        assert node_process.alive()
+    finally:
+        node.destroy()
+        node_process.stop()
+
+
+def _small_frame(observation):
+    """The frame cut to 64x48 px (with its intrinsics): smaller than the tracking window."""
+    from dataclasses import replace
+    from samrl_description.camera import CameraIntrinsics
+    k = observation.intrinsics
+    return replace(observation, rgb=observation.rgb[:48, :64], depth_m=observation.depth_m[:48, :64],
+                   mask=np.ones((48, 64), bool),
+                   intrinsics=CameraIntrinsics(k.fx, k.fy, k.cx - 0, k.cy - 0, 64, 48))

@@ -28,19 +28,18 @@ import numpy as np
 import torch
 
 from samrl_description.tasks import TARGETS
-from samrl_model.meshes import thread_link_poses
 from samrl_model.real2sim.coarse import YAW_PERIOD_RAD, coarse_model
+from samrl_model.real2sim.errors import M_TO_MM, errors, symmetric_rotation_error_deg  # noqa: F401 (re-exported)
 from samrl_model.real2sim.optimise import OptimiseConfig
 from samrl_model.real2sim.update import Real2SimConfig, update_model
 from samrl_model.render import ObjectParams, Renderer
-from samrl_model.rotations import axis_angle_matrix, pose_matrix, pose_matrix_from_quat, rotvec_of
+from samrl_model.rotations import axis_angle_matrix, pose_matrix_from_quat, rotvec_of
 from samrl_model.sim_adapter import capture, objects_from_world
 from samrl_sim.world import World
 
 PERTURB_TRANSLATION_M = 0.02
 PERTURB_ROTATION_RAD = np.radians(10.0)
 THREAD_BEND_RAD = 0.15          # each joint of the thread bent by up to this much
-M_TO_MM = 1000.0
 MIN_VISIBLE_PIXELS = 50         # fewer target pixels than this: the view shows too little to fit
 INITS = ('perturbed', 'coarse')
 
@@ -73,35 +72,6 @@ def perturb(params: ObjectParams, rng: np.random.Generator) -> ObjectParams:
         angles = angles + torch.as_tensor(rng.uniform(-THREAD_BEND_RAD, THREAD_BEND_RAD, len(angles)))
     return replace(params, translation=translation.detach(), rotation=rotation.detach(),
                    joint_angles=None if angles is None else angles.detach())
-
-
-def _angle_deg(relative: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip((np.trace(relative) - 1.0) / 2.0, -1.0, 1.0))))
-
-
-def symmetric_rotation_error_deg(relative: np.ndarray, yaw_period: float) -> float:
-    """Rotation angle of `relative` (truth^T estimate) up to turns about the object's z axis by
-    multiples of `yaw_period` (0: any turn, leaving the angle between the z axes)."""
-    if yaw_period == 0.0:
-        return float(np.degrees(np.arccos(np.clip(relative[2, 2], -1.0, 1.0))))
-    turns = np.arange(0.0, 2.0 * np.pi - 1e-9, yaw_period)
-    return min(_angle_deg(relative @ np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0],
-                                                [0.0, 0.0, 1.0]])) for a in turns)
-
-
-def errors(estimate: ObjectParams, truth: ObjectParams, yaw_period: float | None = None) -> dict[str, float]:
-    """Translation (mm) and rotation (deg) errors; with `yaw_period`, also the rotation error up to
-    the object's symmetry; for the thread, the mean distance of its links (mm)."""
-    relative = (axis_angle_matrix(truth.rotation).T @ axis_angle_matrix(estimate.rotation)).detach().numpy()
-    result = {'translation_mm': float((estimate.translation - truth.translation).norm()) * M_TO_MM,
-              'rotation_deg': _angle_deg(relative)}
-    if yaw_period is not None:
-        result['rotation_sym_deg'] = symmetric_rotation_error_deg(relative, yaw_period)
-    if truth.joint_angles is not None:
-        links = [thread_link_poses(p.joint_angles, pose_matrix(p.translation, p.rotation), p.thread_spec)[:, :3, 3]
-                 for p in (estimate, truth)]
-        result['thread_mm'] = float((links[0] - links[1]).norm(dim=1).mean()) * M_TO_MM
-    return result
 
 
 def uninformed_prior(world, truth: ObjectParams) -> ObjectParams:

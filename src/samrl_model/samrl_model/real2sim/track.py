@@ -196,7 +196,11 @@ class Tracker:
             return self._result({**self.objects, **hand}, 'unseen', 0, 0.0, visible, start, None, stopwatch, window,
                                 extra_seconds)
         with timed(stopwatch, 'check'):
-            ious = [self._agreement(seen, {**h, **hand}, camera, renderer) for h in hypotheses]
+            ious = []
+            for hypothesis in hypotheses:        # in order of likelihood: the first that agrees ends the check
+                ious.append(self._agreement(seen, {**hypothesis, **hand}, camera, renderer))
+                if ious[-1] >= self.config.agree_iou:
+                    break
         best = int(np.argmax(ious))
         self.objects, iou = hypotheses[best], ious[best]
         if iou < REINITIALISE_IOU and self.target != self.held and not always_refit:
