@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT := out
 
 .PHONY: setup demo test bench-transport bench-sim eval-oracle segmentation-data train-segmentation \
-	train-refiner bench-segmentation fuzz clean
+	train-refiner bench-segmentation fuzz check-py312 clean
 
 setup:
 	@bash tools/setup_env.sh
@@ -19,6 +19,12 @@ test: setup
 # Malformed, adversarial and out-of-range input to each node of the task graph (see samrl_bringup/fuzz.py).
 fuzz: setup
 	$(BIN)/samrl fuzz all --count 10000 --json $(OUT)/fuzz.json
+	$(BIN)/samrl fuzz motion --count 10000 --json $(OUT)/fuzz_motion.json
+
+# Not in `make test`: the requirements in a fresh Python 3.12 venv (ROS 2 Jazzy's Python) and the ROS-free
+# unit tests there (tools/check_py312.sh; the first run downloads several GB).
+check-py312:
+	bash tools/check_py312.sh
 
 bench-transport: setup
 	$(BIN)/samrl bench transport --json $(OUT)/bench_transport.json

@@ -2,6 +2,7 @@
 
     samrl graphs                                   list graphs and their launch arguments
     samrl launch demo [images:=300] [--local]      start a graph, one process per node
+    samrl params [--write]                         every node parameter with its default (config/parameters.yaml)
     samrl bench transport [--json out.json]        image transport rate and latency
     samrl bench sim [--tasks all]                  PyBullet physics step and camera render rates
     samrl bench render [--size 84x84]              Mitsuba RGB-D render and gradient step vs PyBullet camera
@@ -11,10 +12,12 @@
     samrl bench frames [--seconds 60] [--size 640x480] [--rate 5]   camera frames reaching segmentation
     samrl eval needle_threading --episodes 50 --seed 0   success rate of a controller
     samrl fuzz all [--count 1000] [--time-limit 900]   malformed and adversarial input to each node over DDS
+    samrl fuzz motion [--count 10000]                   random and adversarial arm commands: none may overstep
     samrl perception data [--split train|test] [--size 640x480] [--out DIR]   segmentation data set (PyBullet)
     samrl perception train [--resume CKPT | --init-from CKPT] [--out CKPT]      train the Mask R-CNN
     samrl perception train-refiner [--checkpoint CKPT] [--out CKPT]             train the mask refiner
     samrl perception calibrate [--checkpoint CKPT] [--refiner CKPT]             choose the score thresholds
+    samrl calibrate hand-eye --samples FILE --out FILE   the camera on the Rizon's flange (OpenCV), with its residual
 
 One vocabulary throughout: --tasks is a comma-separated list of tasks or "all"; --size is WxH in pixels;
 --out is a path that is written (inputs are --data, --checkpoint, --refiner, --resume, --init-from);
@@ -29,14 +32,18 @@ import re
 import sys
 from pathlib import Path
 
-from samrl_bringup.graph import LaunchArgumentError, environment_for, parse_launch_arguments, process_specs
+from samrl_bringup.graph import (LaunchArgumentError, check_standalone, environment_for, parse_launch_arguments,
+                                 process_specs)
 from samrl_bringup.graphs import GRAPHS, get_graph
 from samrl_description.tasks import TASK_NAMES, check_task
 
 ALL_TASKS = 'all'
+MOTION_FUZZ = 'motion'
+MOTION_FUZZ_IMAGE_PX = (16, 16)           # env observations are rendered every step; small is fast
 SIZE_PATTERN = re.compile(r'(\d+)x(\d+)')
 RENDER_BENCH_SIZE_PX = '84x84'
 REAL2SIM_BENCH_SIZE_PX = '128x96'
+REAL2SIM_TRACK_SIZE_PX = '640x480'        # track mode: the camera's own frames; the tracker windows them
 FRAMES_BENCH_SIZE_PX = '640x480'          # the D435's colour size, as the task graphs run it
 FRAMES_BENCH_RATE_HZ = 5.0                # the bridge's default camera rate
 FRAMES_BENCH_SECONDS_S = 60.0
@@ -70,13 +77,24 @@ def cmd_launch(args) -> int:
     from samrl_common.launcher import Launcher
     try:
         graph = get_graph(args.graph)
-        nodes = graph.nodes(parse_launch_arguments(args.arguments))
+        nodes = check_standalone(graph, parse_launch_arguments(args.arguments))
     except (KeyError, LaunchArgumentError) as exc:
         print(f'samrl launch: {exc.args[0] if isinstance(exc, KeyError) else exc}', file=sys.stderr)
         return 2
     specs = process_specs(nodes, environment_for(args.local))
     print(f'[launch] {graph.name}: starting {", ".join(s.name for s in specs)}', flush=True)
     return Launcher(specs, stop_timeout_s=args.stop_timeout).run()
+
+
+def cmd_params(args) -> int:
+    from samrl_bringup import parameters_file
+    text = parameters_file.generate()
+    if not args.write:
+        print(text, end='')
+        return 0
+    parameters_file.path().write_text(text)
+    print(f'wrote {parameters_file.path()}')
+    return 0
 
 
 def cmd_bench_frames(args) -> int:
@@ -129,6 +147,8 @@ def cmd_bench_physics(args) -> int:
 
 
 def cmd_bench_real2sim(args) -> int:
+    if args.mode == 'track':
+        return _bench_real2sim_track(args)
     from samrl_model.real2sim.bench import BenchConfig, format_summary, run_benchmark
     width, height = args.size
     config = BenchConfig(width=width, height=height, iterations=args.iterations, time_budget_s=args.time_budget,
@@ -137,6 +157,20 @@ def cmd_bench_real2sim(args) -> int:
     for task, result in results.items():
         print(format_summary(task, result['summary'], config.init))
     _write_json(args.json, {'benchmark': 'real2sim', 'config': vars(config), 'results': results})
+    return 0
+
+
+def _bench_real2sim_track(args) -> int:
+    from samrl_model.real2sim.bench import TrackBenchConfig, format_track_summary, run_track_benchmark
+    size = args.size if args.size != _size(REAL2SIM_BENCH_SIZE_PX) else _size(REAL2SIM_TRACK_SIZE_PX)
+    width, height = size
+    config = TrackBenchConfig(width=width, height=height, masks=args.masks)
+    results = run_track_benchmark(args.tasks, range(args.seed, args.seed + args.seeds), config)
+    for task, result in results.items():
+        print(format_track_summary(task, result['summary']))
+    _write_json(args.json, {'benchmark': 'real2sim_track', 'config': vars(config),
+                            'results': {task: r['summary'] for task, r in results.items()},
+                            'episodes': {task: r['episodes'] for task, r in results.items()}})
     return 0
 
 
@@ -247,12 +281,41 @@ def cmd_eval(args) -> int:
 
 
 def cmd_fuzz(args) -> int:
+    if args.node == MOTION_FUZZ:
+        return _fuzz_motion(args)
     from samrl_bringup.fuzz import format_table, resolve_nodes, run_fuzz
     summary = run_fuzz(resolve_nodes(args.node), count=args.count, time_limit_s=args.time_limit, seed=args.seed,
                        log_dir=Path(args.log_dir), progress=lambda line: print(f'[fuzz] {line}', flush=True))
     print(format_table(summary))
     _write_json(args.json, summary)
     return 0 if summary['passed'] else 1
+
+
+def _fuzz_motion(args) -> int:
+    """Random and adversarial end-effector commands through the World and the gymnasium env of every task."""
+    from samrl_sim.motion_check import format_reports, run_all
+    reports = run_all(list(TASK_NAMES), args.count, args.seed, MOTION_FUZZ_IMAGE_PX)
+    print(format_reports(reports))
+    _write_json(args.json, {'fuzz': 'motion', 'commands_per_case': args.count, 'seed': args.seed, 'results': reports})
+    return 0 if all(r['violations'] == 0 and r['empty_reasons'] == 0 for r in reports.values()) else 1
+
+
+def cmd_calibrate_hand_eye(args) -> int:
+    from samrl_hardware.calibration import CalibrationError
+    from samrl_hardware.handeye import load_samples, solve_hand_eye, write_result
+    try:
+        result = solve_hand_eye(load_samples(args.samples), args.method)
+    except CalibrationError as exc:
+        print(f'samrl calibrate hand-eye: {exc}', file=sys.stderr)
+        return 2
+    translation, quaternion = result.camera_in_flange.as_tuple()
+    print(f'hand-eye ({result.method}, {result.samples} samples): camera_color_optical_frame in the flange at '
+          f'{[round(v, 5) for v in translation]} m, quaternion_xyzw {[round(v, 6) for v in quaternion]}')
+    print(result.residual.summary())
+    write_result(args.out, result)
+    print(f'wrote {args.out}: copy its hand_eye section into the calibration file')
+    _write_json(args.json, {'calibration': 'hand_eye', 'results': result.to_yaml()})
+    return 0
 
 
 def _positive_int(text: str) -> int:
@@ -318,6 +381,9 @@ def _add_launch(sub) -> None:
     launch.add_argument('--local', action='store_true', help='keep DDS traffic on loopback')
     launch.add_argument('--stop-timeout', type=float, default=STOP_TIMEOUT_S,
                         help=f'seconds per stop signal (default {STOP_TIMEOUT_S:g})')
+    params = _command(sub, 'params', 'print every node parameter with its default and description, as a ROS 2 '
+                      'parameter file', cmd_params)
+    params.add_argument('--write', action='store_true', help='rewrite config/parameters.yaml instead of printing')
 
 
 def _add_bench(sub) -> None:
@@ -367,6 +433,11 @@ def _add_bench_real2sim(bench_sub) -> None:
                           help=f'image size in px (default {REAL2SIM_BENCH_SIZE_PX})')
     real2sim.add_argument('--init', choices=('perturbed', 'coarse'), default='perturbed',
                           help='start from the truth perturbed by 2 cm / 10 deg, or from the coarse fit to the view')
+    real2sim.add_argument('--mode', choices=('single', 'track'), default='single',
+                          help='one update per seed (single), or tracking at every control step of seeded oracle '
+                               'episodes at the task\'s view (track; --seeds episodes, frames 640x480 unless --size)')
+    real2sim.add_argument('--masks', choices=('sim', 'maskrcnn'), default='sim',
+                          help='track mode: target masks from the simulator or the shipped Mask R-CNN')
     _add_json(real2sim)
 
 
@@ -401,7 +472,9 @@ def _add_fuzz(subparsers) -> None:
     from samrl_bringup.fuzz import ALL_NODES, DEFAULT_COUNT, DEFAULT_TIME_LIMIT_S, NODE_NAMES
     fuzz = _command(subparsers, 'fuzz', 'malformed, adversarial and out-of-range input to a node over DDS: it must '
                     'survive, answer, stay bounded in memory and still do its job', cmd_fuzz)
-    fuzz.add_argument('node', choices=(*NODE_NAMES, ALL_NODES), help='the node to fuzz, or all of them in turn')
+    fuzz.add_argument('node', choices=(*NODE_NAMES, ALL_NODES, MOTION_FUZZ),
+                      help=f'the node to fuzz, or all of them in turn; {MOTION_FUZZ}: --count random and adversarial '
+                           'arm commands per task through the World and the gymnasium env (no DDS)')
     fuzz.add_argument('--count', type=_positive_int, default=DEFAULT_COUNT,
                       help=f'messages per input topic and requests per service (default {DEFAULT_COUNT})')
     fuzz.add_argument('--time-limit', type=float, default=DEFAULT_TIME_LIMIT_S, metavar='S',
@@ -465,6 +538,21 @@ def _add_perception_train_refiner(perception_sub) -> None:
     refiner.add_argument('--threads', type=_positive_int, default=2, help='torch CPU threads')
 
 
+def _add_calibrate(sub) -> None:
+    from samrl_hardware.handeye import DEFAULT_METHOD, METHODS
+    calibrate = _command(sub, 'calibrate', 'calibration of the real cell')
+    calibrate_sub = calibrate.add_subparsers(dest='calibrate', required=True)
+    hand_eye = _command(calibrate_sub, 'hand-eye', 'the camera\'s pose on the Rizon\'s flange from recorded flange and '
+                        'calibration-target poses (OpenCV calibrateHandEye, eye-in-hand), with its residual',
+                        cmd_calibrate_hand_eye)
+    hand_eye.add_argument('--samples', required=True, help='YAML or JSON samples file (samrl_hardware/handeye.py '
+                                                           'describes it)')
+    hand_eye.add_argument('--out', required=True, help='YAML file to write, with the hand_eye section')
+    hand_eye.add_argument('--method', choices=METHODS, default=DEFAULT_METHOD,
+                          help=f'OpenCV hand-eye method (default {DEFAULT_METHOD})')
+    _add_json(hand_eye)
+
+
 def build_parser() -> argparse.ArgumentParser:
     summary, _, commands = __doc__.partition('\n')
     parser = argparse.ArgumentParser(prog='samrl', description=summary, epilog='commands:' + commands,
@@ -475,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_fuzz(sub)
     _add_perception(sub)
+    _add_calibrate(sub)
     return parser
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
 from samrl_bringup import fuzz
-from samrl_bringup.cli import build_parser, cmd_fuzz
+from samrl_bringup.cli import build_parser, cmd_fuzz, main
 from samrl_common import msgs
+from samrl_description.tasks import TASK_NAMES
 
 SMALL_COUNT = 30                 # per input topic and per service
 TIME_LIMIT_S = 120.0
@@ -219,3 +221,12 @@ def test_a_burst_of_requests_is_answered_in_full(name, fuzzed):
     for service, summary in fuzzed(name)['services'].items():
         burst = summary['burst']
         assert burst['sent'] == fuzz.BURST_REQUESTS and burst['unanswered'] == 0, (service, burst)
+
+
+def test_fuzz_motion_reports_every_task_and_interface(tmp_path, capsys):
+    out = tmp_path / 'motion.json'
+    assert main(['fuzz', 'motion', '--count', '20', '--json', str(out)]) == 0
+    reports = json.loads(out.read_text())['results']
+    assert set(reports) == {f'{task}/{side}' for task in TASK_NAMES for side in ('world', 'env')}
+    assert all(r['commands'] == 20 and r['violations'] == 0 and r['empty_reasons'] == 0 for r in reports.values())
+    assert '| spatula_flipping/env | 20 |' in capsys.readouterr().out

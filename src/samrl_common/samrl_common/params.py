@@ -49,6 +49,8 @@ LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 LOG_LEVEL_ALIASES = {"warning": "warn"}
 
 PARAMETERS_KEY = "ros__parameters"
+DESCRIPTION_KEY = "description"  # field metadata: what the parameter means, with its unit
+RANGE_KEY = "range"              # field metadata: inclusive (low, high) bounds of an int or float
 PARAM_NAME_SEPARATOR = "."
 FIELD_NAME_SEPARATOR = "__"
 # Declared by every rclpy node; tolerated in files even when a spec omits it.
@@ -104,6 +106,7 @@ class ParameterDescription(NamedTuple):
     type: str
     default: Any
     description: str
+    range: tuple[Any, Any] | None = None  # inclusive bounds, as rcl_interfaces' ranges
 
 
 # --------------------------------------------------------------------------- YAML values
@@ -476,15 +479,34 @@ def _is_required(spec_field: dataclasses.Field[Any]) -> bool:
             and spec_field.default_factory is dataclasses.MISSING)
 
 
-def describe_parameters(spec: type) -> list[ParameterDescription]:
-    """Document a node's declared parameters: ``(name, type, default, description)``.
+def _range(spec_field: dataclasses.Field[Any], kind: _ParamType) -> tuple[Any, Any] | None:
+    """The field's declared inclusive bounds, checked for shape: only int and float scalars have one."""
+    bounds = spec_field.metadata.get(RANGE_KEY)
+    if bounds is None:
+        return None
+    numeric = kind.container is None and kind.scalar in (int, float)
+    if not (numeric and isinstance(bounds, tuple) and len(bounds) == 2 and bounds[0] <= bounds[1]):
+        raise TypeError(f"field '{spec_field.name}': metadata '{RANGE_KEY}' must be (low, high) with "
+                        f"low <= high, on an int or float parameter; got {bounds!r} on {kind.name}")
+    return bounds
 
-    Descriptions come from ``field(metadata={"description": ...})``; the default of
-    a required parameter is reported as None.
+
+def describe_parameters(spec: type) -> list[ParameterDescription]:
+    """Document a node's declared parameters: ``(name, type, default, description, range)``.
+
+    Descriptions come from ``field(metadata={"description": ...})`` and ranges from
+    ``metadata={"range": (low, high)}``; the default of a required parameter is reported as None.
     """
     return [ParameterDescription(_ros_name(spec_field.name), kind.name, _default(spec_field),
-                                 spec_field.metadata.get("description", ""))
+                                 spec_field.metadata.get(DESCRIPTION_KEY, ""), _range(spec_field, kind))
             for spec_field, kind in _spec_fields(spec)]
+
+
+def _check_range(name: str, value: Any, bounds: tuple[Any, Any] | None, node_fqn: str) -> None:
+    """Refuse a value outside the declared inclusive bounds (the check rclpy makes on a set)."""
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise ParameterError(f"parameter '{name}' for node {node_fqn} must be in "
+                             f"[{bounds[0]}, {bounds[1]}], got {value!r}")
 
 
 def _coerce_scalar(value: Any, scalar: type) -> Any:
@@ -545,9 +567,9 @@ def resolve_parameters(spec: type[SpecT], ros_args: RosArgs, node_fqn: str) -> S
         An instance of ``spec``.
 
     Raises:
-        ParameterError: unknown parameter, type mismatch, missing required
-            parameter, bad file, or a ValueError raised by ``spec.__post_init__``
-            (its message kept).
+        ParameterError: unknown parameter, type mismatch, a value outside its declared
+            range, missing required parameter, bad file, or a ValueError raised by
+            ``spec.__post_init__`` (its message kept).
     """
     fields = {_ros_name(spec_field.name): (spec_field, kind)
               for spec_field, kind in _spec_fields(spec)}
@@ -560,6 +582,7 @@ def resolve_parameters(spec: type[SpecT], ros_args: RosArgs, node_fqn: str) -> S
                                  f"declared: {', '.join(fields)}")
         spec_field, kind = fields[name]
         values[spec_field.name] = _coerce(name, value, kind, node_fqn)
+        _check_range(name, values[spec_field.name], _range(spec_field, kind), node_fqn)
     missing = [name for name, (spec_field, _) in fields.items()
                if _is_required(spec_field) and spec_field.name not in values]
     if missing:

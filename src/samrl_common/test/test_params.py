@@ -380,9 +380,9 @@ def test_describe_parameters() -> None:
     described = describe_parameters(CameraParams)
     assert described[0] == ParameterDescription("rate_hz", "float", 30.0, "publish rate [Hz]")
     assert described[4] == ParameterDescription("image.encoding", "str", "rgb8", "pixel format")
-    assert described[5] == ("intrinsics", "list[float]", [1.0, 1.0], "")
+    assert described[5] == ("intrinsics", "list[float]", [1.0, 1.0], "", None)
     assert described[6].type == "tuple[int]"
-    assert describe_parameters(RequiredParams)[0] == ("robot_ip", "str", None, "")
+    assert describe_parameters(RequiredParams)[0] == ("robot_ip", "str", None, "", None)
 
 
 # --------------------------------------------------------------------------- names

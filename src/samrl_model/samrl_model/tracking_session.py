@@ -93,7 +93,8 @@ class TrackingSession:
 
     def update(self, observation: Observation, robot: RobotState, episode_start: bool) -> TrackOutcome:
         """One tracking update; an episode's first frame (or the first one at all) starts from a coarse
-        model of the view. RequestError says why a frame cannot be used; the model is then unchanged."""
+        model of the view. RequestError says why a frame cannot be used; the model is then unchanged (after a
+        failed episode start the next update starts the episode again)."""
         start = episode_start or not self.started
         check_observation(observation.rgb, observation.depth_m, observation.mask, observation.intrinsics,
                           observation.camera_pose, observation.target, self.model.object_names(),

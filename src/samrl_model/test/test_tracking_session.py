@@ -133,7 +133,8 @@ def test_the_robot_state_is_read_from_tf_at_the_frame_stamp():
     for finger, y in ((LEFT_FINGER_FRAME, 0.01), (RIGHT_FINGER_FRAME, -0.01)):
         buffer.set_transform('panda_hand', finger, 0.0, Pose(np.array([0.0, y, 0.0584]), UNIT), static=True)
     robot = robot_state_at(buffer, WORLD_FRAME, 1.5)
-    assert np.allclose(robot.tcp.position, hand.position + [0.05, 0.0, 0.105]) and robot.opening_m == pytest.approx(0.02)
+    assert np.allclose(robot.tcp.position, hand.position + [0.05, 0.0, 0.105])
+    assert robot.opening_m == pytest.approx(0.02)
 
 
 def test_the_episode_prior_puts_the_held_object_in_the_grasp_and_knows_nothing_of_the_target():
@@ -203,3 +204,35 @@ def test_the_truth_read_from_a_sim_state_is_the_worlds(needle_world):
     message.body_names = message.body_names[:-1]
     with pytest.raises(ValueError, match='bodies'):
         object_truth(message, bodies, 'thread')
+
+
+# --- model_node's inputs ------------------------------------------------------------------------------
+
+def test_model_node_listens_where_perception_publishes():
+    from samrl_model.model_node import ModelParams
+    from samrl_perception.capture_node import RGBD_TOPIC
+    from samrl_perception.segmentation_node import MASKS_TOPIC
+    params = ModelParams()
+    assert (params.frame_topic, params.masks_topic, params.track) == (RGBD_TOPIC, MASKS_TOPIC, True)
+
+
+def test_a_frame_and_its_masks_make_the_targets_observation():
+    from samrl_common import msgs
+    from samrl_common.conversions import camera_info_msg, pose_msg
+    from samrl_description.camera import CameraIntrinsics
+    from samrl_model.model_node import observation_from_frame
+    rgb, depth = np.zeros((12, 16, 3), np.uint8), np.ones((12, 16), np.float32)
+    thread = np.zeros((12, 16), np.uint8)
+    thread[2:4, 5:9] = 255
+    frame = msgs.samrl_interfaces.msg.RGBDFrame(
+        rgb=array_to_image(rgb, 'rgb8'), depth=array_to_image(depth, '32FC1'), world_frame=WORLD_FRAME,
+        camera_info=camera_info_msg(CameraIntrinsics.d435(16, 12), None, 'camera_color_optical_frame'),
+        camera_pose=pose_msg(Pose(np.array([0.8, -0.2, 0.3]), UNIT)))
+    masks = msgs.samrl_interfaces.msg.ObjectMasks(labels=['needle', 'thread'], scores=[0.9, 0.8],
+                                                  masks=[array_to_image(255 - thread, 'mono8'),
+                                                         array_to_image(thread, 'mono8')])
+    observation = observation_from_frame(frame, masks, 'thread')
+    assert observation.mask.sum() == 8 and observation.target == 'thread' and observation.intrinsics.width == 16
+    frame.world_frame = 'panda_link0'
+    with pytest.raises(RequestError, match="'panda_link0'; the model is in 'world'"):
+        observation_from_frame(frame, masks, 'thread')

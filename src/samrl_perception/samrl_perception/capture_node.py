@@ -68,12 +68,13 @@ class CaptureParams:
         'description': 'frame_id both images must carry; its pose is looked up on tf'})
     world_frame: str = field(default='world', metadata={'description': 'frame the camera pose is given in'})
     sync_tolerance_s: float = field(default=0.005, metadata={
-        'description': 'largest stamp difference of a colour and depth pair (s)'})
-    queue_size: int = field(default=5, metadata={'description': 'unmatched images kept per stream'})
+        'description': 'largest stamp difference of a colour and depth pair (s)', 'range': (0.0, MAX_SYNC_TOLERANCE_S)})
+    queue_size: int = field(default=5, metadata={'description': 'unmatched images kept per stream',
+                                                 'range': (1, MAX_QUEUE_SIZE)})
     transform_wait_s: float = field(default=0.5, metadata={
         'description': 'how long a pair may wait for its camera pose and camera_info (s)'})
     point_stride: int = field(default=4, metadata={
-        'description': 'point cloud uses every n-th pixel row and column'})
+        'description': 'point cloud uses every n-th pixel row and column', 'range': (1, MAX_POINT_STRIDE)})
     max_stamp_future_s: float = field(default=1.0, metadata={
         'description': 'images stamped further ahead of this node\'s clock are dropped (s; clocks of the '
                        'camera PC and this one must agree this well)'})

@@ -18,20 +18,21 @@ ORBIT_RADIUS_M = 0.5
 ORBIT_RATE_RAD_S = 0.5
 # Frames of the moving test pattern rendered once at start-up, then cycled.
 PATTERN_FRAMES = 16
+MAX_IMAGE_SIDE_PX = 4096
 
 
 @dataclass(frozen=True)
 class TalkerParams:
     rate_hz: float = field(default=30.0, metadata={'description': 'image publishing rate (Hz)'})
-    width: int = field(default=640, metadata={'description': 'image width (px)'})
-    height: int = field(default=480, metadata={'description': 'image height (px)'})
+    width: int = field(default=640, metadata={'description': 'image width (px)', 'range': (1, MAX_IMAGE_SIDE_PX)})
+    height: int = field(default=480, metadata={'description': 'image height (px)', 'range': (1, MAX_IMAGE_SIDE_PX)})
     encoding: str = field(default='rgb8', metadata={'description': 'rgb8 or 32FC1'})
     frame_id: str = field(default='camera_color_optical_frame', metadata={'description': 'image frame'})
 
     def __post_init__(self):
         if not 0 < self.rate_hz <= 1000:
             raise ValueError(f'rate_hz must be in (0, 1000], got {self.rate_hz}')
-        if not (0 < self.width <= 4096 and 0 < self.height <= 4096):
+        if not (0 < self.width <= MAX_IMAGE_SIDE_PX and 0 < self.height <= MAX_IMAGE_SIDE_PX):
             raise ValueError(f'width/height must be in 1..4096, got {self.width}x{self.height}')
         if self.encoding not in ENCODINGS:
             raise ValueError(f'encoding must be one of {", ".join(ENCODINGS)}, got {self.encoding!r}')

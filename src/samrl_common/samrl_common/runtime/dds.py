@@ -220,6 +220,9 @@ class DdsBackend:
     def server(self, name: str, service: msgs.ServiceType, handle, on_error) -> DdsServer:
         return DdsServer(self, name, service, handle, on_error)
 
+    def declare_parameters(self, specs) -> None:
+        """Nothing to do: plain DDS has no parameter services (`ros2 param` needs the rclpy backend)."""
+
     def close(self) -> None:
         for reader in self._readers:
             reader.close()

@@ -22,6 +22,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from samrl_common import msgs
+from samrl_common.parameter_descriptors import descriptor_specs
 from samrl_common.params import RosArgs, resolve_parameters, resolve_topic_name, split_ros_args
 from samrl_common.runtime.backend import make_backend
 from samrl_common.runtime.logs import ThrottledLogger, make_logger
@@ -158,6 +159,8 @@ class Node:
         self.service_stats: dict[str, ServiceStats] = {}
         self._entities: list = []
         self._backend = make_backend(self.fqn)
+        if self.params is not None:  # `ros2 param list/get/describe` see them on the rclpy backend
+            self._backend.declare_parameters(descriptor_specs(self.params))
 
     # -- names ---------------------------------------------------------------------------------
     def resolve(self, name: str) -> str:

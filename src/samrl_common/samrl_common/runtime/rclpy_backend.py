@@ -4,7 +4,9 @@ Our IdlStruct messages travel as their CDR bytes: publishers accept serialized
 bytes and `raw=True` subscriptions deliver them (FACTS.md). Services have no
 raw form, so requests and responses are converted with rclpy.serialization.
 rclpy spins in a background thread and only queues work for the node's own
-executor, exactly as the DDS backend's reader threads do.
+executor, exactly as the DDS backend's reader threads do. Parameters are parsed and
+validated by our own parser on both backends; here they are then declared, read-only,
+with descriptors (samrl_common.parameter_descriptors), for `ros2 param list/get/describe`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import threading
 from concurrent.futures import Future
 
 from samrl_common import msgs
+from samrl_common.parameter_descriptors import CONTINUOUS_STEP, DescriptorSpec
 from samrl_common.runtime.qos import QoSProfile
 
 SERVICE_HANDLER_TIMEOUT_S = 30.0
@@ -24,6 +27,21 @@ def _rclpy_qos(profile: QoSProfile):
         history=HistoryPolicy.KEEP_LAST, depth=profile.depth,
         reliability=ReliabilityPolicy.RELIABLE if profile.reliable else ReliabilityPolicy.BEST_EFFORT,
         durability=DurabilityPolicy.TRANSIENT_LOCAL if profile.transient_local else DurabilityPolicy.VOLATILE)
+
+
+def _ros_descriptor(spec: DescriptorSpec):
+    """rcl_interfaces ParameterDescriptor of one spec (the spec's fields carry the message's names)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    descriptor = ParameterDescriptor(name=spec.name, type=spec.type, description=spec.description,
+                                     read_only=spec.read_only)
+    if spec.floating_point_range:
+        low, high = spec.floating_point_range
+        descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high,
+                                                              step=float(CONTINUOUS_STEP))]
+    if spec.integer_range:
+        low, high = spec.integer_range
+        descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=CONTINUOUS_STEP)]
+    return descriptor
 
 
 def _ros_message(cls: type):
@@ -105,6 +123,13 @@ class RclpyBackend:
             return deserialize_message(msgs.serialize(response), ros_srv.Response)
 
         return self._node.create_service(ros_srv, name, callback, callback_group=self._group)
+
+    def declare_parameters(self, specs: list[DescriptorSpec]) -> None:
+        """Declare the values our parser resolved (overrides ignored: rclpy never saw the arguments)."""
+        from rclpy.parameter import Parameter
+        for spec in specs:
+            value = Parameter.Type(spec.type) if spec.is_empty_array else spec.value
+            self._node.declare_parameter(spec.name, value, _ros_descriptor(spec), ignore_override=True)
 
     def close(self) -> None:
         self._executor.shutdown()

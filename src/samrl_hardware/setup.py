@@ -1,0 +1,30 @@
+"""ament_python package samrl_hardware: builds with colcon on ROS 2 and with `pip install -e` without it."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'samrl_hardware'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+        ('share/' + PACKAGE + '/config', glob('config/*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='samrl developers',
+    maintainer_email='dev@samrl.invalid',
+    description=open('package.xml').read().split('<description>')[1].split('</description>')[0],
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'calibration_publisher = samrl_hardware.calibration_node:main',
+            'franka_adapter = samrl_hardware.franka_node:main',
+            'rizon_adapter = samrl_hardware.rizon_node:main',
+        ],
+    },
+)
