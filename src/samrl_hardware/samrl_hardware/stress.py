@@ -25,6 +25,7 @@ from samrl_hardware.audit import FrankaAuditor, RizonAuditor, Tally
 from samrl_hardware.calibration import Calibration, parse_calibration
 from samrl_hardware.fake_arm import KinematicPlanner
 from samrl_hardware.franka import FrankaAdapterCore, FrankaLimits
+from samrl_hardware import rizon
 from samrl_hardware.rizon import CameraPlan, PlanningError, RizonAdapterCore
 from samrl_sim.commands import CameraPoseGoal, EeDeltaCommand
 
@@ -33,6 +34,7 @@ FRANKA_TICK_S = 0.02                # franka_node's timer (50 Hz)
 RIZON_TICK_S = 0.05                 # rizon_node's timer (20 Hz)
 CONTROL_PERIOD_S = 0.1
 JITTER_S = 0.03
+OFFSET_MAX_M = 0.05                 # largest displacement of a faulty plan's first or last waypoint
 BURST_VOLLEY = 8                    # most commands in one burst
 FRANKA_START = Pose(np.array([0.5, 0.0, 0.3]), np.array([1.0, 0.0, 0.0, 0.0]))
 FRANKA_KINDS = {'valid': 40, 'nan': 4, 'inf': 4, 'huge': 4, 'malformed': 3, 'gripper': 3, 'too_large': 4,
@@ -231,12 +233,17 @@ class FaultyPlanner(KinematicPlanner):
         elif fault == 'plan_sparse':
             poses, times = [poses[0], poses[-1]], [times[0], times[-1]]
         elif fault == 'plan_ends_elsewhere':
-            poses[-1] = Pose(poses[-1].position + self.rng.normal(0.0, 0.02, 3), poses[-1].quaternion)
+            poses[-1] = Pose(poses[-1].position + self._offset(rizon.GOAL_TOLERANCE_M), poses[-1].quaternion)
         elif fault == 'plan_starts_elsewhere':
-            poses[0] = Pose(poses[0].position + self.rng.normal(0.0, 0.02, 3), poses[0].quaternion)
+            poses[0] = Pose(poses[0].position + self._offset(rizon.START_TOLERANCE_M), poses[0].quaternion)
         elif fault == 'plan_bad_times':
             times[middle] = times[0] if self.rng.random() < 0.5 else math.nan
         return replace(plan, flange_poses=tuple(poses), times_s=tuple(times))
+
+    def _offset(self, tolerance_m: float) -> np.ndarray:
+        """A displacement in a random direction, always beyond `tolerance_m` (a normal draw was sometimes within it)."""
+        direction = self.rng.normal(size=3)
+        return direction / np.linalg.norm(direction) * self.rng.uniform(2.0 * tolerance_m, OFFSET_MAX_M)
 
     def execute(self, plan: CameraPlan) -> None:
         super().execute(plan)
