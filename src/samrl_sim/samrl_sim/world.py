@@ -48,6 +48,7 @@ BRAKING_TIME_S = 0.008                   # the arm is held once the tool, coasti
 # and contact (a held peg or spatula pressed on the table) moved the tool up to 44 mm in steps whose
 # plan was within the 20 mm limit; the part that stays within bounds is usually a half or a quarter.
 PREVIEW_FRACTIONS = (1.0, 0.5, 0.25, 0.0)
+SETTLE_TIME_S = 1.0                      # simulated after placing an episode's objects (see World._settle)
 
 
 @dataclass(frozen=True)
@@ -160,12 +161,23 @@ class World:
         pb.restoreState(self._initial_state, physicsClientId=self.client)
         self.task.seed(seed)
         self.task.initialise_episode()
+        self._settle()
         view = self.move_camera(_goal_from_pose(self.task.default_camera_pose()))
         if not view.ok:
             raise RuntimeError(f'{self.task.name}: default camera pose rejected: {view.reason}')
         self._episode += 1
         self._step = 0
         return self.task_state()
+
+    def _settle(self) -> None:
+        """Let the placed objects come to rest with the arm held, so that an episode starts at rest.
+
+        The thread is placed at its randomised bend angles, which its weak joint motors cannot hold
+        against gravity: without this its links moved 5-8 mm (joints 13-26 deg) in the first control
+        step, before any command could have caused it.
+        """
+        for _ in range(round(SETTLE_TIME_S * self.config.physics_rate_hz)):
+            pb.stepSimulation(physicsClientId=self.client)
 
     def _drop_contact_cache(self) -> None:
         """Separate all bodies so PyBullet forgets its persistent contacts before a restore.
