@@ -27,7 +27,7 @@ from samrl_description.geometry import Pose, axis_angle_to_quat, quat_to_axis_an
 from samrl_description.tasks import HELD_OBJECTS, TARGETS, check_task
 from samrl_model.real2sim.observation import Observation
 from samrl_model.real2sim.coarse import coarse_model
-from samrl_model.real2sim.losses import emd
+from samrl_model.real2sim.losses import depth_to_points, emd
 from samrl_model.real2sim.optimise import OptimiseConfig, OptimiseResult, optimise
 from samrl_model.real2sim.surface import surface_samples, visible_surface_points
 from samrl_model.real2sim.update import (
@@ -201,6 +201,11 @@ class Tracker:
                 ious.append(self._agreement(seen, {**hypothesis, **hand}, camera, renderer))
                 if ious[-1] >= self.config.agree_iou:
                     break
+            if max(ious) < self.config.agree_iou and self.target != self.held:
+                recentred = self._recentred(seen, hypotheses[int(np.argmax(ious))], hand, camera, renderer)
+                if recentred is not None:
+                    hypotheses, ious = [*hypotheses, recentred], [*ious, self._agreement(
+                        seen, {**recentred, **hand}, camera, renderer)]
         best = int(np.argmax(ious))
         self.objects, iou = hypotheses[best], ious[best]
         if iou < REINITIALISE_IOU and self.target != self.held and not always_refit:
@@ -262,14 +267,34 @@ class Tracker:
     def _agreement(self, seen: Observation, scene: dict[str, ObjectParams], camera: torch.Tensor,
                    renderer: Renderer) -> float:
         """IoU of M's mask of the target and the camera's, where M explains what the camera sees."""
+        real_mask, model_mask, _ = self._masks(seen, scene, camera, renderer)
+        union = (model_mask | real_mask).sum().item()
+        return float((model_mask & real_mask).sum().item() / union) if union else 0.0
+
+    def _masks(self, seen: Observation, scene: dict[str, ObjectParams], camera: torch.Tensor, renderer: Renderer
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The camera's target mask, M's (less what an unmodelled occluder hides) and M's depth, in the window."""
         k = seen.intrinsics
         with torch.no_grad():
             depth, hits = renderer.raycast(scene, camera, (k.cx, k.cy))
         real_mask = torch.as_tensor(seen.mask)
         occluded = unmodelled_occlusion(real_mask.float(), torch.as_tensor(seen.depth_m, dtype=torch.float64), depth)
-        model_mask = torch.as_tensor(hits == list(scene).index(self.target)) & ~occluded
-        union = (model_mask | real_mask).sum().item()
-        return float((model_mask & real_mask).sum().item() / union) if union else 0.0
+        return real_mask, torch.as_tensor(hits == list(scene).index(self.target)) & ~occluded, depth
+
+    def _recentred(self, seen: Observation, objects: dict[str, ObjectParams], hand: dict[str, ObjectParams],
+                   camera: torch.Tensor, renderer: Renderer) -> dict[str, ObjectParams] | None:
+        """`objects` with the target moved by the offset between the centroids of the camera's target
+        points and M's (both back-projected in the window): a jump no small refit step could make."""
+        real_mask, model_mask, depth = self._masks(seen, {**objects, **hand}, camera, renderer)
+        k = seen.intrinsics
+        real = depth_to_points(torch.as_tensor(seen.depth_m, dtype=torch.float64), real_mask.float(), k.fx, k.fy,
+                               k.cx, k.cy)
+        model = depth_to_points(depth.to(torch.float64), model_mask.float(), k.fx, k.fy, k.cx, k.cy)
+        if len(real) < MIN_VISIBLE_PX or len(model) < MIN_VISIBLE_PX:
+            return None
+        offset = camera[:3, :3].to(torch.float64) @ (real.mean(dim=0) - model.mean(dim=0))     # world frame
+        target = objects[self.target]
+        return {**objects, self.target: replace(target, translation=target.translation + offset)}
 
     def _refit(self, seen: Observation, scene: dict[str, ObjectParams], camera: torch.Tensor, renderer: Renderer,
                config: OptimiseConfig, stopwatch: Stopwatch) -> OptimiseResult:
