@@ -32,8 +32,13 @@ import re
 import sys
 from pathlib import Path
 
-from samrl_bringup.graph import (LaunchArgumentError, check_standalone, environment_for, parse_launch_arguments,
-                                 process_specs)
+from samrl_bringup.graph import (
+    LaunchArgumentError,
+    check_standalone,
+    environment_for,
+    parse_launch_arguments,
+    process_specs,
+)
 from samrl_bringup.graphs import GRAPHS, get_graph
 from samrl_description.tasks import TASK_NAMES, check_task
 

@@ -9,8 +9,15 @@ import yaml
 
 from samrl_bringup import parameters_file
 from samrl_bringup.cli import main
-from samrl_bringup.graph import IncludeSpec, LaunchArgumentError, NeedsRos2Error, NodeSpec, check_standalone, \
-    process_specs, share_directory
+from samrl_bringup.graph import (
+    IncludeSpec,
+    LaunchArgumentError,
+    NeedsRos2Error,
+    NodeSpec,
+    check_standalone,
+    process_specs,
+    share_directory,
+)
 from samrl_bringup.graphs import get_graph, hardware
 from samrl_bringup.ros_launch import include_path, node_arguments
 from samrl_common.params import resolve_parameters, split_ros_args

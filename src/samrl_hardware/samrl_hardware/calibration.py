@@ -86,15 +86,20 @@ class Calibration:
 
 def load_calibration(path: str | Path) -> Calibration:
     """Read and validate a calibration file; CalibrationError naming the file and the field otherwise."""
+    return read_yaml_file(path, 'calibration file', parse_calibration)
+
+
+def read_yaml_file(path, what: str, parse):
+    """parse(the YAML or JSON document at `path`); CalibrationError naming the file otherwise."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.safe_load(path.read_text())      # JSON is YAML too
     except OSError as exc:
-        raise CalibrationError(f'{path}: cannot read the calibration file: {exc.strerror or exc}') from None
+        raise CalibrationError(f'{path}: cannot read the {what}: {exc.strerror or exc}') from None
     except yaml.YAMLError as exc:
-        raise CalibrationError(f'{path}: not valid YAML: {exc}') from None
+        raise CalibrationError(f'{path}: not valid YAML or JSON: {exc}') from None
     try:
-        return parse_calibration(document)
+        return parse(document)
     except CalibrationError as exc:
         raise CalibrationError(f'{path}: {exc}') from None
 

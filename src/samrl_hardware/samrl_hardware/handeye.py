@@ -27,7 +27,7 @@ import yaml
 from scipy.spatial.transform import Rotation
 
 from samrl_description.geometry import Pose
-from samrl_hardware.calibration import CalibrationError, parse_pose, pose_to_yaml
+from samrl_hardware.calibration import CalibrationError, parse_pose, pose_to_yaml, read_yaml_file
 
 MIN_SAMPLES = 3                     # calibrateHandEye needs two motions with non-parallel axes
 MIN_MOTION_ANGLE_RAD = np.radians(5.0)   # smaller relative rotations carry no information (noise)
@@ -83,17 +83,7 @@ class HandEyeResult:
 
 def load_samples(path: str | Path) -> list[HandEyeSample]:
     """Read a samples file; CalibrationError naming the file and the sample otherwise."""
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())      # JSON is YAML too
-    except OSError as exc:
-        raise CalibrationError(f'{path}: cannot read the samples file: {exc.strerror or exc}') from None
-    except yaml.YAMLError as exc:
-        raise CalibrationError(f'{path}: not valid YAML or JSON: {exc}') from None
-    try:
-        return parse_samples(document)
-    except CalibrationError as exc:
-        raise CalibrationError(f'{path}: {exc}') from None
+    return read_yaml_file(path, 'samples file', parse_samples)
 
 
 def parse_samples(document: Any) -> list[HandEyeSample]:
@@ -130,7 +120,7 @@ def check_samples(samples: list[HandEyeSample]) -> None:
 
 def solve_hand_eye(samples: list[HandEyeSample], method: str = DEFAULT_METHOD) -> HandEyeResult:
     """X = T_flange_camera from the samples with cv2.calibrateHandEye, and its residual."""
-    import cv2      # only here: everything else in samrl_hardware runs without OpenCV
+    import cv2  # only here: everything else in samrl_hardware runs without OpenCV
     if method not in METHODS:
         raise CalibrationError(f'unknown method {method!r}; one of {", ".join(METHODS)}')
     check_samples(samples)

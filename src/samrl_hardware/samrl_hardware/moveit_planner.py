@@ -33,7 +33,7 @@ class MoveItSettings:
 
 class MoveItPlanner:
     def __init__(self, settings: MoveItSettings, node_name: str = 'rizon_adapter_moveit'):
-        from moveit.planning import MoveItPy, PlanRequestParameters   # ROS 2 machines only
+        from moveit.planning import MoveItPy, PlanRequestParameters  # ROS 2 machines only
         self.settings = settings
         self._moveit = MoveItPy(node_name=node_name)
         if not hasattr(self._moveit, 'get_trajectory_execution_manager'):

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from samrl_description.geometry import Pose, look_at
+from samrl_hardware import rizon
 from samrl_hardware.audit import FrankaAuditor, RizonAuditor, Tally
 from samrl_hardware.calibration import Calibration, parse_calibration
 from samrl_hardware.fake_arm import KinematicPlanner
 from samrl_hardware.franka import FrankaAdapterCore, FrankaLimits
-from samrl_hardware import rizon
 from samrl_hardware.rizon import CameraPlan, PlanningError, RizonAdapterCore
 from samrl_sim.commands import CameraPoseGoal, EeDeltaCommand
 

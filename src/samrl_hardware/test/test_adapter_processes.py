@@ -11,9 +11,9 @@ import pytest
 
 from samrl_common import msgs
 from samrl_common.runtime import QOS_LATCHED, QOS_SENSOR_DATA, stamp_now
+from samrl_common.testing import node_graph
 from samrl_common.tf import TransformBuffer
 from samrl_common.tf_ros import TransformListener
-from samrl_common.testing import node_graph
 from samrl_description.geometry import look_at
 from samrl_description.names import COLOR_INFO_TOPIC
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from samrl_description.camera import CameraIntrinsics
-from samrl_description.geometry import Pose
 from samrl_hardware.calibration import (
     CalibrationError,
     intrinsics_mismatch,
     load_calibration,
     parse_calibration,
 )
+
+from samrl_description.camera import CameraIntrinsics
+from samrl_description.geometry import Pose
 
 EXAMPLE = Path(__file__).resolve().parents[2] / 'samrl_bringup' / 'config' / 'calibration.yaml'
 

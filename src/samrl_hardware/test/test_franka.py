@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-
-from samrl_description.geometry import Pose, axis_angle_to_quat, quat_multiply
 from samrl_hardware.franka import FrankaAdapterCore, FrankaLimits
 from samrl_hardware.guards import ArmMode
+
+from samrl_description.geometry import Pose, axis_angle_to_quat, quat_multiply
 from samrl_sim.commands import EeDeltaCommand
 
 START = Pose(np.array([0.5, 0.0, 0.3]), np.array([1.0, 0.0, 0.0, 0.0]))

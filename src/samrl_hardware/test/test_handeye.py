@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from samrl_hardware.calibration import CalibrationError, load_calibration, pose_to_yaml
+from samrl_hardware.handeye import METHODS, HandEyeSample, load_samples, residual, solve_hand_eye
 from scipy.spatial.transform import Rotation
 
 from samrl_bringup.cli import main as samrl
 from samrl_description.geometry import Pose
-from samrl_hardware.calibration import CalibrationError, load_calibration, pose_to_yaml
-from samrl_hardware.handeye import METHODS, HandEyeSample, load_samples, residual, solve_hand_eye
 
 EXAMPLE = Path(__file__).resolve().parents[2] / 'samrl_bringup' / 'config' / 'calibration.yaml'
 TRUE_HAND_EYE = Pose(np.array([0.012, 0.018, 0.034]),

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from samrl_description.geometry import Pose, look_at
 from samrl_hardware.fake_arm import KinematicPlanner
 from samrl_hardware.guards import ArmMode
 from samrl_hardware.rizon import CameraPlan, PlanningError, RizonAdapterCore
 from samrl_hardware.stress import example_calibration
+
+from samrl_description.geometry import Pose, look_at
 from samrl_sim.commands import CameraPoseGoal
 
 CALIBRATION = example_calibration()

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from samrl_hardware.stress import FRANKA_KINDS, RIZON_KINDS, FrankaStress, RizonStress, example_calibration
 
 from samrl_hardware import franka, rizon, stress
-from samrl_hardware.stress import FRANKA_KINDS, RIZON_KINDS, FrankaStress, RizonStress, example_calibration
 from samrl_sim.safety import EeLimits, WorkspaceBox, validate_ee_delta
 
 COUNT = 10_000

@@ -41,17 +41,24 @@ class UpdateOutcome:
     wall_time_s: float
 
 
+def check_pose(pose: Pose, name: str) -> Pose:
+    """`pose` with its quaternion normalised if it is finite, has a unit quaternion (within
+    QUATERNION_NORM_TOLERANCE) and lies within MAX_CAMERA_RANGE_M of the origin; RequestError otherwise."""
+    if not (np.all(np.isfinite(pose.position)) and np.all(np.isfinite(pose.quaternion))):
+        raise RequestError(f'{name} is not finite')
+    norm = float(np.linalg.norm(pose.quaternion))
+    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise RequestError(f'{name} quaternion has norm {norm:.4g}, not 1')
+    if float(np.linalg.norm(pose.position)) > MAX_CAMERA_RANGE_M:
+        raise RequestError(f'{name} position {pose.position.tolist()} is more than {MAX_CAMERA_RANGE_M:g} m from the '
+                           'world origin')
+    return Pose(np.asarray(pose.position, dtype=float), np.asarray(pose.quaternion, dtype=float) / norm)
+
+
 def check_camera(camera_pose: Pose, intrinsics: CameraIntrinsics) -> None:
     """Raise RequestError unless the camera pose is finite with a unit quaternion and the
     intrinsics are usable (samrl_description.camera.CameraIntrinsics.validate)."""
-    if not (np.all(np.isfinite(camera_pose.position)) and np.all(np.isfinite(camera_pose.quaternion))):
-        raise RequestError('camera pose is not finite')
-    norm = float(np.linalg.norm(camera_pose.quaternion))
-    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
-        raise RequestError(f'camera pose quaternion has norm {norm:.4g}, not 1')
-    if float(np.linalg.norm(camera_pose.position)) > MAX_CAMERA_RANGE_M:
-        raise RequestError(f'camera position {camera_pose.position.tolist()} is more than {MAX_CAMERA_RANGE_M:g} m '
-                           'from the world origin')
+    check_pose(camera_pose, 'camera pose')
     try:
         intrinsics.validate()
     except ValueError as exc:

@@ -22,17 +22,10 @@ from samrl_description.robot import FINGER_MAX_OPENING_M
 from samrl_description.tasks import HELD_OBJECTS, grasp_pose
 from samrl_model.real2sim.coarse import coarse_model
 from samrl_model.real2sim.observation import Observation
-from samrl_model.real2sim.track import RobotState, Tracker, TrackConfig, TrackStep
+from samrl_model.real2sim.track import RobotState, TrackConfig, Tracker, TrackStep
 from samrl_model.render import ObjectParams
 from samrl_model.robot import HAND_PART_NAMES
-from samrl_model.scene_model import (
-    MAX_CAMERA_RANGE_M,
-    MIN_MASK_PIXELS,
-    QUATERNION_NORM_TOLERANCE,
-    RequestError,
-    SceneModel,
-    check_observation,
-)
+from samrl_model.scene_model import MIN_MASK_PIXELS, RequestError, SceneModel, check_observation, check_pose
 
 NO_LOSS = float('nan')          # final_loss of an update that refitted nothing
 
@@ -52,17 +45,10 @@ class TrackOutcome:
 def check_robot_state(tcp: Pose, opening_m: float) -> RobotState:
     """The robot's state if usable: a finite tool pose with a unit quaternion within the cell, and a
     finger opening within the Panda's range; RequestError naming the problem otherwise."""
-    if not (np.all(np.isfinite(tcp.position)) and np.all(np.isfinite(tcp.quaternion))):
-        raise RequestError('tcp_pose is not finite')
-    norm = float(np.linalg.norm(tcp.quaternion))
-    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
-        raise RequestError(f'tcp_pose quaternion has norm {norm:.4g}, not 1')
-    if float(np.linalg.norm(tcp.position)) > MAX_CAMERA_RANGE_M:
-        raise RequestError(f'tcp position {tcp.position.tolist()} is more than {MAX_CAMERA_RANGE_M:g} m from the '
-                           'world origin')
+    tcp = check_pose(tcp, 'tcp_pose')
     if not (np.isfinite(opening_m) and 0.0 <= opening_m <= FINGER_MAX_OPENING_M):
         raise RequestError(f'finger_opening_m must be in [0, {FINGER_MAX_OPENING_M}] m, got {opening_m}')
-    return RobotState(Pose(np.asarray(tcp.position, dtype=float), tcp.quaternion / norm), float(opening_m))
+    return RobotState(tcp, float(opening_m))
 
 
 def episode_prior(task: str, objects: dict[str, ObjectParams], tcp: Pose, target: str) -> dict[str, ObjectParams]:

@@ -192,6 +192,7 @@ def test_track_service_keeps_the_state_between_calls_and_refuses_bad_requests(tr
 def _small_frame(observation):
     """The frame cut to 64x48 px (with its intrinsics): smaller than the tracking window."""
     from dataclasses import replace
+
     from samrl_description.camera import CameraIntrinsics
     k = observation.intrinsics
     return replace(observation, rgb=observation.rgb[:48, :64], depth_m=observation.depth_m[:48, :64],

@@ -11,4 +11,5 @@ def test_only_off_target_pixels_with_a_nearer_real_surface_are_left_out():
     real_depth = torch.tensor([[0.20, 0.30, 0.50, 0.00, 0.40, 0.30 - 0.5 * OCCLUSION_MARGIN_M]], dtype=torch.float64)
     real_mask = torch.tensor([[0.0, 1.0, 0.0, 0.0, 0.0, 0.0]])
     model_depth = torch.tensor([[0.30, 0.35, 0.50, 0.30, 0.00, 0.30]])
-    assert unmodelled_occlusion(real_mask, real_depth, model_depth).tolist() == [[True, False, False, False, False, False]]
+    occluded = unmodelled_occlusion(real_mask, real_depth, model_depth)
+    assert occluded.tolist() == [[True, False, False, False, False, False]]

@@ -9,7 +9,7 @@ from samrl_description.camera import CameraIntrinsics
 from samrl_description.geometry import Pose, look_at
 from samrl_description.tasks import nominal_scene, tool_pose
 from samrl_model.real2sim.bench import errors
-from samrl_model.real2sim.track import Tracker, TrackConfig, RobotState
+from samrl_model.real2sim.track import RobotState, TrackConfig, Tracker
 from samrl_model.real2sim.window import Window, binning_for, crop, window_around
 from samrl_model.render import Renderer, objects_from_placements
 from samrl_model.robot import HAND_PART_NAMES, hand_objects

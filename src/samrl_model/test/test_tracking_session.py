@@ -190,9 +190,9 @@ def test_a_session_starts_from_a_coarse_model_then_carries_the_held_thread(needl
 
 
 def test_the_truth_read_from_a_sim_state_is_the_worlds(needle_world):
+    from samrl_common.runtime import stamp_now
     from samrl_sim.conversions import sim_state_msg
     from samrl_sim.world import read_body_states
-    from samrl_common.runtime import stamp_now
     message = sim_state_msg(read_body_states(needle_world.client), 'needle_threading', 0, 2, stamp_now())
     bodies = sim_bodies('needle_threading')
     truth = object_truth(message, bodies, 'thread')

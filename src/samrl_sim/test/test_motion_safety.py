@@ -5,15 +5,14 @@ import numpy as np
 import pybullet as pb
 import pytest
 
+import samrl_sim.world as world_module
 from samrl_description.geometry import Pose
 from samrl_sim.commands import EeDeltaCommand
 from samrl_sim.envs import SamrlEnv
 from samrl_sim.motion_check import check_env, check_world
 from samrl_sim.panda import ARM_MAX_VELOCITY_RAD_S, TCP_LINK
-from samrl_sim.safety import MAX_ROTATION_PER_STEP_RAD, MAX_TRANSLATION_PER_STEP_M
+from samrl_sim.safety import MAX_ROTATION_PER_STEP_RAD, MAX_TRANSLATION_PER_STEP_M, ValidationResult
 from samrl_sim.tasks import TASK_NAMES
-import samrl_sim.world as world_module
-from samrl_sim.safety import ValidationResult
 from samrl_sim.world import JOINT_SPEED_DIVISORS, World
 
 STRESS_COMMANDS = 300               # per task and interface: ~3 s through the World, ~6 s through the env

@@ -23,8 +23,16 @@ from __future__ import annotations
 
 from functools import partial
 
-from samrl_bringup.graph import (Graph, IncludeSpec, LaunchArgument, LaunchArgumentError, NodeSpec, config_file,
-                                 file_argument, int_argument)
+from samrl_bringup.graph import (
+    Graph,
+    IncludeSpec,
+    LaunchArgument,
+    LaunchArgumentError,
+    NodeSpec,
+    config_file,
+    file_argument,
+    int_argument,
+)
 from samrl_bringup.graphs import hardware
 from samrl_description.tasks import TARGETS, TASK_OBJECTS
 

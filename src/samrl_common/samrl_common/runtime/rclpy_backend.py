@@ -22,7 +22,8 @@ SERVICE_HANDLER_TIMEOUT_S = 30.0
 
 
 def _rclpy_qos(profile: QoSProfile):
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile as RosQoS, ReliabilityPolicy
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
+    from rclpy.qos import QoSProfile as RosQoS
     return RosQoS(
         history=HistoryPolicy.KEEP_LAST, depth=profile.depth,
         reliability=ReliabilityPolicy.RELIABLE if profile.reliable else ReliabilityPolicy.BEST_EFFORT,

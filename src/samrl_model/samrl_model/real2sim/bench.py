@@ -42,6 +42,7 @@ PERTURB_ROTATION_RAD = np.radians(10.0)
 THREAD_BEND_RAD = 0.15          # each joint of the thread bent by up to this much
 MIN_VISIBLE_PIXELS = 50         # fewer target pixels than this: the view shows too little to fit
 INITS = ('perturbed', 'coarse')
+TRACK_ACTIONS = ('coarse', 'refit', 'kept', 'carried', 'unseen')     # TrackStep.action
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ def summarise_track(episodes: list[dict]) -> dict:
                'time_s_mean': float(control.mean()), 'time_s_p95': float(np.percentile(control, 95)),
                'first_frame_time_s_mean': float(first.mean()),
                'time_s_mean_with_first_frames': float(np.mean([s['wall_time_s'] for s in steps])),
-               'actions': {a: sum(s['action'] == a for s in steps) for a in ('coarse', 'refit', 'kept', 'carried', 'unseen')}}
+               'actions': {a: sum(s['action'] == a for s in steps) for a in TRACK_ACTIONS}}
     stages = {}
     for s in steps:
         for name, seconds in s['stages_s'].items():

@@ -25,9 +25,9 @@ import torch
 
 from samrl_description.geometry import Pose, axis_angle_to_quat, quat_to_axis_angle
 from samrl_description.tasks import HELD_OBJECTS, TARGETS, check_task
-from samrl_model.real2sim.observation import Observation
 from samrl_model.real2sim.coarse import coarse_model
 from samrl_model.real2sim.losses import depth_to_points, emd
+from samrl_model.real2sim.observation import Observation
 from samrl_model.real2sim.optimise import OptimiseConfig, OptimiseResult, optimise
 from samrl_model.real2sim.surface import surface_samples, visible_surface_points
 from samrl_model.real2sim.update import (
