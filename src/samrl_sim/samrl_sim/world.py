@@ -176,6 +176,7 @@ class World:
         against gravity: without this its links moved 5-8 mm (joints 13-26 deg) in the first control
         step, before any command could have caused it.
         """
+        self.camera_arm.set_joints(self.camera_arm.joint_positions())   # restoreState keeps old motor targets
         for _ in range(round(SETTLE_TIME_S * self.config.physics_rate_hz)):
             pb.stepSimulation(physicsClientId=self.client)
 
