@@ -43,6 +43,25 @@ def test_seeded_episodes_are_reproducible(task):
     assert not np.allclose(first, other)
 
 
+def test_an_episode_does_not_depend_on_the_episodes_before_it():
+    """Objects settle at reset with the camera arm held where it is, not where the last episode left its motors."""
+    world = World('needle_threading')
+    world.reset(seed=5)
+    world.move_camera(_close_goal(world))
+    after_another = _trajectory(world, 7), world.camera_pose().position
+    world.close()
+    fresh_world = World('needle_threading')
+    fresh = _trajectory(fresh_world, 7), fresh_world.camera_pose().position
+    fresh_world.close()
+    assert np.array_equal(after_another[0], fresh[0]) and np.array_equal(after_another[1], fresh[1])
+
+
+def _close_goal(world: World):
+    from samrl_sim.commands import CameraPoseGoal
+    pose = world.camera_pose()
+    return CameraPoseGoal(tuple(pose.position + np.array([0.05, 0.05, -0.05])), tuple(pose.quaternion))
+
+
 @pytest.mark.parametrize('task', TASK_NAMES)
 def test_oracle_solves_the_task(task):
     report = evaluate(task, episodes=ORACLE_SEEDS, seed=100)
