@@ -1,18 +1,20 @@
 """Real2Sim at the control rate (Alg. 1 lines 3 and 7): predict M from the executed command, then check or refit.
 
 Every control step the tracker
-1. predicts: the held object moves rigidly with the tool centre point, an object resting on it
-   (the pancake on the spatula's blade) rides along, the hand and fingers go where the robot's
-   state puts them, and everything else stays;
+1. predicts: the held object moves rigidly with the tool centre point; a target that may ride on
+   it (the pancake on the spatula) gets two predictions, carried and left; the hand and fingers
+   go where the robot's state puts them; everything else stays;
 2. looks through a window of the camera's own pixels around the predicted target (window.py),
-   with M's render of the hand occluding the target as the real hand does;
-3. checks the prediction: a target that neither is held nor rides, whose render matches the
-   camera's mask (IoU >= agree_iou), is kept as it is;
-4. otherwise refits the target's latents from the prediction with a few Real2Sim iterations at
+   with M's hand occluding the target as the real hand does;
+3. checks the predictions by the IoU of M's ray-cast mask with the camera's; if none agrees, a
+   third moves the target by the offset of the two masks' back-projected centroids (a push no
+   small step could follow); the best is kept;
+4. keeps a resting target that agrees (IoU >= agree_iou) as it is, carries a held one (see
+   TrackConfig.refit_held), and otherwise refits the target's latents for a few iterations at
    tracking step sizes (Adam's first steps are about one learning rate whatever the gradient, so
-   they are small here: the prediction is already close).
+   they are small unless the target is far off); a target lost altogether gets a new coarse model.
 
-The first frame of an episode starts from the coarse initial model and refits it for longer.
+An episode's first frame starts from the coarse initial model and refits it for longer.
 """
 
 from __future__ import annotations
