@@ -59,6 +59,7 @@ class WorldConfig:
     camera_arm_base_yaw_rad: float = CAMERA_ARM_BASE_YAW_RAD
     ee_limits: EeLimits = field(default_factory=EeLimits)
     objects: SceneObjects = field(default_factory=SceneObjects)
+    settle_time_s: float = SETTLE_TIME_S     # simulated at reset so an episode starts at rest (0: as placed)
 
     @property
     def substeps(self) -> int:
@@ -177,7 +178,7 @@ class World:
         step, before any command could have caused it.
         """
         self.camera_arm.set_joints(self.camera_arm.joint_positions())   # restoreState keeps old motor targets
-        for _ in range(round(SETTLE_TIME_S * self.config.physics_rate_hz)):
+        for _ in range(round(self.config.settle_time_s * self.config.physics_rate_hz)):
             pb.stepSimulation(physicsClientId=self.client)
 
     def _drop_contact_cache(self) -> None:
