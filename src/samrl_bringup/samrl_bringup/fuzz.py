@@ -725,6 +725,8 @@ class ModelRun(TargetRun):
     UPDATE_OUTSTANDING = 4
     TIMEOUT_S = 300.0      # a request may wait behind the running update and the queued ones
 
+    TRACK_SIZE_PX = (160, 120)     # the tracker's window (128x96) must fit in the frame
+
     def __init__(self):
         world = _peg_world()
         try:
@@ -732,8 +734,29 @@ class ModelRun(TargetRun):
             self.mask = (image.seg == world.segmentation_ids()['hole_block']).astype(np.uint8) * 255
             self.rgb, self.depth = image.rgb, image.depth_m.astype(np.float32)
             self.intrinsics, self.pose = world.camera_intrinsics(64, 48), world.camera_pose()
+            self.track_frame = self._track_frame(world)
         finally:
             world.close()
+
+    @classmethod
+    def _track_frame(cls, world) -> dict:
+        """The fields of a valid TrackModel request: a 160x120 view of the hole block and the Panda's state."""
+        from samrl_common.conversions import camera_info_msg, pose_msg
+        from samrl_common.images import array_to_image
+        width, height = cls.TRACK_SIZE_PX
+        image = world.render(width, height)
+        mask = (image.seg == world.segmentation_ids()['hole_block']).astype(np.uint8) * 255
+        info = camera_info_msg(world.camera_intrinsics(width, height), _stamp(0), 'camera_color_optical_frame')
+        return {'rgb': array_to_image(image.rgb, 'rgb8'), 'depth': array_to_image(image.depth_m.astype(np.float32),
+                                                                                   '32FC1'),
+                'mask': array_to_image(mask, 'mono8'), 'camera_info': info, 'camera_pose': pose_msg(world.camera_pose()),
+                'target': 'hole_block', 'tcp_pose': pose_msg(world.tcp_pose()),
+                'finger_opening_m': float(world.panda.gripper_width())}
+
+    def track_request(self, rng=None, _stamp_ns: int = 0):
+        """A valid tracking update: an episode's start (a coarse model) now and then, else a step."""
+        start = rng is None or rng.random() < 0.2
+        return msgs.samrl_interfaces.srv.TrackModel.Request(**self.track_frame, episode_start=bool(start))
 
     def _camera(self, width: int, height: int):
         from samrl_common.conversions import camera_info_msg, pose_msg
@@ -760,11 +783,14 @@ class ModelRun(TargetRun):
         return Inputs([], [ServiceInput('/samrl/model/update', 'samrl_interfaces/srv/UpdateModel', self.update_request,
                                         self.UPDATE_GOOD_EVERY, self.TIMEOUT_S, self.UPDATE_OUTSTANDING),
                            ServiceInput('/samrl/model/render', 'samrl_interfaces/srv/RenderModel', self.render_request,
-                                        GOOD_EVERY, self.TIMEOUT_S)])
+                                        GOOD_EVERY, self.TIMEOUT_S),
+                           ServiceInput('/samrl/model/track', 'samrl_interfaces/srv/TrackModel', self.track_request,
+                                        self.UPDATE_GOOD_EVERY, self.TIMEOUT_S, self.UPDATE_OUTSTANDING)])
 
     def setup(self, session: Session) -> None:
         self.update = session.node.create_client('samrl_interfaces/srv/UpdateModel', '/samrl/model/update')
         self.render = session.node.create_client('samrl_interfaces/srv/RenderModel', '/samrl/model/render')
+        self.track = session.node.create_client('samrl_interfaces/srv/TrackModel', '/samrl/model/track')
 
     def check(self, session: Session) -> tuple[bool, str]:
         try:
@@ -772,11 +798,15 @@ class ModelRun(TargetRun):
             if not render.success:
                 return False, f'a valid 32x24 render failed: {render.message}'
             update = self.update.call(self.update_request(), timeout_s=self.TIMEOUT_S)
+            track = self.track.call(self.track_request(), timeout_s=self.TIMEOUT_S)
         except TimeoutError as exc:
             return False, str(exc)
         if not update.success or not math.isfinite(update.final_loss):
             return False, f'a valid one-iteration update failed: {update.message} (loss {update.final_loss})'
-        return True, f'a valid 32x24 render and a one-iteration update succeeded (loss {update.final_loss:.3g})'
+        if not track.success or track.action != 'coarse':
+            return False, f'a valid tracking start failed: {track.message} ({track.action})'
+        return True, (f'a valid 32x24 render, a one-iteration update (loss {update.final_loss:.3g}) and a tracking '
+                      f'start ({track.iterations} iterations) succeeded')
 
 
 class OracleRun(TargetRun):
@@ -830,7 +860,7 @@ NODES: dict[str, Target] = {
                                 'a good RGBDFrame is segmented (ObjectMasks with its stamp)', SegmentationRun,
                                 pace_s=0.02),
     'model_node': Target('model_node', 'samrl_model.model_node', ('task:=peg_insertion',),
-                         'a valid small render and a valid one-iteration update succeed', ModelRun),
+                         'a valid small render, a valid one-iteration update and a tracking start succeed', ModelRun),
     'oracle_controller': Target('oracle_controller', 'samrl_sim.oracle_node', ('task:=peg_insertion',),
                                 'a good SimState is answered with an end-effector command of its stamp', OracleRun,
                                 pace_s=0.004),
