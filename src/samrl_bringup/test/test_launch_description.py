@@ -144,14 +144,11 @@ def test_user_params_file_reaches_every_samrl_node(tmp_path):
 
 def test_hardware_executables_exist():
     """The adapters and the calibration publisher are console scripts of samrl_hardware."""
-    try:
-        scripts = {entry.name: entry.value for entry in importlib.metadata.entry_points(group='console_scripts')}
-    except Exception:  # pragma: no cover - metadata unreadable
-        scripts = {}
+    scripts = {entry.name: entry.value for entry in importlib.metadata.entry_points(group='console_scripts')}
     nodes = [node for node in get_graph('needle_threading').nodes(DRY_RUN) if node.package == 'samrl_hardware']
-    if not all(node.executable in scripts for node in nodes):
-        pytest.skip('samrl_hardware is not installed here (pip install -e src/samrl_hardware)')
+    assert nodes
     for node in nodes:
+        assert node.executable in scripts, f'{node.executable}: not installed (pip install -e src/samrl_hardware)'
         assert scripts[node.executable] == f'{node.module}:main', node.executable
 
 

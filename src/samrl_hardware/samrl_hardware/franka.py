@@ -22,7 +22,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from samrl_description.geometry import Pose, axis_angle_to_quat, quat_multiply
-from samrl_hardware.guards import ArmMode, MonotonicClock, MotionBudget, StopLatch, Verdict, Watchdog, status_line
+from samrl_hardware.guards import (
+    ArmMode,
+    MonotonicClock,
+    MotionBudget,
+    StopLatch,
+    Verdict,
+    Watchdog,
+    require_positive,
+    status_line,
+)
 from samrl_sim.commands import EeDeltaCommand
 from samrl_sim.safety import MAX_ROTATION_PER_STEP_RAD, MAX_TRANSLATION_PER_STEP_M, EeLimits, validate_ee_delta
 
@@ -51,11 +60,8 @@ class FrankaLimits:
     command_period_s: float = CONTROL_PERIOD_S
 
     def __post_init__(self):
-        for name in ('max_speed_m_s', 'max_angular_speed_rad_s', 'burst_steps', 'watchdog_timeout_s',
-                     'max_state_age_s', 'max_lead_m', 'command_period_s'):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f'{name} must be a finite positive number, got {value}')
+        require_positive(self, ('max_speed_m_s', 'max_angular_speed_rad_s', 'burst_steps', 'watchdog_timeout_s',
+                                'max_state_age_s', 'max_lead_m', 'command_period_s'))
 
     @property
     def burst_m(self) -> float:

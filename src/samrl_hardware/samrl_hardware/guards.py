@@ -11,7 +11,17 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
+
 LIMIT_RELATIVE_TOLERANCE = 1e-9     # forgive floating-point rounding at a bound (as samrl_sim.safety)
+
+
+def require_positive(limits, names: tuple[str, ...]) -> None:
+    """ValueError naming the first of `names` (attributes of `limits`) that is not a finite positive number."""
+    for name in names:
+        value = getattr(limits, name)
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f'{name} must be a finite positive number, got {value}')
 
 
 class ArmMode(str, Enum):

@@ -25,7 +25,16 @@ import numpy as np
 
 from samrl_description.geometry import Pose, quat_conjugate, quat_multiply, rotation_angle
 from samrl_hardware.calibration import Calibration
-from samrl_hardware.guards import ArmMode, MonotonicClock, MotionBudget, StopLatch, Verdict, Watchdog, status_line
+from samrl_hardware.guards import (
+    ArmMode,
+    MonotonicClock,
+    MotionBudget,
+    StopLatch,
+    Verdict,
+    Watchdog,
+    require_positive,
+    status_line,
+)
 from samrl_sim.commands import CameraPoseGoal
 from samrl_sim.safety import CAMERA_ARM_REACH_M, CameraLimits, validate_camera_goal
 
@@ -93,10 +102,8 @@ class RizonLimits:
     watchdog_timeout_s: float = WATCHDOG_TIMEOUT_S
 
     def __post_init__(self):
-        for name in ('max_step_m', 'max_step_rad', 'max_speed_m_s', 'max_angular_speed_rad_s', 'watchdog_timeout_s'):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f'{name} must be a finite positive number, got {value}')
+        require_positive(self, ('max_step_m', 'max_step_rad', 'max_speed_m_s', 'max_angular_speed_rad_s',
+                                'watchdog_timeout_s'))
 
     @staticmethod
     def for_cell(calibration: Calibration, **overrides) -> RizonLimits:
