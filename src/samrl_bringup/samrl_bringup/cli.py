@@ -157,7 +157,7 @@ def cmd_bench_real2sim(args) -> int:
     from samrl_model.real2sim.bench import BenchConfig, format_summary, run_benchmark
     width, height = args.size
     config = BenchConfig(width=width, height=height, iterations=args.iterations, time_budget_s=args.time_budget,
-                         init=args.init)
+                         init=args.init, update=args.update, loss=args.loss, view=args.view)
     results = run_benchmark(args.tasks, range(args.seed, args.seed + args.seeds), config)
     for task, result in results.items():
         print(format_summary(task, result['summary'], config.init))
@@ -438,6 +438,15 @@ def _add_bench_real2sim(bench_sub) -> None:
                           help=f'image size in px (default {REAL2SIM_BENCH_SIZE_PX})')
     real2sim.add_argument('--init', choices=('perturbed', 'coarse'), default='perturbed',
                           help='start from the truth perturbed by 2 cm / 10 deg, or from the coarse fit to the view')
+    real2sim.add_argument('--update', choices=('view', 'gradient'), default='view',
+                          help='single mode: the start and a coarse fit checked against the view and the better '
+                               'refitted in windows of the frame with the hand in M (view), or gradient descent '
+                               'from the start alone (gradient)')
+    real2sim.add_argument('--view', choices=('close', 'task'), default='close',
+                          help='single mode: a close view of the target through the camera arm, or the task\'s '
+                               'own camera view')
+    real2sim.add_argument('--loss', choices=('raycast', 'images'), default='raycast',
+                          help='gradient update: ray-cast depth + EMD, or the paper\'s RGB + mask + EMD (Eqs. 2-4)')
     real2sim.add_argument('--mode', choices=('single', 'track'), default='single',
                           help='one update per seed (single), or tracking at every control step of seeded oracle '
                                'episodes at the task\'s view (track; --seeds episodes, frames 640x480 unless --size)')

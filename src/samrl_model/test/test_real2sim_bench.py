@@ -1,6 +1,7 @@
 """`samrl bench real2sim` end to end on a tiny configuration (the full run is a benchmark, not a test)."""
 
 import numpy as np
+import pytest
 import torch
 
 from samrl_model.meshes import object_mesh
@@ -38,8 +39,9 @@ def test_thread_error_is_zero_for_the_truth_and_grows_with_bends():
     assert errors(bent, truth)['thread_mm'] > 1.0
 
 
-def test_bench_runs_and_reports_every_figure():
-    results = run_benchmark(('peg_insertion',), range(1), BenchConfig(width=64, height=48, iterations=3),
+@pytest.mark.parametrize('update', ['view', 'gradient'])
+def test_bench_runs_and_reports_every_figure(update):
+    results = run_benchmark(('peg_insertion',), range(1), BenchConfig(width=64, height=48, iterations=3, update=update),
                             progress=False)
     summary = results['peg_insertion']['summary']
     for key in ('translation_mm_mean', 'rotation_deg_mean', 'iterations_mean', 'wall_time_s_mean'):

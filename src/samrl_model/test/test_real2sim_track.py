@@ -100,6 +100,21 @@ def test_tracking_pulls_a_perturbed_prediction_back_and_follows_the_held_peg(peg
     assert step.stages.seconds and step.wall_time_s > 0
 
 
+def test_a_single_view_fit_recovers_a_far_start_through_the_coarse_model(peg_world):
+    """fit_view: a start 2 cm / 10 deg off disagrees with the view, so the coarse fit to the view is refitted."""
+    from samrl_model.real2sim.bench import perturb
+    peg_world.reset(seed=5)
+    frame = snapshot(peg_world, 'hole_block', 320, 240)
+    truth = objects_from_world(peg_world)[0]
+    start = perturb(truth['hole_block'], np.random.default_rng(5))
+    tracker = Tracker('peg_insertion', TrackConfig(first_iterations=10, time_budget_s=5.0))
+    fit = tracker.fit_view(frame, {**truth, 'hole_block': start},
+                           RobotState(peg_world.tcp_pose(), peg_world.panda.gripper_width()))
+    error = errors(fit.objects['hole_block'], truth['hole_block'], np.pi / 2)
+    assert error['translation_mm'] < 1.0 and error['rotation_sym_deg'] < 0.5, error
+    assert fit.action == 'coarse' and fit.iterations > 1
+
+
 def _quat(rotvec):
     from samrl_description.geometry import axis_angle_to_quat
     return axis_angle_to_quat(rotvec)

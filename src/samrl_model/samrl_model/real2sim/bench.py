@@ -34,7 +34,7 @@ from samrl_model.real2sim.optimise import OptimiseConfig
 from samrl_model.real2sim.update import Real2SimConfig, update_model
 from samrl_model.render import ObjectParams, Renderer
 from samrl_model.rotations import axis_angle_matrix, pose_matrix_from_quat, rotvec_of
-from samrl_model.sim_adapter import capture, objects_from_world
+from samrl_model.sim_adapter import capture, objects_from_world, snapshot
 from samrl_sim.world import World
 
 PERTURB_TRANSLATION_M = 0.02
@@ -42,6 +42,11 @@ PERTURB_ROTATION_RAD = np.radians(10.0)
 THREAD_BEND_RAD = 0.15          # each joint of the thread bent by up to this much
 MIN_VISIBLE_PIXELS = 50         # fewer target pixels than this: the view shows too little to fit
 INITS = ('perturbed', 'coarse')
+# 'view': Tracker.fit_view (the start and a coarse fit checked against the view, the better refitted
+# through windows of the frame with the hand in M); 'gradient': update_model from the start alone.
+UPDATES = ('view', 'gradient')
+LOSSES = ('raycast', 'images')      # update='gradient': Real2SimConfig.loss
+VIEWS = ('close', 'task')           # a close view of the target, or the task's own camera view
 TRACK_ACTIONS = ('coarse', 'refit', 'kept', 'carried', 'unseen')     # TrackStep.action
 
 
@@ -52,10 +57,16 @@ class BenchConfig:
     iterations: int = 40
     time_budget_s: float = 60.0
     init: str = 'perturbed'         # INITS: where the update starts
+    update: str = 'view'            # UPDATES: which update runs
+    loss: str = 'raycast'           # LOSSES: the gradient update's loss
+    view: str = 'close'             # VIEWS: where the camera looks from
 
     def __post_init__(self):
-        if self.init not in INITS:
-            raise ValueError(f'init must be one of {", ".join(INITS)}, got {self.init!r}')
+        for name, value, allowed in (('init', self.init, INITS), ('update', self.update, UPDATES),
+                                     ('loss', self.loss, LOSSES),
+                                     ('view', self.view, VIEWS)):
+            if value not in allowed:
+                raise ValueError(f'{name} must be one of {", ".join(allowed)}, got {value!r}')
 
 
 def _unit(rng: np.random.Generator) -> np.ndarray:
@@ -101,22 +112,40 @@ def run_case(world, task: str, seed: int, config: BenchConfig) -> dict:
     """One seed; a seed whose object cannot be seen from the close view is reported as skipped."""
     world.reset(seed)
     target = TARGETS[task]
-    observation = capture(world, target, config.width, config.height)
+    try:
+        observation = (capture(world, target, config.width, config.height) if config.view == 'close'
+                       else snapshot(world, target, config.width, config.height))
+    except RuntimeError as error:       # the camera arm cannot reach this seed's close view
+        return {'task': task, 'seed': seed, 'skipped': str(error)}
     if observation.mask.sum() < MIN_VISIBLE_PIXELS:
         return {'task': task, 'seed': seed, 'skipped': f'{target} shows {int(observation.mask.sum())} pixels'}
     objects, camera = objects_from_world(world)
     truth = objects[target]
     start_params, extra = _start(world, observation, truth, seed, config.init)
-    renderer = Renderer(observation.intrinsics)
-    r2s = Real2SimConfig(optimise=OptimiseConfig(max_iterations=config.iterations,
-                                                 time_budget_s=config.time_budget_s), seed=seed)
     start = time.perf_counter()
-    updated, result = update_model(observation, {**objects, target: start_params}, camera, renderer, r2s)
+    if config.update == 'view':
+        updated, iterations, final_loss = _fit_view(world, task, observation, {**objects, target: start_params},
+                                                    config)
+    else:
+        r2s = Real2SimConfig(optimise=OptimiseConfig(max_iterations=config.iterations,
+                                                     time_budget_s=config.time_budget_s), seed=seed,
+                             loss=config.loss)
+        updated, result = update_model(observation, {**objects, target: start_params}, camera,
+                                       Renderer(observation.intrinsics), r2s)
+        iterations, final_loss = result.iterations, result.final_loss
     wall = time.perf_counter() - start
     period = YAW_PERIOD_RAD.get(target)
     return {'task': task, 'seed': seed, 'init': config.init, 'initial': errors(start_params, truth, period),
-            'final': errors(updated[target], truth, period), 'iterations': result.iterations,
-            'wall_time_s': wall, 'final_loss': result.final_loss, **extra}
+            'final': errors(updated[target], truth, period), 'iterations': iterations,
+            'wall_time_s': wall, 'final_loss': final_loss, **extra}
+
+
+def _fit_view(world, task: str, observation, objects: dict[str, ObjectParams], config: BenchConfig):
+    """Tracker.fit_view with the bench's iteration and time budget; the objects, iterations, loss."""
+    from samrl_model.real2sim.track import RobotState, TrackConfig, Tracker
+    tracker = Tracker(task, TrackConfig(first_iterations=config.iterations, time_budget_s=config.time_budget_s / 10))
+    step = tracker.fit_view(observation, objects, RobotState(world.tcp_pose(), world.panda.gripper_width()))
+    return step.objects, step.iterations, step.final_loss
 
 
 def summarise(all_cases: list[dict]) -> dict:
@@ -195,7 +224,6 @@ def run_track_episode(world, task: str, seed: int, config: TrackBenchConfig, tra
                       segment=None) -> dict:
     """One seeded oracle episode; the model is tracked at every control step and compared with the truth."""
     from samrl_model.real2sim.track import RobotState, Tracker
-    from samrl_model.sim_adapter import snapshot
     from samrl_sim.oracles import make_oracle
 
     target, period = TARGETS[task], YAW_PERIOD_RAD.get(TARGETS[task])

@@ -23,6 +23,10 @@ import torch
 DEFAULT_LAMBDA_IMAGE = 1.0
 DEFAULT_LAMBDA_CLOUD = 1.0
 DEFAULT_CLOUD_POINTS = 400
+# The ray-cast loss (update.raycast_evaluator): mean depth residual (m) plus EMD (m), equal weights.
+DEPTH_WEIGHT = 1.0
+CLOUD_WEIGHT = 1.0
+DEPTH_RESIDUAL_CAP_M = 0.02     # a pixel's depth residual counts at most this much (edges, mask errors)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,14 @@ def emd(x_sim: torch.Tensor, x_real: torch.Tensor, weights_sim: torch.Tensor | N
     weights_real = torch.full((len(x_real),), 1.0 / len(x_real), dtype=x_real.dtype)
     cost = torch.cdist(x_sim, x_real, compute_mode='donot_use_mm_for_euclid_dist')  # exact at small distances
     return ot.emd2(weights_sim, weights_real, cost)
+
+
+def depth_residual(depth_sim: torch.Tensor, depth_real: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """Mean capped |model depth - camera depth| (m) over `where` with valid camera depth (0 if none)."""
+    both = where & (depth_real > 0)
+    if not both.any():
+        return depth_sim.sum() * 0.0
+    return (depth_sim.to(depth_real.dtype) - depth_real).abs().clamp(max=DEPTH_RESIDUAL_CAP_M)[both].mean()
 
 
 def real2sim_loss(rgb_real, mask_real, cloud_real, rgb_sim, mask_sim, cloud_sim,

@@ -26,16 +26,16 @@ import numpy as np
 import torch
 
 from samrl_description.geometry import Pose, axis_angle_to_quat, quat_to_axis_angle
-from samrl_description.tasks import HELD_OBJECTS, TARGETS, check_task
+from samrl_description.tasks import HELD_OBJECTS, TARGETS, check_task, grasp_pose
 from samrl_model.real2sim.coarse import coarse_model
-from samrl_model.real2sim.losses import depth_to_points, emd
+from samrl_model.real2sim.losses import depth_to_points
 from samrl_model.real2sim.observation import Observation
 from samrl_model.real2sim.optimise import OptimiseConfig, OptimiseResult, optimise
-from samrl_model.real2sim.surface import surface_samples, visible_surface_points
+from samrl_model.real2sim.surface import surface_samples
 from samrl_model.real2sim.update import (
     SURFACE_SAMPLES,
-    RealTargets,
     latents_of,
+    raycast_evaluator,
     real_targets,
     unmodelled_occlusion,
     with_latents,
@@ -58,9 +58,6 @@ MAX_RENDERERS = 3                  # one per binning in use
 LOST_IOU = 0.5                     # render vs camera mask below this: the target moved far, step sizes x4
 LOST_RATE_FACTOR = 4.0
 REINITIALISE_IOU = 0.1             # ... below this (a flipped pancake has landed): a new coarse model
-DEPTH_RESIDUAL_CAP_M = 0.02        # a pixel's depth residual counts at most this much (edges, mask errors)
-DEPTH_WEIGHT = 1.0                 # of the mean depth residual (m) against the EMD (m)
-CLOUD_WEIGHT = 1.0
 # Loss (m) per rad^2 of mean squared change of the thread's joints from the prediction: one view
 # shows 80-150 px of thread, and unanchored joints found lower losses 20 mm away from the truth.
 SHAPE_WEIGHT_M_PER_RAD2 = 0.5
@@ -125,6 +122,7 @@ class Tracker:
     def __init__(self, task: str, config: TrackConfig = TrackConfig()):
         check_task(task)
         self.task, self.target, self.held = task, TARGETS[task], HELD_OBJECTS[task]
+        self.grasp = grasp_pose(task)          # the held object's frame in the tool centre point's
         self.config = config
         self.objects: dict[str, ObjectParams] = {}
         self.robot: RobotState | None = None
@@ -141,6 +139,34 @@ class Tracker:
         self.robot = robot
         return self._correct(observation, self.config.first_iterations, 10.0 * self.config.time_budget_s,
                              always_refit=True, extra_seconds=coarse_seconds)
+
+    def fit_view(self, observation: Observation, objects: dict[str, ObjectParams], robot: RobotState) -> TrackStep:
+        """Real2Sim from one view with no history: the given model of the target and a coarse model
+        fitted to the view (a held target anchored at the robot's grasp) are checked against the
+        view, and the better one is refitted as an episode's first frame."""
+        start = time.perf_counter()
+        self.objects = {name: _detached(p) for name, p in objects.items() if name not in HAND_PART_NAMES}
+        self.robot = robot
+        if self.target == self.held:     # its base is where the gripper holds it
+            self.objects[self.target] = _placed(self.objects[self.target], robot.tcp.compose(self.grasp))
+        candidates = [self.objects]
+        coarse = self._coarse(observation)
+        if coarse is not None:
+            candidates.append({**self.objects, self.target: coarse})
+        self.objects = self._best_agreement(observation, candidates)
+        return self.start(observation, self.objects, robot, coarse_seconds=time.perf_counter() - start)
+
+    def _best_agreement(self, observation: Observation, candidates: list[dict[str, ObjectParams]]
+                        ) -> dict[str, ObjectParams]:
+        hand = hand_objects(self.robot.tcp, self.robot.opening_m)
+        camera = pose_matrix_from_quat(observation.camera_pose.position, observation.camera_pose.quaternion)
+        ious = []
+        for candidate in candidates:
+            self.objects = candidate
+            window = self._window(observation)
+            ious.append(self._agreement(crop(observation, window), {**candidate, **hand}, camera,
+                                        self._renderer(window, observation)))
+        return candidates[int(np.argmax(ious))]
 
     def step(self, observation: Observation, robot: RobotState) -> TrackStep:
         """A later frame, after the robot executed a command and reached `robot`."""
@@ -248,6 +274,7 @@ class Tracker:
 
     def _window(self, observation: Observation) -> Window:
         frame, size = observation.intrinsics, self.config.window_for(self.target)
+        size = (min(size[0], frame.width), min(size[1], frame.height))     # a frame smaller than the window
         pixels = project(self.objects[self.target].world_vertices().detach().numpy(), observation.camera_pose, frame)
         if len(pixels) == 0:
             return window_around(frame, (frame.cx, frame.cy), binning_for(0.0, size), size)
@@ -306,29 +333,10 @@ class Tracker:
         generator = torch.Generator().manual_seed(0)
         with timed(stopwatch, 'camera cloud'):
             real = real_targets(seen, self.config.cloud_points, generator)
-        samples = self._samples(scene[target])
-        index = list(scene).index(target)
-
-        start = {name: value.detach().clone() for name, value in latents_of(scene[target]).items()}
-
-        def evaluate(latents):
-            model = {**scene, target: with_latents(scene[target], latents)}
-            with timed(stopwatch, 'raycast depth'):
-                depth, hits = renderer.raycast(model, camera, (k.cx, k.cy))
-            model_mask = torch.as_tensor(hits == index) & ~unmodelled_occlusion(real.mask, real.depth, depth.detach())
-            loss, terms = _depth_term(depth, real, model_mask)
-            with timed(stopwatch, 'surface samples'):
-                cloud, weights = visible_surface_points(model[target], samples, camera, depth.detach(),
-                                                        model_mask.float(), k.fx, k.fy, k.cx, k.cy)
-            if len(cloud):
-                with timed(stopwatch, 'emd'):
-                    distance = emd(cloud, real.cloud, weights)
-                loss, terms['emd_m'] = loss + CLOUD_WEIGHT * distance, distance.item()
-            if 'joint_angles' in latents:       # the thread keeps its shape unless something bends it
-                bend = (latents['joint_angles'] - start['joint_angles']).square().mean()
-                loss, terms['shape_rad2'] = loss + self.config.shape_weight * bend, bend.item()
-            return loss, terms
-
+        # The thread keeps its predicted shape unless something bends it.
+        anchor = None if scene[target].joint_angles is None else scene[target].joint_angles.detach().clone()
+        evaluate = raycast_evaluator(scene, target, camera, renderer, real, self._samples(scene[target]), k,
+                                     stopwatch, anchor, self.config.shape_weight)
         return optimise(latents_of(scene[target]), evaluate, config, stopwatch=stopwatch)
 
     def _samples(self, params: ObjectParams):
@@ -343,15 +351,6 @@ class Tracker:
                          stopwatch, window)
 
 
-def _depth_term(depth: torch.Tensor, real: RealTargets, model_mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """Mean capped |model depth - camera depth| where both see the target (0 if nowhere)."""
-    both = model_mask & (real.mask > 0.5) & (real.depth > 0)
-    if not both.any():
-        return depth.sum() * 0.0, {'depth_m': 0.0}
-    residual = (depth.to(real.depth.dtype) - real.depth).abs().clamp(max=DEPTH_RESIDUAL_CAP_M)[both].mean()
-    return DEPTH_WEIGHT * residual, {'depth_m': residual.item()}
-
-
 def _pose_of(params: ObjectParams) -> Pose:
     return Pose(params.translation.detach().numpy().astype(float),
                 axis_angle_to_quat(params.rotation.detach().numpy().astype(float)))
@@ -359,7 +358,11 @@ def _pose_of(params: ObjectParams) -> Pose:
 
 def _moved(params: ObjectParams, motion: Pose) -> ObjectParams:
     """`params` carried rigidly by a world-frame `motion` (left-composed)."""
-    pose = motion.compose(_pose_of(params))
+    return _placed(params, motion.compose(_pose_of(params)))
+
+
+def _placed(params: ObjectParams, pose: Pose) -> ObjectParams:
+    """`params` with its base frame at the world `pose`."""
     return replace(params, translation=torch.as_tensor(pose.position, dtype=torch.float64),
                    rotation=torch.as_tensor(np.asarray(quat_to_axis_angle(pose.quaternion), dtype=float),
                                             dtype=torch.float64))
