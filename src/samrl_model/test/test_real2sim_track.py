@@ -112,7 +112,7 @@ def test_a_single_view_fit_recovers_a_far_start_through_the_coarse_model(peg_wor
                            RobotState(peg_world.tcp_pose(), peg_world.panda.gripper_width()))
     error = errors(fit.objects['hole_block'], truth['hole_block'], np.pi / 2)
     assert error['translation_mm'] < 1.0 and error['rotation_sym_deg'] < 0.5, error
-    assert fit.action == 'coarse' and fit.iterations > 1
+    assert fit.action == 'kept' and fit.iou >= 0.9      # the coarse fit agrees with the view: no refit
 
 
 def _quat(rotvec):

@@ -108,7 +108,7 @@ def _start(world, observation, truth: ObjectParams, seed: int, init: str) -> tup
                                    'see_through': fit.see_through, 'wall_time_s': time.perf_counter() - start}}
 
 
-def run_case(world, task: str, seed: int, config: BenchConfig) -> dict:
+def run_case(world, task: str, seed: int, config: BenchConfig, trackers: dict | None = None) -> dict:
     """One seed; a seed whose object cannot be seen from the close view is reported as skipped."""
     world.reset(seed)
     target = TARGETS[task]
@@ -125,7 +125,7 @@ def run_case(world, task: str, seed: int, config: BenchConfig) -> dict:
     start = time.perf_counter()
     if config.update == 'view':
         updated, iterations, final_loss = _fit_view(world, task, observation, {**objects, target: start_params},
-                                                    config)
+                                                    config, {} if trackers is None else trackers)
     else:
         r2s = Real2SimConfig(optimise=OptimiseConfig(max_iterations=config.iterations,
                                                      time_budget_s=config.time_budget_s), seed=seed,
@@ -140,11 +140,14 @@ def run_case(world, task: str, seed: int, config: BenchConfig) -> dict:
             'wall_time_s': wall, 'final_loss': final_loss, **extra}
 
 
-def _fit_view(world, task: str, observation, objects: dict[str, ObjectParams], config: BenchConfig):
-    """Tracker.fit_view with the bench's iteration and time budget; the objects, iterations, loss."""
+def _fit_view(world, task: str, observation, objects: dict[str, ObjectParams], config: BenchConfig, trackers: dict):
+    """Tracker.fit_view with the bench's iteration and time budget; the objects, iterations, loss. One
+    tracker per task serves every seed, as one model node serves every update (its renderers are built once)."""
     from samrl_model.real2sim.track import RobotState, TrackConfig, Tracker
-    tracker = Tracker(task, TrackConfig(first_iterations=config.iterations, time_budget_s=config.time_budget_s / 10))
-    step = tracker.fit_view(observation, objects, RobotState(world.tcp_pose(), world.panda.gripper_width()))
+    if task not in trackers:
+        trackers[task] = Tracker(task, TrackConfig(first_iterations=config.iterations,
+                                                   time_budget_s=config.time_budget_s / 10))
+    step = trackers[task].fit_view(observation, objects, RobotState(world.tcp_pose(), world.panda.gripper_width()))
     return step.objects, step.iterations, step.final_loss
 
 
@@ -168,10 +171,10 @@ def summarise(all_cases: list[dict]) -> dict:
 def run_benchmark(tasks: tuple[str, ...], seeds: range, config: BenchConfig = BenchConfig(),
                   progress: bool = True) -> dict:
     torch.set_num_threads(2)
-    results = {}
+    results, trackers = {}, {}
     for task in tasks:
-        cases = _per_seed(task, seeds, 'real2sim', 'seed', progress, lambda world, seed: run_case(world, task, seed,
-                                                                                                 config))
+        cases = _per_seed(task, seeds, 'real2sim', 'seed', progress,
+                          lambda world, seed: run_case(world, task, seed, config, trackers))
         results[task] = {'summary': summarise(cases), 'cases': cases}
     return results
 
