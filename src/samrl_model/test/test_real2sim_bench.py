@@ -46,7 +46,8 @@ def test_bench_runs_and_reports_every_figure(update):
     summary = results['peg_insertion']['summary']
     for key in ('translation_mm_mean', 'rotation_deg_mean', 'iterations_mean', 'wall_time_s_mean'):
         assert np.isfinite(summary[key])
-    assert summary['iterations_mean'] == 3 and summary['seeds'] == 1
+    assert summary['iterations_mean'] in ((0, 3) if update == 'view' else (3,))    # view: kept if it agrees
+    assert summary['seeds'] == 1
 
 
 def test_track_mode_cli_writes_every_figure(tmp_path):
