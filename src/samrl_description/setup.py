@@ -9,11 +9,12 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    package_data={PACKAGE: ['py.typed', 'meshes/panda/*']},
+    package_data={PACKAGE: ['py.typed', 'meshes/panda/*', 'urdf/*.urdf']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
         ('share/' + PACKAGE + '/meshes/panda', glob(PACKAGE + '/meshes/panda/*')),
+        ('share/' + PACKAGE + '/urdf', glob(PACKAGE + '/urdf/*.urdf')),
     ],
     install_requires=['setuptools'],
     zip_safe=False,

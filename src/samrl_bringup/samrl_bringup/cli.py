@@ -18,6 +18,10 @@
     samrl perception train-refiner [--checkpoint CKPT] [--out CKPT]             train the mask refiner
     samrl perception calibrate [--checkpoint CKPT] [--refiner CKPT]             choose the score thresholds
     samrl calibrate hand-eye --samples FILE --out FILE   the camera on the Rizon's flange (OpenCV), with its residual
+    samrl train expert peg_insertion --episodes 20 --seed 0   the trajectory-optimisation expert in the model M
+    samrl train learn-at-sim needle_threading [--run-dir DIR]  DAgger actors and Q in M (resumable)
+    samrl eval table1 [--tasks all] [--episodes 200]       the paper's Table I in M (JSON and a bar chart)
+    samrl viewpoint heatmap needle_threading [--run-dir DIR]  Fig. 4: Q over camera azimuth and elevation
 
 One vocabulary throughout: --tasks is a comma-separated list of tasks or "all"; --size is WxH in pixels;
 --out is a path that is written (inputs are --data, --checkpoint, --refiner, --resume, --init-from);
@@ -30,8 +34,10 @@ import argparse
 import json
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from samrl_bringup import learning_commands
 from samrl_bringup.graph import (
     LaunchArgumentError,
     check_standalone,
@@ -57,6 +63,7 @@ STOP_TIMEOUT_S = 5.0
 TRANSPORT_SECONDS_PER_CASE_S = 10.0
 REAL2SIM_TIME_BUDGET_S = 60.0
 MASKRCNN_CHECKPOINT = 'out/segmentation/maskrcnn_r18fpn.pt'
+EXPERT_TORCH_THREADS = 1                  # the expert's small tensors: one thread, the other core stays free
 TRAIN_DATA = 'out/segmentation/train'
 
 
@@ -276,6 +283,10 @@ def cmd_bench_segmentation(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    if args.task == 'table1':
+        args.episodes = args.episodes or learning_commands.DEFAULT_TABLE1_EPISODES
+        return learning_commands.cmd_table1(args, learning_commands.tasks_argument(args.tasks), _write_json)
+    args.episodes = args.episodes or 50
     from samrl_sim.evaluate import evaluate
     result = evaluate(args.task, args.controller, episodes=args.episodes, seed=args.seed, progress=True)
     print(f'{args.task} ({args.controller}): success rate {result["success_rate"]:.2f} over {args.episodes} '
@@ -320,6 +331,22 @@ def cmd_calibrate_hand_eye(args) -> int:
     write_result(args.out, result)
     print(f'wrote {args.out}: copy its hand_eye section into the calibration file')
     _write_json(args.json, {'calibration': 'hand_eye', 'results': result.to_yaml()})
+    return 0
+
+
+def cmd_train_expert(args) -> int:
+    import torch
+
+    from samrl_policy.expert import ExpertConfig, evaluate_expert, format_expert_result
+    torch.set_num_threads(EXPERT_TORCH_THREADS)
+    given = {'horizon': args.horizon, 'iterations': args.iterations, 'warm_iterations': args.warm_iterations,
+             'learning_rate': args.lr, 'accept_progress': args.accept_progress}
+    config = ExpertConfig(**{name: value for name, value in given.items() if value is not None})
+    if args.always_refine:
+        config = replace(config, accept_progress=None)
+    result = evaluate_expert(args.task, args.episodes, args.seed, config, args.random_actions, progress=True)
+    print(format_expert_result(result))
+    _write_json(args.json, {'command': 'samrl ' + ' '.join(sys.argv[1:]), 'results': result})
     return 0
 
 
@@ -473,13 +500,19 @@ def _add_bench_segmentation(bench_sub) -> None:
 
 
 def _add_eval(sub) -> None:
-    evaluation = _command(sub, 'eval', 'success rate of a controller over seeded episodes', cmd_eval)
-    evaluation.add_argument('task', choices=TASK_NAMES)
+    evaluation = _command(sub, 'eval', 'success rate of a controller over seeded episodes, or the paper\'s Table I '
+                          'in M (`samrl eval table1`)', cmd_eval)
+    evaluation.add_argument('task', choices=(*TASK_NAMES, 'table1'))
     evaluation.add_argument('--controller', default='oracle', choices=('oracle',), help='controller to evaluate')
-    evaluation.add_argument('--episodes', type=_positive_int, default=50, help='episodes (default 50)')
-    evaluation.add_argument('--seed', type=int, default=0, help='seed of episode 0; episode i uses seed + i')
+    evaluation.add_argument('--episodes', type=_positive_int,
+                            help=f'episodes (default 50; table1: {learning_commands.DEFAULT_TABLE1_EPISODES} per task '
+                                 f'and condition)')
+    evaluation.add_argument('--seed', type=int, default=0, help='seed of episode 0; episode i uses seed + i (table1: '
+                                                                'the block of evaluation seeds)')
     evaluation.add_argument('--json', metavar='PATH',
-                            help='results file to write (default out/eval_<task>_<controller>_seed<S>.json)')
+                            help='results file to write (default out/eval_<task>_<controller>_seed<S>.json, '
+                                 'out/table1.json)')
+    learning_commands.add_table1_arguments(evaluation)
 
 
 def _add_fuzz(subparsers) -> None:
@@ -567,6 +600,36 @@ def _add_calibrate(sub) -> None:
     _add_json(hand_eye)
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f'must be within [0, 1], got {value}')
+    return value
+
+
+def _add_train(sub) -> None:
+    train = _command(sub, 'train', 'learning inside the model M (Learn@Sim)')
+    train_sub = train.add_subparsers(dest='train', required=True)
+    expert = _command(train_sub, 'expert', 'the trajectory-optimisation expert solving seeded episodes in M: success '
+                      'rate, time per trajectory and per label', cmd_train_expert)
+    expert.add_argument('task', choices=TASK_NAMES)
+    expert.add_argument('--episodes', type=_positive_int, default=20, help='episodes (default 20)')
+    expert.add_argument('--seed', type=int, default=0, help='seed of episode 0; episode i uses seed + i')
+    # Unset options keep samrl_policy.expert.ExpertConfig's defaults (not imported here: torch, nimble).
+    expert.add_argument('--horizon', type=_positive_int, help='planned control steps')
+    expert.add_argument('--iterations', type=int, help='Adam iterations from the scripted guess')
+    expert.add_argument('--warm-iterations', type=int, help='Adam iterations from the previous plan')
+    expert.add_argument('--lr', type=float, help='Adam step, normalised action units per iteration')
+    expert.add_argument('--accept-progress', type=float,
+                        help='drop of the task cost over the horizon that lets the scripted guess go unrefined')
+    expert.add_argument('--always-refine', action='store_true', help='refine every plan that does not succeed')
+    expert.add_argument('--random-actions', type=_fraction, default=0.0, metavar='P',
+                        help='share of steps that execute a uniformly random action instead (a poor learner under '
+                             'DAgger; default 0)')
+    _add_json(expert)
+    learning_commands.add_learn_at_sim(train_sub, _command, _positive_int)
+
+
 def build_parser() -> argparse.ArgumentParser:
     summary, _, commands = __doc__.partition('\n')
     parser = argparse.ArgumentParser(prog='samrl', description=summary, epilog='commands:' + commands,
@@ -578,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fuzz(sub)
     _add_perception(sub)
     _add_calibrate(sub)
+    _add_train(sub)
+    learning_commands.add_heatmap(sub, _command)
     return parser
 
 

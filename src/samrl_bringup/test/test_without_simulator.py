@@ -25,9 +25,10 @@ from samrl_description.names import COLOR_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, 
 NODE_PACKAGES = ('samrl_description', 'samrl_common', 'samrl_model', 'samrl_perception', 'samrl_policy',
                  'samrl_viewpoint')
 # Sim-side modules: benchmarks, data generation and the world adapter. No node imports them.
+# samrl_policy.model_env_init draws Learn@Sim's episode starts in M from the PyBullet world's randomisation.
 SIM_SIDE = {'samrl_model.sim_adapter', 'samrl_model.render_bench', 'samrl_model.physics.bench',
             'samrl_model.real2sim.bench', 'samrl_perception.segmentation.dataset',
-            'samrl_perception.segmentation.bench'}
+            'samrl_perception.segmentation.bench', 'samrl_policy.model_env_init'}
 NODES = ('samrl_model.model_node', 'samrl_perception.capture_node', 'samrl_perception.segmentation_node')
 TASK, TARGET, SEED = 'peg_insertion', 'hole_block', 3
 SIZE = (320, 240)                       # width, height (px)

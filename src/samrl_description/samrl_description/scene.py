@@ -15,3 +15,6 @@ GRAVITY_M_S2 = 9.81
 GRIPPER_DOWN_QUAT = np.array([1.0, 0.0, 0.0, 0.0])
 NEEDLE_POSITION_M = (0.55, 0.0, 0.0)         # the needle stands here on the table, eye axis along x
 BLADE_YAW_RAD = np.pi / 2                    # nominal spatula blade direction (handle to edge): world +y
+# The camera arm (Rizon 4) stands beside the table, its base facing +y towards the workspace.
+CAMERA_ARM_BASE_XY_M = (0.55, -0.65)
+CAMERA_ARM_BASE_YAW_RAD = np.pi / 2

@@ -1,4 +1,4 @@
-"""The camera arm: a Rizon 4 stand-in (urdf/rizon4_camera.urdf) carrying the D435 at its flange.
+"""The camera arm: a Rizon 4 stand-in carrying the D435 at its flange (samrl_description's URDF).
 
 The arm is kinematic: a validated camera goal is solved by inverse kinematics and the joints are
 set at once (the viewpoint is chosen between manipulation steps, Sec. III-D of the paper). It
@@ -8,19 +8,22 @@ goals the arm cannot reach within tolerance are rejected without moving it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pybullet as pb
 
+from samrl_description.camera_arm_kinematics import (
+    CAMERA_ARM_URDF,
+    HOME_JOINTS_RAD,
+    ORIENTATION_TOLERANCE_RAD,
+    POSITION_TOLERANCE_M,
+    CameraArmKinematics,
+)
 from samrl_description.geometry import Pose
 from samrl_description.names import OPTICAL_FRAME
 from samrl_sim.ik import KinematicChain
 
-URDF_PATH = Path(__file__).parent / 'urdf' / 'rizon4_camera.urdf'
-HOME_JOINTS_RAD = (0.0, -0.4, 0.0, 1.6, 0.0, 0.6, 0.0)
-POSITION_TOLERANCE_M = 0.005
-ORIENTATION_TOLERANCE_RAD = 0.02
+URDF_PATH = CAMERA_ARM_URDF         # samrl_description describes the arm (and mirrors its IK in numpy)
 HOLD_TORQUE_NM = 200.0              # joint motors keep the solved pose against gravity
 
 
@@ -54,6 +57,7 @@ class CameraArm:
             pb.setCollisionFilterGroupMask(self.body, link, 0, 0, physicsClientId=client)
         self.set_joints(np.array(HOME_JOINTS_RAD))
         self._chain = KinematicChain(str(URDF_PATH), base_pose, self.optical_link, self._movable)
+        self._kinematics = CameraArmKinematics(base_pose)
 
     @property
     def movable_joint_names(self) -> list[str]:
@@ -81,9 +85,10 @@ class CameraArm:
                                      forces=[HOLD_TORQUE_NM] * len(self._movable), physicsClientId=self.client)
 
     def solve(self, goal: Pose) -> IkSolution:
-        """Best IK solution seeded from the current and the home configuration (arm not moved)."""
+        """Best IK solution seeded from the current and the home configuration and, if neither
+        reaches, from samrl_description's multi-start IK, which the view distribution trusts (arm not moved)."""
         best = None
-        for seed in (self.joint_positions(), np.array(HOME_JOINTS_RAD)):
+        for seed in self._seeds(goal):
             result = self._chain.solve(goal, seed)
             candidate = IkSolution(result.joints_rad, result.position_error_m, result.orientation_error_rad)
             if best is None or candidate.position_error_m < best.position_error_m:
@@ -91,6 +96,11 @@ class CameraArm:
             if best.within_tolerance:
                 break
         return best
+
+    def _seeds(self, goal: Pose):
+        yield self.joint_positions()
+        yield np.array(HOME_JOINTS_RAD)
+        yield self._kinematics.solve(goal, self.joint_positions()).joints_rad
 
     def close(self) -> None:
         self._chain.close()

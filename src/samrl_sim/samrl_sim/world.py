@@ -15,7 +15,13 @@ from samrl_description.camera import CameraIntrinsics
 from samrl_description.geometry import Pose, axis_angle_to_quat, quat_multiply, yaw_quat
 from samrl_description.names import WORLD_FRAME
 from samrl_description.objects import SceneObjects
-from samrl_description.scene import CONTROL_RATE_HZ, GRAVITY_M_S2, PHYSICS_RATE_HZ
+from samrl_description.scene import (
+    CAMERA_ARM_BASE_XY_M,
+    CAMERA_ARM_BASE_YAW_RAD,
+    CONTROL_RATE_HZ,
+    GRAVITY_M_S2,
+    PHYSICS_RATE_HZ,
+)
 from samrl_sim.bodies import create_table
 from samrl_sim.camera import CameraImage, render
 from samrl_sim.camera_arm import CameraArm
@@ -35,8 +41,6 @@ from samrl_sim.tasks import make_task
 from samrl_sim.tasks.base import Scene, Task
 
 PARKING_SPACING_M = 10.0                 # bodies are parked this far apart to drop contacts
-CAMERA_ARM_BASE_XY_M = (0.55, -0.65)     # beside the table, facing +y
-CAMERA_ARM_BASE_YAW_RAD = np.pi / 2
 CAMERA_ARM_SHOULDER_HEIGHT_M = 0.365     # joint 2 above the base (0.155 + 0.210)
 # A joint step may need at most (rated speed x control period / divisor). The shoulder and elbow
 # (87 N m, moving the whole arm against gravity) overshot when braking from faster steps, so they

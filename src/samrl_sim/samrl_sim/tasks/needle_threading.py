@@ -32,8 +32,18 @@ from __future__ import annotations
 import numpy as np
 import pybullet as pb
 
+from samrl_description.default_views import DEFAULT_VIEWS
 from samrl_description.geometry import Pose, look_at, quat_multiply, yaw_quat
 from samrl_description.scene import GRIPPER_DOWN_QUAT, NEEDLE_POSITION_M
+from samrl_description.task_goals import (
+    EYE_AXIS,
+    MAX_DENSE_REWARD,
+    PRE_THREAD_DISTANCE_M,
+    STEP_BUDGETS,
+    THROUGH_DEPTH_M,
+    needle_threading_reward,
+    plane_crossing,
+)
 from samrl_sim.bodies import create_needle, create_thread
 from samrl_sim.tasks.base import Scene, Task, place_body
 
@@ -43,18 +53,14 @@ START_X_RANGE_M = (0.34, 0.42)
 START_Y_RANGE_M = (-0.08, 0.08)
 START_Z_RANGE_M = (0.24, 0.30)
 START_YAW_RANGE_RAD = (-0.3, 0.3)
-THROUGH_DEPTH_M = 0.010
-PRE_THREAD_DISTANCE_M = 0.030
-REACH_SCALE_PER_M = 10.0
-EYE_AXIS = np.array([1.0, 0.0, 0.0])      # in the eye frame, which is aligned with the world
 
 
 class NeedleThreadingTask(Task):
     """Needle-Threading; the specification is the module docstring."""
 
     name = 'needle_threading'
-    max_episode_steps = 60
-    max_dense_reward = 5.0
+    max_episode_steps = STEP_BUDGETS['needle_threading']
+    max_dense_reward = MAX_DENSE_REWARD
 
     def build(self, scene: Scene) -> None:
         self.scene = scene
@@ -118,12 +124,7 @@ class NeedleThreadingTask(Task):
     def eye_crossing(self) -> np.ndarray | None:
         """(y, z) in the eye frame where the thread crosses the eye's mid-plane, or None."""
         points = self.eye_pose().inverse().apply
-        local = np.array([points(p) for p in self.tip_side_points()])
-        for start, end in zip(local[:-1], local[1:]):
-            if start[0] < 0.0 <= end[0]:
-                t = -start[0] / (end[0] - start[0])
-                return (start + t * (end - start))[1:]
-        return None
+        return plane_crossing(np.array([points(p) for p in self.tip_side_points()]))
 
     # --- evaluation and reward -------------------------------------------------------------------
 
@@ -143,19 +144,10 @@ class NeedleThreadingTask(Task):
                 'distance_to_pre_thread_m': float(np.linalg.norm(tip_local - pre_thread))}
 
     def compute_dense_reward(self, info: dict) -> float:
-        if info['success']:
-            return self.max_dense_reward
-        # Stage 1: bring the tip in front of the eye.
-        reward = 1.0 - np.tanh(REACH_SCALE_PER_M * info['distance_to_pre_thread_m'])
-        # Stage 2: point the tip segment along the eye's axis.
-        reward += 1.0 - info['tip_angle_rad'] / np.pi
-        # Stage 3: push it through the opening.
-        if info['crossing_inside_eye']:
-            reward += 2.0 * min(info['tip_depth_m'] / THROUGH_DEPTH_M, 1.0)
-        return float(reward)
+        return needle_threading_reward(info)     # stages in samrl_description.task_goals, shared with M
 
     def default_camera_pose(self) -> Pose:
-        return look_at(eye=(0.82, -0.24, 0.32), target=(0.50, 0.0, 0.19))
+        return look_at(*DEFAULT_VIEWS[self.name])
 
     def object_bodies(self) -> dict[str, int]:
         return {'needle': self.needle, 'thread': self.thread}

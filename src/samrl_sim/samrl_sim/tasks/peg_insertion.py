@@ -29,8 +29,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from samrl_description.default_views import DEFAULT_VIEWS
 from samrl_description.geometry import Pose, look_at, quat_multiply, yaw_of, yaw_quat
 from samrl_description.scene import GRIPPER_DOWN_QUAT
+from samrl_description.task_goals import (
+    HOLE_SYMMETRY_RAD,
+    INSERTION_DEPTH_M,
+    MAX_DENSE_REWARD,
+    PRE_INSERT_HEIGHT_M,
+    STEP_BUDGETS,
+    peg_insertion_reward,
+    wrap_symmetric,
+)
 from samrl_sim.bodies import create_hole_block, create_peg
 from samrl_sim.tasks.base import Scene, Task, place_body
 
@@ -41,24 +51,14 @@ START_X_RANGE_M = (0.38, 0.52)
 START_Y_RANGE_M = (-0.10, 0.10)
 START_Z_RANGE_M = (0.22, 0.28)
 START_YAW_RANGE_RAD = (-0.3, 0.3)
-INSERTION_DEPTH_M = 0.030
-PRE_INSERT_HEIGHT_M = 0.020
-ALIGN_RADIUS_M = 0.010
-HOLE_SYMMETRY_RAD = np.pi / 2
-REACH_SCALE_PER_M = 5.0
-
-
-def wrap_symmetric(angle: float, period: float) -> float:
-    """Angle wrapped to [-period / 2, period / 2)."""
-    return float((angle + 0.5 * period) % period - 0.5 * period)
 
 
 class PegInsertionTask(Task):
     """Peg-Insertion; the specification is the module docstring."""
 
     name = 'peg_insertion'
-    max_episode_steps = 40
-    max_dense_reward = 5.0
+    max_episode_steps = STEP_BUDGETS['peg_insertion']
+    max_dense_reward = MAX_DENSE_REWARD
 
     def build(self, scene: Scene) -> None:
         self.scene = scene
@@ -109,20 +109,10 @@ class PegInsertionTask(Task):
                 'distance_to_pre_insert_m': float(np.linalg.norm(tip_in_hole - [0.0, 0.0, PRE_INSERT_HEIGHT_M]))}
 
     def compute_dense_reward(self, info: dict) -> float:
-        if info['success']:
-            return self.max_dense_reward
-        # Stage 1: bring the tip above the hole.
-        reward = 1.0 - np.tanh(REACH_SCALE_PER_M * info['distance_to_pre_insert_m'])
-        # Stage 2: align the yaw once near the hole's axis.
-        if info['lateral_offset_m'] < ALIGN_RADIUS_M:
-            reward += 1.0 - abs(info['yaw_error_rad']) / (0.5 * HOLE_SYMMETRY_RAD)
-        # Stage 3: push the peg into the hole.
-        if info['laterally_inside'] and info['insertion_depth_m'] > 0.0:
-            reward += 2.0 * min(info['insertion_depth_m'] / INSERTION_DEPTH_M, 1.0)
-        return float(reward)
+        return peg_insertion_reward(info)     # stages in samrl_description.task_goals, shared with M
 
     def default_camera_pose(self) -> Pose:
-        return look_at(eye=(0.95, -0.40, 0.50), target=(0.50, 0.0, 0.10))
+        return look_at(*DEFAULT_VIEWS[self.name])
 
     def object_bodies(self) -> dict[str, int]:
         return {'peg': self.peg, 'hole_block': self.block}

@@ -31,8 +31,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from samrl_description.default_views import DEFAULT_VIEWS
 from samrl_description.geometry import Pose, look_at, quat_multiply, yaw_quat
 from samrl_description.scene import BLADE_YAW_RAD, GRIPPER_DOWN_QUAT
+from samrl_description.task_goals import (
+    FLIP_ANGLE_RAD,
+    LIFT_HEIGHT_M,
+    MAX_DENSE_REWARD,
+    SCOOP_CLEARANCE_M,
+    STEP_BUDGETS,
+    blade_direction,
+    spatula_flipping_reward,
+    turn_angle_rad,
+)
 from samrl_sim.bodies import create_pancake, create_spatula
 from samrl_sim.tasks.base import Scene, Task, place_body
 
@@ -42,24 +53,14 @@ START_X_RANGE_M = (0.40, 0.55)
 START_Y_RANGE_M = (-0.30, -0.20)
 START_Z_RANGE_M = (0.24, 0.30)
 START_YAW_OFFSET_RAD = (-0.3, 0.3)
-LIFT_HEIGHT_M = 0.025
-FLIP_ANGLE_RAD = np.radians(150.0)
-SCOOP_CLEARANCE_M = 0.015        # blade tip this far beyond the pancake's rim before sliding in
-REACH_SCALE_PER_M = 10.0
-UP = np.array([0.0, 0.0, 1.0])
-
-
-def blade_direction() -> np.ndarray:
-    """Nominal horizontal direction of the blade (from handle to free edge) in the world."""
-    return np.array([np.cos(BLADE_YAW_RAD), np.sin(BLADE_YAW_RAD), 0.0])
 
 
 class SpatulaFlippingTask(Task):
     """Spatula-Flipping; the specification is the module docstring."""
 
     name = 'spatula_flipping'
-    max_episode_steps = 60
-    max_dense_reward = 5.0
+    max_episode_steps = STEP_BUDGETS['spatula_flipping']
+    max_dense_reward = MAX_DENSE_REWARD
 
     def build(self, scene: Scene) -> None:
         self.scene = scene
@@ -103,8 +104,7 @@ class SpatulaFlippingTask(Task):
 
     def pancake_turn_angle(self) -> float:
         """Angle (rad) between the pancake's normal and the world's up direction."""
-        normal = self.object_pose('pancake').rotation[:, 2]
-        return float(np.arccos(np.clip(np.dot(normal, UP), -1.0, 1.0)))
+        return turn_angle_rad(self.object_pose('pancake').rotation[:, 2])
 
     def scoop_start_position(self) -> np.ndarray:
         """Where the blade tip starts sliding: on the table before the pancake's rim (-y side)."""
@@ -125,19 +125,10 @@ class SpatulaFlippingTask(Task):
                                                              - self.scoop_start_position()))}
 
     def compute_dense_reward(self, info: dict) -> float:
-        if info['success']:
-            return self.max_dense_reward
-        # Stage 1: bring the blade to the pancake.
-        reward = 1.0 - np.tanh(REACH_SCALE_PER_M * info['tip_to_scoop_start_m'])
-        # Stage 2: lift the pancake.
-        reward += min(info['max_lift_m'] / LIFT_HEIGHT_M, 1.0)
-        # Stage 3: turn it over.
-        if info['lifted']:
-            reward += 2.0 * min(info['turn_angle_rad'] / FLIP_ANGLE_RAD, 1.0)
-        return float(reward)
+        return spatula_flipping_reward(info)     # stages in samrl_description.task_goals, shared with M
 
     def default_camera_pose(self) -> Pose:
-        return look_at(eye=(0.95, -0.15, 0.45), target=(0.47, 0.0, 0.04))
+        return look_at(*DEFAULT_VIEWS[self.name])
 
     def object_bodies(self) -> dict[str, int]:
         return {'spatula': self.spatula, 'pancake': self.pancake}

@@ -1,0 +1,141 @@
+"""`samrl train learn-at-sim`, `samrl eval table1` and `samrl viewpoint heatmap`: Learn@Sim from the command line.
+
+Heavy imports (torch, nimble, Mitsuba) happen inside the commands, so `samrl --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from samrl_description.tasks import TASK_NAMES
+
+DEFAULT_RUN_DIR = 'out/learn_at_sim/{task}'
+DEFAULT_TABLE1_EPISODES = 200
+HEATMAP_SEED = 424242           # the state Fig. 4 is drawn for: an episode seed outside every training block
+
+
+def add_learn_at_sim(train_sub, command, positive_int) -> None:
+    """`samrl train learn-at-sim <task>`: DAgger actors (multi-view, fixed-view) and Q, resumable."""
+    learn = command(train_sub, 'learn-at-sim', 'Learn@Sim in M: the multi-view and Fixed-View DAgger actors and the '
+                    'sensing-aware Q; rerunning the same command goes on after the last finished round or epoch',
+                    cmd_learn_at_sim)
+    learn.add_argument('task', choices=TASK_NAMES)
+    learn.add_argument('--run-dir', help=f'run directory (default {DEFAULT_RUN_DIR})')
+    learn.add_argument('--seed', type=int, default=0, help='run seed: episodes, views, network initialisation')
+    learn.add_argument('--rounds', type=positive_int, help='DAgger rounds (default: DAggerConfig)')
+    learn.add_argument('--episodes-per-round', type=positive_int, help='DAgger episodes per round')
+    learn.add_argument('--views', type=positive_int, help='renders of each visited state (K of Eq. 8)')
+    learn.add_argument('--epochs', type=positive_int, help='epoch budget of each DAgger round\'s fit')
+    learn.add_argument('--eval-episodes', type=positive_int, help='learner episodes scored after each round')
+    learn.add_argument('--q-episodes', type=positive_int, help='actor rollouts for Q\'s returns')
+    learn.add_argument('--q-epochs', type=positive_int, help='epochs of Q\'s regression')
+    learn.add_argument('--max-steps', type=positive_int, help='cap on an episode\'s control steps')
+
+
+def add_table1_arguments(evaluation) -> None:
+    evaluation.add_argument('--tasks', default='all', help='table1: comma-separated tasks or "all"')
+    evaluation.add_argument('--runs', default=DEFAULT_RUN_DIR,
+                            help=f'table1: run directory of each task\'s networks (default {DEFAULT_RUN_DIR})')
+    evaluation.add_argument('--png', default='out/table1.png', help='table1: bar chart to write')
+
+
+def add_heatmap(sub, command) -> None:
+    viewpoint = command(sub, 'viewpoint', 'the sensing-aware view selection')
+    viewpoint_sub = viewpoint.add_subparsers(dest='viewpoint', required=True)
+    heatmap = command(viewpoint_sub, 'heatmap', 'Fig. 4: Q(I(P), pi(I(P))) over camera azimuth and elevation for one '
+                      'state, as a PNG heat map (and JSON)', cmd_heatmap)
+    heatmap.add_argument('task', choices=TASK_NAMES)
+    heatmap.add_argument('--run-dir', help=f'run directory with actor.pt and q.pt (default {DEFAULT_RUN_DIR})')
+    heatmap.add_argument('--seed', type=int, default=HEATMAP_SEED, help='episode seed of the state drawn')
+    heatmap.add_argument('--steps', type=int, default=0, help='actor steps taken before the state is drawn')
+    heatmap.add_argument('--grid', default='24x12', help='azimuths x elevations (default 24x12)')
+    heatmap.add_argument('--png', help='image to write (default out/fig4_<task>.png)')
+
+
+def _dagger_config(args):
+    from samrl_policy.dagger import DAggerConfig
+    given = {'rounds': args.rounds, 'episodes_per_round': args.episodes_per_round, 'views_per_state': args.views,
+             'epochs_per_round': args.epochs, 'eval_episodes': args.eval_episodes, 'max_episode_steps': args.max_steps}
+    return replace(DAggerConfig(), **{k: v for k, v in given.items() if v is not None})
+
+
+def _q_config(args):
+    from samrl_policy.q_learning import QConfig
+    given = {'episodes': args.q_episodes, 'epochs': args.q_epochs, 'max_episode_steps': args.max_steps}
+    config = replace(QConfig(), **{k: v for k, v in given.items() if v is not None})
+    return replace(config, episodes_per_shard=min(config.episodes_per_shard, config.episodes))
+
+
+def cmd_learn_at_sim(args) -> int:
+    from samrl_policy.learn_at_sim import LearnAtSimConfig, learn_at_sim
+    config = LearnAtSimConfig(args.task, seed=args.seed, dagger=_dagger_config(args), q=_q_config(args))
+    run_dir = Path(args.run_dir or DEFAULT_RUN_DIR.format(task=args.task))
+    records = learn_at_sim(run_dir, config, 'samrl ' + ' '.join(sys.argv[1:]))
+    for stage, record in records.items():
+        metrics = record.get('metrics', record)
+        shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        print(f'{stage}: ' + ', '.join(f'{k} {v:.4g}' for k, v in shown.items()))
+    print(f'networks in {run_dir}: actor.pt, fixed_actor.pt, q.pt (cards beside them)')
+    return 0
+
+
+def cmd_table1(args, tasks: tuple[str, ...], write_json) -> int:
+    from samrl_policy.learn_at_sim import load_policies
+    from samrl_policy.model_env import ModelEnv
+    from samrl_policy.table1 import evaluate_task, format_summary, plot_table1, summarise
+    from samrl_viewpoint.views import ViewSpace
+    summaries = []
+    for task in tasks:
+        run_dir = Path(args.runs.format(task=task))
+        policies = load_policies(run_dir)
+        env = ModelEnv(task, image_size=_image_size(run_dir))
+        records = evaluate_task(env, ViewSpace(task), policies, args.episodes, args.seed,
+                                run_dir / f'table1_seed{args.seed}.jsonl')
+        summaries.append(summarise(records, task))
+        print(format_summary(summaries[-1]))
+    plot_table1(summaries, Path(args.png))
+    print(f'wrote {args.png}')
+    write_json(args.json or 'out/table1.json', {'command': 'samrl ' + ' '.join(sys.argv[1:]), 'results': summaries})
+    return 0
+
+
+def _image_size(run_dir: Path) -> tuple[int, int]:
+    config = json.loads((run_dir / 'actor' / 'config.json').read_text())
+    return tuple(config['image_size'])
+
+
+def cmd_heatmap(args) -> int:
+    import torch
+
+    from samrl_policy.learn_at_sim import load_policies
+    from samrl_policy.model_env import ModelEnv
+    from samrl_viewpoint.active_view import sensing_q
+    from samrl_viewpoint.heatmap import q_heatmap
+    from samrl_viewpoint.views import ViewSpace
+    run_dir = Path(args.run_dir or DEFAULT_RUN_DIR.format(task=args.task))
+    policies = load_policies(run_dir)
+    env, views = ModelEnv(args.task, image_size=_image_size(run_dir), seed=args.seed), ViewSpace(args.task)
+    default = views.default()
+    for _ in range(args.steps):             # advance the state with the actor acting from the default view
+        with torch.no_grad():
+            observation = env.observe(views.camera_pose(default))
+            action = policies.actor(observation.image[None], observation.proprio[None])[0]
+        env.step(action.double().numpy())
+    azimuths, elevations = (int(n) for n in args.grid.lower().split('x'))
+    png = Path(args.png or f'out/fig4_{args.task}.png')
+    q_of_view = sensing_q(env.observe, policies.actor, policies.q_network, views)
+    with torch.no_grad():
+        q_heatmap(q_of_view, views, default, png, grid=(azimuths, elevations), default_params=default)
+    print(f'wrote {png}')
+    return 0
+
+
+def tasks_argument(text: str) -> tuple[str, ...]:
+    tasks = TASK_NAMES if text == 'all' else tuple(text.split(','))
+    unknown = [t for t in tasks if t not in TASK_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f'unknown task(s) {unknown}; expected {", ".join(TASK_NAMES)} or "all"')
+    return tasks

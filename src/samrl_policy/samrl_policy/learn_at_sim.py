@@ -1,0 +1,99 @@
+"""Learn@Sim (paper Sec. III-D, Alg. 1 lines 4-14) for one task, stage by stage, resumable.
+
+    1. multi-view actor pi_sim(I): DAgger on the trajectory-optimisation expert, every visited state
+       rendered from K views of the view distribution (Eq. 8);
+    2. Fixed-View actor: the same, from the task's default view only, stopped at the multi-view
+       actor's final training error (Table I's protocol);
+    3. sensing-aware Q(I, a): regression on the discounted returns of the multi-view actor's own
+       rollouts from random views (Eq. 9).
+
+Each stage is a training.Run in its own folder under the run directory; rerunning the command
+goes on after the last finished round or epoch. The final networks are copied to
+<run>/actor.pt, fixed_actor.pt and q.pt, each with its card.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from samrl_policy.checkpoints import card_path, load_actor, load_q
+from samrl_policy.dagger import DAggerConfig, train_dagger
+from samrl_policy.expert import ExpertConfig, TrajectoryExpert
+from samrl_policy.model_env import ModelEnv
+from samrl_policy.q_learning import QConfig, train_q
+from samrl_policy.training import Run
+from samrl_viewpoint.views import ViewSpace
+
+STAGES = ('actor', 'fixed_actor', 'q')
+FINAL_FILES = {'actor': 'actor.pt', 'fixed_actor': 'fixed_actor.pt', 'q': 'q.pt'}
+TORCH_THREADS = 1          # small networks: one thread is faster than two on these cores (networks.py)
+
+
+@dataclass(frozen=True)
+class LearnAtSimConfig:
+    task: str
+    seed: int = 0
+    image_size: tuple[int, int] = (64, 64)        # (height, width) of M's renders for the networks
+    dagger: DAggerConfig = field(default_factory=DAggerConfig)
+    q: QConfig = field(default_factory=QConfig)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)
+
+
+def _stage_config(config: LearnAtSimConfig, stage: str, extra) -> dict:
+    return {'task': config.task, 'image_size': list(config.image_size), 'expert': asdict(config.expert),
+            'stage': stage, **asdict(extra)}
+
+
+def _publish(run_dir: Path, stage: str, checkpoint: Path) -> Path:
+    """Copy a stage's final checkpoint and its card to the run directory's top level."""
+    final = run_dir / FINAL_FILES[stage]
+    shutil.copyfile(checkpoint, final)
+    shutil.copyfile(card_path(checkpoint), card_path(final))
+    return final
+
+
+def learn_at_sim(run_dir: Path, config: LearnAtSimConfig, command: str, progress: bool = True) -> dict:
+    """Run (or go on with) every stage; returns each stage's record."""
+    torch.set_num_threads(TORCH_THREADS)
+    run_dir = Path(run_dir)
+    env = ModelEnv(config.task, image_size=config.image_size)
+    expert = TrajectoryExpert(config.expert)
+    views = ViewSpace(config.task)
+    records = {}
+
+    # 1. The multi-view actor (Eq. 8 over K views of every visited state).
+    multi = replace(config.dagger, seed=config.seed, fixed_view=False)
+    with Run(run_dir / 'actor', _stage_config(config, 'actor', multi), config.seed, command, progress) as run:
+        _, records['actor'] = train_dagger(run, env, expert, views, multi)
+        _publish(run_dir, 'actor', run.checkpoint_dir / 'actor.pt')
+
+    # 2. The Fixed-View actor, stopped at the multi-view actor's training error.
+    fixed = replace(multi, fixed_view=True, target_error=records['actor']['final_training_error'])
+    with Run(run_dir / 'fixed_actor', _stage_config(config, 'fixed_actor', fixed), config.seed, command,
+             progress) as run:
+        _, records['fixed_actor'] = train_dagger(run, env, expert, views, fixed)
+        _publish(run_dir, 'fixed_actor', run.checkpoint_dir / 'actor.pt')
+
+    # 3. Q on the multi-view actor's returns from random views (Eq. 9).
+    actor, _ = load_actor(run_dir / FINAL_FILES['actor'])
+    q_config = replace(config.q, seed=config.seed)
+    with Run(run_dir / 'q', _stage_config(config, 'q', q_config), config.seed, command, progress) as run:
+        _, records['q'] = train_q(run, env, actor, views, q_config)
+        _publish(run_dir, 'q', run.checkpoint_dir / 'q.pt')
+    return records
+
+
+def load_policies(run_dir: Path):
+    """The three networks of a finished run, for Table I and the nodes (weights_only loads)."""
+    from samrl_policy.table1 import Policies
+    run_dir = Path(run_dir)
+    missing = [name for name in FINAL_FILES.values() if not (run_dir / name).exists()]
+    if missing:
+        raise FileNotFoundError(f'{run_dir} has no {", ".join(missing)}: run `samrl train learn-at-sim` to the end')
+    actor, _ = load_actor(run_dir / FINAL_FILES['actor'])
+    fixed, _ = load_actor(run_dir / FINAL_FILES['fixed_actor'])
+    q_network, _ = load_q(run_dir / FINAL_FILES['q'])
+    return Policies(actor.eval(), q_network.eval(), fixed.eval())

@@ -1,0 +1,158 @@
+"""The actor pi_sim(I) and the sensing-aware Q(I, a) (paper Sec. III-D, Eqs. 8 and 9).
+
+Both are a small CNN encoder of M's render (RGB, depth, target mask; 64x64) joined with the
+proprioception by an MLP head. Each network has its own encoder: the actor's features are
+trained to imitate the expert, Q's to predict the return, and sharing them would let the Q
+regression change the actor.
+
+Both are differentiable with respect to the image: the view step backpropagates
+dQ(I(P), pi(I(P)))/dP through them and through the renderer (Eqs. 7 and 10). So there is no
+batch normalisation (a single image at test time would see other statistics than training
+batches) and the input scaling is smooth almost everywhere (depth is clamped to its range,
+whose gradient is zero only outside it).
+
+Normalisation travels with the weights as buffers: the proprioception's mean and standard
+deviation over the training data, and for Q the returns' mean and standard deviation (Q is
+fitted in standardised units and returns in the reward's units).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from samrl_policy.interfaces import ACTION_DIM, DEPTH_CHANNEL, IMAGE_CHANNELS
+
+IMAGE_PX = 64                   # side of the square render the networks see
+DEPTH_NEAR_M = 0.1              # depth maps to [-1, 1] over [near, far]; clamped outside
+DEPTH_FAR_M = 2.0               # (the camera arm keeps the work within about 1.5 m)
+NO_HIT_DEPTH_M = 0.0            # depth at or below this is "nothing hit" (model_env's convention)
+POOLED_GRID = 4                 # the encoder's last feature map is pooled to this many cells a side
+MIN_STD = 1e-3                  # floor on a normalisation standard deviation (constant features)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Shape of an actor or a Q network; stored in its checkpoint."""
+
+    proprio_dim: int                                # P, the length of Observation.proprio
+    image_px: int = IMAGE_PX
+    channels: tuple[int, ...] = (16, 32, 32, 64)    # one stride-2 convolution per entry
+    feature_dim: int = 128                          # image features fed to the head
+    hidden: tuple[int, ...] = (256, 256)            # MLP head widths
+    depth_near_m: float = DEPTH_NEAR_M
+    depth_far_m: float = DEPTH_FAR_M
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> NetworkConfig:
+        return cls(**{**values, 'channels': tuple(values['channels']), 'hidden': tuple(values['hidden'])})
+
+
+def scale_image(image: torch.Tensor, near_m: float, far_m: float) -> torch.Tensor:
+    """(N, 5, H, W) RGB [0, 1], depth m, mask [0, 1] -> every channel in about [-1, 1].
+
+    M renders depth 0 where a ray hits nothing: that is read as beyond the far plane, not as near.
+    """
+    depth = image[:, DEPTH_CHANNEL:DEPTH_CHANNEL + 1]
+    depth = torch.where(depth > NO_HIT_DEPTH_M, depth, torch.full_like(depth, far_m)).clamp(near_m, far_m)
+    depth = 2.0 * (depth - near_m) / (far_m - near_m) - 1.0
+    colour_and_mask = 2.0 * image - 1.0
+    return torch.cat([colour_and_mask[:, :DEPTH_CHANNEL], depth, colour_and_mask[:, DEPTH_CHANNEL + 1:]], dim=1)
+
+
+class ImageEncoder(nn.Module):
+    """(N, 5, H, W) image -> (N, feature_dim): stride-2 convolutions, pooled to a fixed grid."""
+
+    def __init__(self, config: NetworkConfig):
+        super().__init__()
+        self.near_m, self.far_m = config.depth_near_m, config.depth_far_m
+        widths = [IMAGE_CHANNELS, *config.channels]
+        layers: list[nn.Module] = []
+        for inputs, outputs in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(inputs, outputs, 3, stride=2, padding=1), nn.ReLU()]
+        self.convolutions = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(POOLED_GRID), nn.Flatten())
+        self.project = nn.Sequential(nn.Linear(widths[-1] * POOLED_GRID ** 2, config.feature_dim),
+                                     nn.LayerNorm(config.feature_dim), nn.Tanh())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.dim() != 4 or image.shape[1] != IMAGE_CHANNELS:
+            raise ValueError(f'expected images of shape (N, {IMAGE_CHANNELS}, H, W), got {tuple(image.shape)}')
+        return self.project(self.convolutions(scale_image(image, self.near_m, self.far_m)))
+
+
+def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
+    widths = [inputs, *hidden]
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(widths[-1], outputs))
+
+
+class ProprioNormaliser(nn.Module):
+    """Standardises the proprioception with the training data's statistics (buffers, saved with the weights)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer('mean', torch.zeros(dim))
+        self.register_buffer('std', torch.ones(dim))
+
+    def fit(self, proprio: torch.Tensor) -> None:
+        """Set the statistics from (N, P) training proprioception."""
+        self.mean.copy_(proprio.mean(dim=0))
+        self.std.copy_(proprio.std(dim=0, unbiased=False).clamp(min=MIN_STD))
+
+    def forward(self, proprio: torch.Tensor) -> torch.Tensor:
+        return (proprio - self.mean) / self.std
+
+
+class Actor(nn.Module):
+    """pi_sim(I): (N, 5, H, W) image, (N, P) proprioception -> (N, 7) action in [-1, 1] (tanh)."""
+
+    kind = 'actor'
+
+    def __init__(self, config: NetworkConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = ImageEncoder(config)
+        self.proprio = ProprioNormaliser(config.proprio_dim)
+        self.head = mlp(config.feature_dim + config.proprio_dim, config.hidden, ACTION_DIM)
+
+    def forward(self, image: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        features = torch.cat([self.encoder(image), self.proprio(proprio)], dim=1)
+        return torch.tanh(self.head(features))
+
+
+class QNetwork(nn.Module):
+    """Q(I, a): (N, 5, H, W) image, (N, P) proprioception, (N, 7) action -> (N,) expected return.
+
+    The head predicts the standardised return; forward() gives it back in the reward's units.
+    """
+
+    kind = 'q_function'
+
+    def __init__(self, config: NetworkConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = ImageEncoder(config)
+        self.proprio = ProprioNormaliser(config.proprio_dim)
+        self.head = mlp(config.feature_dim + config.proprio_dim + ACTION_DIM, config.hidden, 1)
+        self.register_buffer('return_mean', torch.zeros(()))
+        self.register_buffer('return_std', torch.ones(()))
+
+    def fit_return_scale(self, returns: torch.Tensor) -> None:
+        """Set the standardisation of the regression target from (N,) training returns."""
+        self.return_mean.copy_(returns.mean())
+        self.return_std.copy_(returns.std(unbiased=False).clamp(min=MIN_STD))
+
+    def standardised(self, image: torch.Tensor, proprio: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """(N,) the head's output: (return - return_mean) / return_std; what Eq. 9 is fitted on."""
+        features = torch.cat([self.encoder(image), self.proprio(proprio), action], dim=1)
+        return self.head(features).squeeze(1)
+
+    def forward(self, image: torch.Tensor, proprio: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.standardised(image, proprio, action) * self.return_std + self.return_mean

@@ -1,0 +1,207 @@
+"""The sensing-aware Q(I, a), fitted to the actor's discounted returns (paper Sec. III-D.3, Eq. 9).
+
+Data: the trained actor acts alone in M, each episode from one camera pose drawn from the view
+distribution and kept for the episode (the pose the actor sees is what Q must judge: from a
+poor view the actor acts worse and the return is lower). Every step stores the render, the
+proprioception, the actor's action a_t and the discounted return from there,
+
+    R_t = sum_{i >= t} gamma^(i - t) r_i,
+
+with the env's own rewards, for successful and failed episodes alike. (The paper prints
+gamma^(T - i), which weighs the last reward most for every t; we read it as the usual return.)
+
+Fit: Eq. 9, ||Q(I_t, a_t) - R_t||^2 averaged over samples, on standardised returns (networks.py
+keeps the scale). Held-out episodes (whole episodes) measure the fit: mean squared error in the
+reward's units and Spearman's rank correlation between Q and R_t, which is what the view step
+relies on (it only compares Q at two poses).
+
+Rollouts are saved in shards of episodes_per_shard episodes (data/q_NNN.npz), so a stopped run
+collects only what it has not yet saved, and the fit goes on from its last epoch (training.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from samrl_policy.checkpoints import save_network
+from samrl_policy.dagger import learner_action
+from samrl_policy.dataset import RETURN_FIELDS, AggregatedDataset, ShardBuilder, save_shard
+from samrl_policy.interfaces import Env, ViewDistribution
+from samrl_policy.networks import Actor, NetworkConfig, QNetwork
+from samrl_policy.training import FitSettings, Panel, Run, episode_seed, finish_fit, fit, plot_curves
+
+GAMMA = 0.98                    # discount per control step: returns look about 1 / (1 - GAMMA) = 50 steps ahead
+EVAL_BATCH = 256                # samples a forward pass when measuring the fit (memory, not results)
+Q_NAME = 'q'
+
+
+@dataclass(frozen=True)
+class QConfig:
+    """One Q run."""
+
+    episodes: int = 200
+    episodes_per_shard: int = 20
+    max_episode_steps: int = 60         # a cap; the env's own time limit usually ends episodes first
+    gamma: float = GAMMA
+    epochs: int = 30
+    target_loss: float = 0.0            # stop once an epoch's (standardised) training loss is <= this
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    heldout_fraction: float = 0.2       # of the episodes, kept out of the fit to measure it
+    seed: int = 0
+    network: NetworkConfig | None = None  # None: NetworkConfig defaults with the env's proprio size
+    max_bytes: int = 6 * 2 ** 30
+
+    def __post_init__(self) -> None:
+        counts = {name: getattr(self, name) for name in ('episodes', 'episodes_per_shard', 'max_episode_steps',
+                                                         'epochs', 'batch_size')}
+        if min(counts.values()) < 1:
+            raise ValueError(f'QConfig needs at least 1 of each of {counts}')
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.heldout_fraction < 1.0:
+            raise ValueError(f'gamma {self.gamma} must be in [0, 1], heldout_fraction {self.heldout_fraction} '
+                             f'in (0, 1)')
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """R_t = sum_{i >= t} gamma^(i - t) r_i for every step t of one episode."""
+    returns = np.zeros(len(rewards))
+    following = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        following = rewards[t] + gamma * following
+        returns[t] = following
+    return returns
+
+
+# -- collecting the actor's returns ---------------------------------------------------------------
+@torch.no_grad()
+def run_episode(env: Env, actor: Actor, views: ViewDistribution, seed: int, config: QConfig,
+                rng: np.random.Generator, builder: ShardBuilder) -> dict:
+    """The actor alone from one random view; every step into `builder` with its return."""
+    env.reset(seed)
+    params = views.sample(rng, 1)[0]
+    pose = views.camera_pose(params)
+    steps = []
+    for _ in range(config.max_episode_steps):
+        obs = env.observe(pose)
+        action = learner_action(actor, obs)
+        outcome = env.step(action)
+        steps.append((obs, action, float(outcome.reward)))
+        if outcome.done:
+            break
+    success = bool(outcome.success)
+    returns = discounted_returns(np.array([reward for _, _, reward in steps]), config.gamma)
+    for step, ((obs, action, reward), ret) in enumerate(zip(steps, returns)):
+        builder.append(obs.image, proprio=obs.proprio, action=action, reward=reward, success=success,
+                       episode=seed, step=step, view_params=params, **{'return': ret})
+    return {'success': success, 'return': float(returns[0]), 'steps': len(steps)}
+
+
+def collect_shards(run: Run, env: Env, actor: Actor, views: ViewDistribution, config: QConfig) -> list[dict]:
+    """Roll out every shard a stopped run has not saved yet; the statistics of those collected now."""
+    stats = []
+    shards = range(-(-config.episodes // config.episodes_per_shard))
+    for shard in run.bar(shards, desc='Q rollouts', unit='shard', leave=False):
+        path = run.data_dir / f'q_{shard:03d}.npz'
+        if path.exists():
+            continue
+        first = shard * config.episodes_per_shard
+        builder, rng = ShardBuilder(), run.rng('q-collect', shard)
+        for index in range(first, min(first + config.episodes_per_shard, config.episodes)):
+            stats.append(run_episode(env, actor, views, episode_seed('q', config.seed, index), config, rng, builder))
+        save_shard(path, builder.build())
+    return stats
+
+
+# -- fitting (Eq. 9) ------------------------------------------------------------------------------
+def q_loss(q: QNetwork, images: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor,
+           returns: torch.Tensor) -> torch.Tensor:
+    """Eq. 9 squared, in standardised units: mean of (Q_std(I, a) - (R - mean) / std)^2."""
+    target = (returns - q.return_mean) / q.return_std
+    return (q.standardised(images, proprio, actions) - target).pow(2).mean()
+
+
+def train_epoch(q: QNetwork, optimizer: torch.optim.Optimizer, data: AggregatedDataset, indices: np.ndarray,
+                rng: np.random.Generator, batch_size: int) -> dict:
+    """One pass over the training samples; its mean loss."""
+    total = 0.0
+    for batch_indices in data.minibatches(rng, batch_size, indices):
+        batch = data.return_batch(batch_indices)                    # sample (decoded to float32)
+        loss = q_loss(q, batch.images, batch.proprio, batch.actions, batch.returns)
+        optimizer.zero_grad(set_to_none=True)                       # Q step
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(batch_indices)
+    return {'loss': total / len(indices)}
+
+
+@torch.no_grad()
+def q_fit(q: QNetwork, data: AggregatedDataset, indices: np.ndarray) -> dict:
+    """How well Q predicts R_t on these samples: MSE (reward units squared) and Spearman's rank correlation."""
+    predictions = []
+    for start in range(0, len(indices), EVAL_BATCH):
+        batch = data.return_batch(indices[start:start + EVAL_BATCH])
+        predictions.append(q(batch.images, batch.proprio, batch.actions))
+    predicted = torch.cat(predictions).numpy()
+    returns = data.arrays['return'][indices].astype(np.float64)
+    rank = spearmanr(predicted, returns).statistic if np.ptp(returns) > 0 and np.ptp(predicted) > 0 else 0.0
+    return {'mse': float(np.mean((predicted - returns) ** 2)), 'rank_correlation': float(rank),
+            'return_variance': float(np.var(returns))}
+
+
+# -- the run --------------------------------------------------------------------------------------
+def train_q(run: Run, env: Env, actor: Actor, views: ViewDistribution, config: QConfig) -> tuple[QNetwork, dict]:
+    """Collect the actor's returns, fit Q on the training episodes, report the held-out fit; (Q, its record)."""
+    collect_shards(run, env, actor.eval(), views, config)
+    data = AggregatedDataset(RETURN_FIELDS, config.max_bytes)
+    data.load(sorted(run.data_dir.glob('q_*.npz')))
+    train_idx, heldout_idx = data.split_by_episode(run.rng('q-split'), config.heldout_fraction)
+    q = _new_q(run, config, data, train_idx)
+    history = fit(run, Q_NAME, q, lambda net, opt, rng: train_epoch(net, opt, data, train_idx, rng, config.batch_size),
+                  FitSettings(config.epochs, config.learning_rate, config.target_loss), 'q_epochs')
+    record = _record(run, config, data, train_idx, heldout_idx, q, history)
+    save_network(run.checkpoint_dir / 'q.pt', q, record)
+    finish_fit(run, Q_NAME)
+    run.log('q_fit', 0, record['metrics'])
+    plot_curves(run, Q_PANELS, run.directory / 'q_curves.png', 'Q regression (Eq. 9)')
+    return q, record
+
+
+Q_PANELS = (Panel('q_epochs', ('loss',), 'training loss (standardised returns)', log_scale=True),)
+
+
+def _new_q(run: Run, config: QConfig, data: AggregatedDataset, train_idx: np.ndarray) -> QNetwork:
+    """A seeded Q network normalised with the training samples' proprioception and returns."""
+    proprio_dim = data.arrays['proprio'].shape[1]
+    network = config.network or NetworkConfig(proprio_dim=proprio_dim)
+    if network.proprio_dim != proprio_dim:
+        raise ValueError(f'the network config expects {network.proprio_dim} proprioception values, '
+                         f'the env gives {proprio_dim}')
+    with torch.random.fork_rng():
+        torch.manual_seed(run.torch_seed('q', 'init'))
+        q = QNetwork(network)
+    q.proprio.fit(data.field('proprio', train_idx).float())
+    q.fit_return_scale(data.field('return', train_idx).float())
+    return q
+
+
+def _record(run: Run, config: QConfig, data: AggregatedDataset, train_idx: np.ndarray, heldout_idx: np.ndarray,
+            q: QNetwork, history: list[dict]) -> dict:
+    """Q's card: command, seed, data, the fit on training and held-out episodes."""
+    held, train = q_fit(q, data, heldout_idx), q_fit(q, data, train_idx)
+    episodes = np.unique(data.arrays['episode'])
+    first_steps = data.arrays['step'] == 0
+    metrics = {'epochs': len(history), 'final_training_loss': history[-1]['loss'],
+               'heldout_mse': held['mse'], 'heldout_rank_correlation': held['rank_correlation'],
+               'heldout_return_variance': held['return_variance'],
+               'training_mse': train['mse'], 'training_rank_correlation': train['rank_correlation'],
+               'episode_success_rate': float(data.arrays['success'][first_steps].mean()),
+               'mean_episode_return': float(data.arrays['return'][first_steps].mean())}
+    return {'command': run.command, 'seed': config.seed, 'stage': 'q', 'config': asdict(config),
+            'data': {'run': str(run.directory), 'episodes': len(episodes), 'samples': len(data),
+                     'training_samples': len(train_idx), 'heldout_samples': len(heldout_idx),
+                     'megabytes': data.nbytes / 2 ** 20},
+            'metrics': metrics}

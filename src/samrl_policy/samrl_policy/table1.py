@@ -1,0 +1,189 @@
+"""The paper's Table I in M: success of Ours, Ours without pose optimisation, and Fixed View.
+
+Protocol (paper Sec. IV-B, Table I; issue 14):
+- Ours: the multi-view actor; each episode starts from a view drawn from the view distribution and
+  the camera takes one view step (Eq. 10, samrl_viewpoint.active_view) before every action.
+- Ours without pose optimisation: the same actor and start views; the camera never moves.
+- Fixed View: the actor trained from the task's default view only, acting from it.
+The three conditions run on the same seeded episodes (seeds from training.episode_seed('table1'),
+a block never used in training), so McNemar's test compares them pair by pair. Each cell has its
+Wilson 95 % interval. Episode records are appended to a JSON-lines file as they finish, so an
+interrupted evaluation goes on where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import binomtest
+
+from samrl_policy.dagger import learner_action
+from samrl_policy.networks import Actor, QNetwork
+from samrl_policy.training import episode_seed
+from samrl_viewpoint.active_view import ActiveCamera, sensing_q
+from samrl_viewpoint.views import ViewSpace
+
+CONDITIONS = ('ours', 'no_pose_optimisation', 'fixed_view')
+CONDITION_LABELS = {'ours': 'Ours', 'no_pose_optimisation': 'Ours w/o pose opt.', 'fixed_view': 'Fixed View'}
+# Paper Table I (success rate): Ours / without pose optimisation / Fixed View.
+PAPER_TABLE1 = {'peg_insertion': (0.82, 0.64, 0.71), 'spatula_flipping': (0.65, 0.57, 0.55),
+                'needle_threading': (0.70, 0.46, 0.66)}
+WILSON_Z = 1.959964          # 95 % two-sided
+SIGNIFICANCE = 0.05
+START_VIEW_STREAM = 7        # rng stream of the start views (the same for both multi-view conditions)
+
+
+@dataclass(frozen=True)
+class Policies:
+    """What the three conditions act with."""
+
+    actor: Actor              # multi-view actor (Ours, Ours without pose optimisation)
+    q_network: QNetwork       # sensing-aware Q of the view step
+    fixed_actor: Actor        # Fixed-View actor
+
+
+def start_view(views: ViewSpace, seed: int) -> torch.Tensor:
+    """The episode's random start view, a function of its seed only (equal across conditions)."""
+    return views.sample(np.random.default_rng([START_VIEW_STREAM, seed]), 1)[0]
+
+
+def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed: int) -> dict:
+    """One episode of one condition: success, steps, view steps accepted and seconds per stage."""
+    env.reset(seed)
+    actor = policies.fixed_actor if condition == 'fixed_view' else policies.actor
+    params = views.default() if condition == 'fixed_view' else start_view(views, seed)
+    camera = ActiveCamera(views, params)
+    q_of_view = sensing_q(env.observe, policies.actor, policies.q_network, views)
+    seconds = {'view step': 0.0, 'render': 0.0, 'actor': 0.0, 'physics': 0.0}
+    accepted = steps = 0
+    outcome = None
+    for steps in range(1, env.max_episode_steps + 1):
+        if condition == 'ours':       # Alg. 1 lines 5-13: move the camera up dQ/dP, then act from there
+            result = camera.step(q_of_view)
+            seconds['view step'] += result.timings_s['total']
+            accepted += result.accepted
+        clock = time.perf_counter()
+        observation = env.observe(camera.pose())
+        seconds['render'] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        with torch.no_grad():
+            action = learner_action(actor, observation)
+        seconds['actor'] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        outcome = env.step(action)
+        seconds['physics'] += time.perf_counter() - clock
+        if outcome.done:
+            break
+    return {'condition': condition, 'seed': seed, 'success': bool(outcome.success), 'steps': steps,
+            'view_steps_accepted': accepted, 'seconds': seconds}
+
+
+def wilson_interval(successes: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (Wilson 1927)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+def mcnemar_p(first: list[bool], second: list[bool]) -> float:
+    """Exact McNemar test on paired outcomes: two-sided binomial test of the discordant pairs."""
+    only_first = sum(a and not b for a, b in zip(first, second))
+    only_second = sum(b and not a for a, b in zip(first, second))
+    discordant = only_first + only_second
+    return 1.0 if discordant == 0 else float(binomtest(only_first, discordant, 0.5).pvalue)
+
+
+def read_records(path: Path) -> list[dict]:
+    """Episode records written so far (a torn last line from a stop is ignored)."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def evaluate_task(env, views: ViewSpace, policies: Policies, episodes: int, run_seed: int, records_path: Path,
+                  progress: bool = True) -> list[dict]:
+    """Every condition on `episodes` paired episodes, going on after the records already written."""
+    done = {(r['condition'], r['seed']) for r in read_records(records_path)}
+    seeds = [episode_seed('table1', run_seed, index) for index in range(episodes)]
+    jobs = [(seed, condition) for seed in seeds for condition in CONDITIONS if (condition, seed) not in done]
+    if progress:
+        from tqdm import tqdm
+        jobs = tqdm(jobs, desc=f"Table I {env.task_name}", unit='episode')
+    records_path.parent.mkdir(parents=True, exist_ok=True)
+    for seed, condition in jobs:
+        record = run_episode(env, views, policies, condition, seed)
+        with records_path.open('a') as out:
+            out.write(json.dumps(record) + '\n')
+    wanted = set(seeds)
+    return [r for r in read_records(records_path) if r['seed'] in wanted]
+
+
+def summarise(records: list[dict], task: str) -> dict:
+    """Success per condition with Wilson intervals, McNemar p of Ours against each other column,
+    mean seconds per control step by stage; only seeds every condition finished are counted."""
+    by_condition = {c: {r['seed']: r for r in records if r['condition'] == c} for c in CONDITIONS}
+    seeds = sorted(set.intersection(*(set(rows) for rows in by_condition.values())))
+    outcomes = {c: [by_condition[c][s]['success'] for s in seeds] for c in CONDITIONS}
+    summary = {'task': task, 'episodes': len(seeds), 'paper': dict(zip(CONDITIONS, PAPER_TABLE1[task])),
+               'conditions': {}}
+    for condition in CONDITIONS:
+        rows = [by_condition[condition][s] for s in seeds]
+        successes = sum(outcomes[condition])
+        steps = max(1, sum(r['steps'] for r in rows))
+        stages = {stage: sum(r['seconds'][stage] for r in rows) / steps for stage in rows[0]['seconds']} if rows else {}
+        summary['conditions'][condition] = {
+            'success_rate': successes / len(seeds) if seeds else float('nan'),
+            'wilson95': wilson_interval(successes, len(seeds)), 'successes': successes,
+            'seconds_per_step': stages, 'mean_steps': steps / max(1, len(rows))}
+    for other in CONDITIONS[1:]:
+        summary['conditions'][other]['mcnemar_p_vs_ours'] = mcnemar_p(outcomes['ours'], outcomes[other])
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """One line per condition: rate, interval, the paper's figure and McNemar's p."""
+    lines = [f'{summary["task"]} ({summary["episodes"]} paired episodes)']
+    for condition, cell in summary['conditions'].items():
+        low, high = cell['wilson95']
+        p = f', McNemar p vs Ours {cell["mcnemar_p_vs_ours"]:.3g}' if 'mcnemar_p_vs_ours' in cell else ''
+        lines.append(f'  {CONDITION_LABELS[condition]:>20}: {cell["success_rate"]:.2f} [{low:.2f}, {high:.2f}] '
+                     f'(paper {summary["paper"][condition]:.2f}){p}')
+    return '\n'.join(lines)
+
+
+def plot_table1(summaries: list[dict], png_path: Path) -> None:
+    """Grouped bars per task: ours against the paper's figures, with Wilson intervals."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure, axis = plt.subplots(figsize=(7.0, 3.6), dpi=120)
+    width = 0.8 / len(CONDITIONS)
+    for index, condition in enumerate(CONDITIONS):
+        x = np.arange(len(summaries)) + (index - 1) * width
+        rates = [s['conditions'][condition]['success_rate'] for s in summaries]
+        low = [r - s['conditions'][condition]['wilson95'][0] for r, s in zip(rates, summaries)]
+        high = [s['conditions'][condition]['wilson95'][1] - r for r, s in zip(rates, summaries)]
+        axis.bar(x, rates, width, yerr=[low, high], capsize=3, label=CONDITION_LABELS[condition])
+        axis.scatter(x, [s['paper'][condition] for s in summaries], marker='_', s=200, color='black',
+                     label='paper' if index == 0 else None, zorder=3)
+    axis.set_xticks(np.arange(len(summaries)), [s['task'].replace('_', ' ') for s in summaries])
+    axis.set_ylim(0.0, 1.05)
+    axis.set_ylabel('success rate in M')
+    axis.legend(fontsize=7, loc='lower right')
+    figure.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png_path)
+    plt.close(figure)

@@ -1,0 +1,84 @@
+"""The trajectory-optimisation expert in M: it solves seeded episodes of every task, labels states
+it would not visit itself, its refinement lowers a plan's cost through the physics, and
+`samrl train expert` runs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from samrl_bringup.cli import main
+from samrl_description.tasks import TASK_NAMES
+from samrl_policy.expert import ExpertConfig, TrajectoryExpert, rollout
+from samrl_policy.model_env import ACTION_DIM, ModelEnv
+
+SEEDS = (100, 101)                   # two episodes per task: about 3 s (peg) to 25 s (spatula) here
+RANDOM_STEPS = 4                     # a poor learner's steps before the expert is asked
+POOR_PLAN_HORIZON = 3
+POOR_PLAN_ITERATIONS = 4
+
+
+@pytest.fixture(scope='module')
+def envs() -> dict[str, ModelEnv]:
+    return {task: ModelEnv(task, seed=None) for task in TASK_NAMES}
+
+
+@pytest.mark.parametrize('task', TASK_NAMES)
+def test_expert_solves_seeded_episodes(envs, task):
+    expert = TrajectoryExpert()
+    for seed in SEEDS:
+        episode = expert.solve_episode(envs[task], seed)
+        assert episode.success, (task, seed)
+        assert len(episode.states) == len(episode.actions) == episode.steps <= envs[task].max_episode_steps
+        assert all(a.shape == (ACTION_DIM,) and np.all(np.abs(a) <= 1.0) for a in episode.actions)
+        assert len(episode.label_times_s) == episode.steps and episode.wall_time_s > 0.0
+
+
+@pytest.mark.parametrize('task', TASK_NAMES)
+def test_expert_labels_a_state_it_would_not_visit_and_leaves_the_env_alone(envs, task):
+    env, rng = envs[task], np.random.default_rng(0)
+    env.reset(SEEDS[0])
+    for _ in range(RANDOM_STEPS):
+        env.step(rng.uniform(-1.0, 1.0, ACTION_DIM))
+    state, steps = env.state.clone(), env.step_count
+    action = TrajectoryExpert().act(env)
+    assert action.shape == (ACTION_DIM,) and np.all(np.isfinite(action)) and np.all(np.abs(action) <= 1.0)
+    assert torch.equal(env.state, state) and env.step_count == steps
+
+
+def test_refinement_lowers_the_cost_of_a_poor_plan_through_the_physics(envs):
+    """From a plan that does nothing, Adam through control_step moves the peg towards the hole."""
+    env = envs['peg_insertion']
+    env.reset(SEEDS[0])
+    expert = TrajectoryExpert(ExpertConfig(horizon=POOR_PLAN_HORIZON))
+    idle = torch.zeros(POOR_PLAN_HORIZON, 6, dtype=torch.float64)
+    poor = expert._judged(env.task, env.state, env.memory, idle, 'idle')
+    refined = expert.refine(env.task, env.state, env.memory, poor, POOR_PLAN_ITERATIONS)
+    assert refined.source == 'refined' and refined.cost < poor.cost
+    assert float(refined.actions.abs().max()) <= 1.0
+    with torch.no_grad():
+        states = rollout(env.model, env.state, refined.actions)
+    assert float(env.task.cost(states, env.memory)) < float(env.task.cost(poor.states, env.memory))
+
+
+def test_warm_start_reuses_the_previous_plan(envs):
+    env = envs['needle_threading']
+    env.reset(SEEDS[0])
+    expert = TrajectoryExpert()
+    first = expert.act(env)
+    assert expert._previous is not None and expert._previous.shape == (expert.config.horizon, 6)
+    expert.reset()
+    assert expert._previous is None and np.allclose(expert.act(env), first)
+
+
+def test_train_expert_command_runs_one_episode(tmp_path, capsys):
+    out = tmp_path / 'expert.json'
+    assert main(['train', 'expert', 'peg_insertion', '--episodes', '1', '--seed', str(SEEDS[0]),
+                 '--json', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert 'success rate in M' in printed and 'time per label' in printed
+    result = json.loads(out.read_text())['results']
+    assert result['episodes'] == 1 and result['success_rate'] == 1.0
+    assert result['seconds_per_label'] > 0.0 and result['seconds_per_trajectory'] > 0.0

@@ -1,0 +1,47 @@
+"""`samrl train learn-at-sim`, `eval table1` and `viewpoint heatmap` on a tiny configuration, as processes."""
+import json
+import subprocess
+import sys
+
+import torch
+
+TINY = ['--rounds', '1', '--episodes-per-round', '1', '--views', '2', '--epochs', '1', '--eval-episodes', '1',
+        '--q-episodes', '2', '--q-epochs', '1', '--max-steps', '3']
+
+
+def _samrl(*args, timeout=600):
+    done = subprocess.run([sys.executable, '-m', 'samrl_bringup.cli', *args], capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def _weights(path):
+    return {k: v for k, v in torch.load(path, weights_only=True)['state_dict'].items()}
+
+
+def test_learn_at_sim_then_table1_and_fig4(tmp_path):
+    run = tmp_path / 'run'
+    out = _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY)
+    assert 'actor.pt, fixed_actor.pt, q.pt' in out
+    for name in ('actor', 'fixed_actor', 'q'):
+        assert (run / f'{name}.pt').exists() and (run / f'{name}_card.json').exists()
+        assert torch.load(run / f'{name}.pt', weights_only=True)
+    card = json.loads((run / 'actor_card.json').read_text())
+    assert 'learn-at-sim' in json.dumps(card)                      # the exact command is in the card
+    before = _weights(run / 'actor.pt')
+    _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY)    # a finished run: nothing redone
+    after = _weights(run / 'actor.pt')
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+    table = tmp_path / 'table1.json'
+    out = _samrl('eval', 'table1', '--tasks', 'peg_insertion', '--runs', str(run), '--episodes', '1',
+                 '--json', str(table), '--png', str(tmp_path / 'table1.png'))
+    summary = json.loads(table.read_text())['results'][0]
+    assert summary['episodes'] == 1 and set(summary['conditions']) == {'ours', 'no_pose_optimisation', 'fixed_view'}
+    assert summary['conditions']['ours']['seconds_per_step']['view step'] > 0
+    assert (tmp_path / 'table1.png').stat().st_size > 1000 and 'Fixed View' in out
+
+    png = tmp_path / 'fig4.png'
+    _samrl('viewpoint', 'heatmap', 'peg_insertion', '--run-dir', str(run), '--grid', '3x2', '--png', str(png))
+    assert png.stat().st_size > 1000 and png.with_suffix('.json').exists()

@@ -1,0 +1,100 @@
+"""The actor and Q networks: shapes, bounds, input scaling, and the gradient the view step needs.
+
+The view step (Eqs. 7 and 10) differentiates Q(I(P), pi(I(P))) with respect to the camera pose P
+through both networks and the renderer; here the toy renderer stands in for M's.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learning_toys import PROPRIO_DIM, SMALL_NETWORK, ToyEnv, ToyViews  # noqa: E402
+
+from samrl_policy.interfaces import ACTION_DIM, DEPTH_CHANNEL  # noqa: E402
+from samrl_policy.networks import (  # noqa: E402
+    DEPTH_FAR_M,
+    DEPTH_NEAR_M,
+    IMAGE_PX,
+    Actor,
+    NetworkConfig,
+    QNetwork,
+    scale_image,
+)
+
+BATCH = 4
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _inputs(batch: int = BATCH, px: int = IMAGE_PX, requires_grad: bool = False):
+    image = torch.rand(batch, 5, px, px)
+    image[:, DEPTH_CHANNEL] = 0.3 + 1.2 * image[:, DEPTH_CHANNEL]
+    return image.requires_grad_(requires_grad), torch.randn(batch, PROPRIO_DIM)
+
+
+@pytest.mark.parametrize('px', [32, IMAGE_PX])
+def test_the_actor_gives_bounded_actions_and_q_one_value_per_sample(px):
+    config = NetworkConfig(proprio_dim=PROPRIO_DIM)
+    image, proprio = _inputs(px=px)
+    action = Actor(config)(image, proprio)
+    assert action.shape == (BATCH, ACTION_DIM) and action.abs().max() <= 1.0
+    assert QNetwork(config)(image, proprio, action).shape == (BATCH,)
+
+
+def test_images_of_another_shape_are_refused_clearly():
+    with pytest.raises(ValueError, match=r'expected images of shape \(N, 5, H, W\)'):
+        Actor(SMALL_NETWORK)(torch.rand(2, 3, 32, 32), torch.zeros(2, PROPRIO_DIM))
+
+
+def test_every_channel_is_scaled_to_about_minus_one_one_and_depth_clamped_to_its_range():
+    image = torch.zeros(1, 5, 1, 4)
+    image[0, :, 0, 1] = 1.0
+    image[0, DEPTH_CHANNEL, 0] = torch.tensor([DEPTH_NEAR_M, DEPTH_FAR_M, 10.0, 0.0])
+    scaled = scale_image(image, DEPTH_NEAR_M, DEPTH_FAR_M)[0, :, 0]
+    assert torch.equal(scaled[DEPTH_CHANNEL], torch.tensor([-1.0, 1.0, 1.0, 1.0]))     # 0: nothing hit, far
+    assert torch.equal(scaled[0], torch.tensor([-1.0, 1.0, -1.0, -1.0]))
+
+
+def test_the_proprioception_and_return_normalisation_travel_in_the_state_dict():
+    q = QNetwork(SMALL_NETWORK)
+    q.proprio.fit(torch.tensor([[1.0, 2.0, 3.0, 4.0], [3.0, 2.0, 5.0, 8.0]]))
+    q.fit_return_scale(torch.tensor([-2.0, 0.0]))
+    state = q.state_dict()
+    assert torch.equal(state['proprio.mean'], torch.tensor([2.0, 2.0, 4.0, 6.0]))
+    assert state['proprio.std'][1] > 0                          # a constant feature is not divided by zero
+    assert state['return_mean'] == -1.0 and state['return_std'] == 1.0
+
+
+def test_q_of_the_actors_action_has_a_gradient_with_respect_to_the_image():
+    actor, q = Actor(SMALL_NETWORK), QNetwork(SMALL_NETWORK)
+    image, proprio = _inputs(batch=1, px=32, requires_grad=True)
+    value = q(image, proprio, actor(image, proprio))
+    gradient, = torch.autograd.grad(value.sum(), image)
+    assert torch.isfinite(gradient).all() and gradient.abs().sum() > 0
+    assert all(gradient[0, c].abs().sum() > 0 for c in range(5))    # every channel matters
+
+
+def test_q_of_the_actors_action_has_a_gradient_with_respect_to_the_view_through_the_renderer():
+    """dQ(I(P), pi(I(P)))/dP: the chain of Eq. 7, through the toy renderer."""
+    env, views = ToyEnv(), ToyViews()
+    env.reset(4)
+    actor, q = Actor(SMALL_NETWORK), QNetwork(SMALL_NETWORK)
+    params = views.default().clone().requires_grad_(True)
+    obs = env.observe(views.camera_pose(params), requires_grad=True)
+    image, proprio = obs.image[None], obs.proprio[None]
+    gradient, = torch.autograd.grad(q(image, proprio, actor(image, proprio)).sum(), params)
+    assert torch.isfinite(gradient).all() and gradient.abs().sum() > 0
+    detached = env.observe(views.camera_pose(params))
+    assert not detached.image.requires_grad                     # requires_grad=False renders without a graph

@@ -1,0 +1,151 @@
+"""The sensing-aware Q (Eq. 9) on the toy task: returns, the fit, the card and resuming.
+
+The actor here is an untrained one: Q's job is to predict the return of whatever actor it is
+given, and on the toy task the returns of any actor vary strongly with the state, so a fit that
+works ranks them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learning_toys import SMALL_NETWORK, SUCCESS_REWARD, Interrupted, ToyEnv, ToyViews  # noqa: E402
+
+from samrl_policy import q_learning  # noqa: E402
+from samrl_policy.checkpoints import load_q  # noqa: E402
+from samrl_policy.dataset import RETURN_FIELDS, ShardBuilder, load_shard  # noqa: E402
+from samrl_policy.networks import Actor  # noqa: E402
+from samrl_policy.q_learning import QConfig, discounted_returns, train_q  # noqa: E402
+from samrl_policy.training import Run  # noqa: E402
+
+CONFIG = QConfig(episodes=40, episodes_per_shard=10, epochs=10, batch_size=32, learning_rate=3e-3,
+                 network=SMALL_NETWORK)
+MIN_RANK_CORRELATION = 0.6      # Spearman's, between Q and the return on held-out episodes
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _actor() -> Actor:
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        return Actor(SMALL_NETWORK).eval()
+
+
+def run_q(directory: Path, config: QConfig = CONFIG):
+    with Run(directory, asdict(config), config.seed, 'pytest test_q_learning', progress=False) as run:
+        return train_q(run, ToyEnv(), _actor(), ToyViews(), config)
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+    torch.set_num_threads(1)
+    directory = tmp_path_factory.mktemp('q') / 'run'
+    q, record = run_q(directory)
+    return directory, q, record
+
+
+def test_discounted_returns_sum_the_following_rewards():
+    rewards = np.array([1.0, -2.0, 0.5, 3.0])
+    gamma = 0.9
+    expected = [sum(gamma ** (i - t) * rewards[i] for i in range(t, len(rewards))) for t in range(len(rewards))]
+    assert np.allclose(discounted_returns(rewards, gamma), expected)
+
+
+def test_every_step_stores_its_return_and_each_episode_one_view(finished):
+    directory, _, _ = finished
+    shard = load_shard(directory / 'data' / 'q_000.npz', RETURN_FIELDS)
+    for episode in np.unique(shard['episode']):
+        steps = shard['episode'] == episode
+        assert np.allclose(shard['return'][steps], discounted_returns(shard['reward'][steps], CONFIG.gamma), atol=1e-5)
+        assert (shard['view_params'][steps] == shard['view_params'][steps][0]).all()
+        assert np.array_equal(shard['step'][steps], np.arange(steps.sum()))
+
+
+class LuckyEnv(ToyEnv):
+    """The toy task, but episodes of even seeds succeed at their third step whatever the actor does."""
+
+    def reset(self, seed: int) -> None:
+        super().reset(seed)
+        self.lucky = seed % 2 == 0
+
+    def step(self, action: np.ndarray):
+        outcome = super().step(action)
+        if self.lucky and self.t == 3:
+            outcome = type(outcome)(outcome.reward + SUCCESS_REWARD, True, True)
+        return outcome
+
+
+def test_successful_and_failed_episodes_are_both_recorded_with_their_own_returns():
+    builder, results = ShardBuilder(), []
+    for seed in (10, 11):
+        results.append(q_learning.run_episode(LuckyEnv(), _actor(), ToyViews(), seed, CONFIG,
+                                              np.random.default_rng(seed), builder))
+    shard = builder.build()
+    assert [r['success'] for r in results] == [True, False] and results[0]['steps'] == 3
+    assert shard['success'].tolist() == [True] * 3 + [False] * results[1]['steps']
+    assert shard['reward'][2] > 0 > shard['reward'][3]           # the success reward, then a failure's step
+
+
+def test_q_ranks_the_returns_of_held_out_episodes(finished):
+    _, _, record = finished
+    metrics = record['metrics']
+    assert metrics['heldout_rank_correlation'] > MIN_RANK_CORRELATION, metrics
+    assert metrics['heldout_mse'] < metrics['heldout_return_variance'], metrics     # better than the mean
+
+
+def test_q_is_shipped_with_a_card_and_logs(finished):
+    directory, q, record = finished
+    loaded, stored = load_q(directory / 'checkpoints' / 'q.pt')
+    assert stored == record and torch.equal(loaded.return_mean, q.return_mean)
+    card = json.loads((directory / 'checkpoints' / 'q_card.json').read_text())
+    assert card['data']['episodes'] == CONFIG.episodes and card['config']['gamma'] == CONFIG.gamma
+    assert card['data']['training_samples'] + card['data']['heldout_samples'] == card['data']['samples']
+    assert (directory / 'q_curves.png').is_file() and (directory / 'logs' / 'q_fit.csv').is_file()
+
+
+def _stop_after(calls: int, function):
+    """`function`, raising Interrupted from its (calls + 1)-th call on."""
+    count = {'calls': 0}
+
+    def wrapper(*args, **kwargs):
+        count['calls'] += 1
+        if count['calls'] > calls:
+            raise Interrupted(f'stopped in call {count["calls"]} of {function.__name__}')
+        return function(*args, **kwargs)
+    return wrapper
+
+
+def test_a_stopped_q_run_goes_on_and_ends_as_the_run_that_never_stopped(finished, tmp_path, monkeypatch):
+    directory, q, record = finished
+    stopped = tmp_path / 'run'
+    real_episode, real_epoch = q_learning.run_episode, q_learning.train_epoch
+    monkeypatch.setattr(q_learning, 'run_episode', _stop_after(25, real_episode))     # in the third shard
+    with pytest.raises(Interrupted):
+        run_q(stopped)
+    assert sorted(p.name for p in (stopped / 'data').glob('q_*')) == ['q_000.npz', 'q_001.npz']
+    monkeypatch.setattr(q_learning, 'run_episode', real_episode)
+    monkeypatch.setattr(q_learning, 'train_epoch', _stop_after(4, real_epoch))
+    with pytest.raises(Interrupted):
+        run_q(stopped)
+    assert (stopped / 'checkpoints' / 'q_training.pt').is_file()
+    monkeypatch.setattr(q_learning, 'train_epoch', real_epoch)
+    resumed, resumed_record = run_q(stopped)
+    assert resumed_record['metrics'] == record['metrics']
+    for name, value in q.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], value), name
+    for table in ('q_epochs', 'q_fit'):
+        assert (stopped / 'logs' / f'{table}.csv').read_text() == (directory / 'logs' / f'{table}.csv').read_text()
