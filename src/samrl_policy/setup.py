@@ -24,6 +24,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'policy_node = samrl_policy.policy_node:main',
         ],
     },
 )

@@ -24,6 +24,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'viewpoint_node = samrl_viewpoint.viewpoint_node:main',
         ],
     },
 )

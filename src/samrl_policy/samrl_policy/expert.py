@@ -324,7 +324,8 @@ def format_expert_result(result: dict) -> str:
             ('time per trajectory', f"{result['seconds_per_trajectory']:.2f} s"),
             ('time per label', f"{result['seconds_per_label']:.3f} s (p95 {result['seconds_per_label_p95']:.3f} s, "
                                f"{result['labels']} labels)"),
-            ('labels refined', f"{100 * result['refined_fraction']:.0f} % ({result['adam_iterations']} Adam iterations, "
+            ('labels refined', f"{100 * result['refined_fraction']:.0f} % "
+                               f"({result['adam_iterations']} Adam iterations, "
                                f"{result['refinements_improving']} refinements lowered the cost)")]
     width = max(len(name) for name, _ in rows)
     return '\n'.join(f'{name:>{width}}  {value}' for name, value in rows)

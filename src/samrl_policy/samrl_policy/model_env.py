@@ -107,6 +107,26 @@ def checked_action(action) -> torch.Tensor:
     return torch.as_tensor(array, dtype=torch.float64)
 
 
+def render_policy_image(renderer: Renderer, placements: dict[str, Placement], tcp: Pose, gripper_width_m: float,
+                        target: str, camera_pose_world: torch.Tensor, objects: SceneObjects = SceneObjects(),
+                        requires_grad: bool = False) -> torch.Tensor:
+    """The networks' image (5, H, W) float32 (PolicyObservation.image) of objects at `placements` and the
+    Panda's hand at `tcp`, seen from `camera_pose_world` ((4, 4) T_world_optical). Shared by ModelEnv and
+    the nodes (samrl_policy.policy_core), so both render what the actor was trained on."""
+    scene = {**objects_from_placements(placements, objects), **hand_objects(tcp, gripper_width_m)}
+    pose = camera_pose_world.to(torch.float64)
+    with torch.set_grad_enabled(requires_grad):
+        out = renderer.render(scene, pose if requires_grad else pose.detach(), target, seed=RENDER_SEED)
+        return torch.cat([out.rgb.permute(2, 0, 1), out.depth.unsqueeze(0).to(out.rgb.dtype),
+                          out.mask.unsqueeze(0)]).float()
+
+
+def policy_proprio(tcp: torch.Tensor, progress: float) -> torch.Tensor:
+    """PolicyObservation.proprio of the tool's (4, 4) pose and the episode's progress (step / budget)."""
+    progress_column = torch.tensor([progress], dtype=tcp.dtype)
+    return torch.cat([tcp[:3, 3], tcp[:3, 0], tcp[:3, 1], progress_column]).float()
+
+
 def sim_episode_starts(task: str) -> Callable[[PhysicsModel, int], EpisodeStart]:
     """Episode starts from the PyBullet world's randomisation (imports the simulator on first use)."""
     from samrl_policy.model_env_init import SimEpisodeStarts
@@ -228,19 +248,13 @@ class ModelEnv:
         """M's render of the current state (objects and the Panda's hand) from `camera_pose_world`
         ((4, 4) camera-to-world, optical frame). With requires_grad the image keeps the autograd
         graph to that pose (which must then require grad itself, e.g. computed from view parameters)."""
-        objects = {**objects_from_placements(self.placements(), self.objects),
-                   **hand_objects(self.tcp_pose(), GRIPPER_WIDTHS_M[self.task_name])}
-        pose = camera_pose_world.to(torch.float64)
-        with torch.set_grad_enabled(requires_grad):
-            out = self.renderer.render(objects, pose if requires_grad else pose.detach(), self.task.target,
-                                       seed=RENDER_SEED)
-            image = torch.cat([out.rgb.permute(2, 0, 1), out.depth.unsqueeze(0).to(out.rgb.dtype),
-                               out.mask.unsqueeze(0)]).float()
+        tcp = self.tcp_pose()
+        image = render_policy_image(self.renderer, self.placements(), tcp, GRIPPER_WIDTHS_M[self.task_name],
+                                    self.task.target, camera_pose_world, self.objects, requires_grad)
         return PolicyObservation(image, self.proprio())
 
     def proprio(self) -> torch.Tensor:
         """TCP position (3), the first two columns of its rotation (6), episode progress (1); float32."""
         with torch.no_grad():
             tcp = tcp_matrix(self.model, self.state)
-        progress = torch.tensor([self.step_count / self.max_episode_steps], dtype=tcp.dtype)
-        return torch.cat([tcp[:3, 3], tcp[:3, 0], tcp[:3, 1], progress]).float()
+        return policy_proprio(tcp, self.step_count / self.max_episode_steps)

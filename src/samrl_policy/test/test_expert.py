@@ -4,6 +4,7 @@ it would not visit itself, its refinement lowers a plan's cost through the physi
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from samrl_bringup.cli import main
 from samrl_description.tasks import TASK_NAMES
-from samrl_policy.expert import ExpertConfig, TrajectoryExpert, rollout
+from samrl_policy.expert import ExpertConfig, ExpertStats, TrajectoryExpert, native_output_counted, rollout
 from samrl_policy.model_env import ACTION_DIM, ModelEnv
 
 SEEDS = (100, 101)                   # two episodes per task: about 3 s (peg) to 25 s (spatula) here
@@ -71,6 +72,15 @@ def test_warm_start_reuses_the_previous_plan(envs):
     assert expert._previous is not None and expert._previous.shape == (expert.config.horizon, 6)
     expert.reset()
     assert expert._previous is None and np.allclose(expert.act(env), first)
+
+
+def test_nimbles_printed_warnings_are_counted_not_shown(capfd):
+    stats = ExpertStats()
+    with native_output_counted(stats):
+        os.write(1, b'Error [DifferentiableContactConstraint.cpp:612] ...\n')
+        os.write(2, b'Error [DifferentiableContactConstraint.cpp:612] ...\n')
+    assert stats.contact_gradient_warnings == 2
+    assert capfd.readouterr() == ('', '')
 
 
 def test_train_expert_command_runs_one_episode(tmp_path, capsys):

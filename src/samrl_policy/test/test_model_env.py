@@ -106,7 +106,8 @@ def test_episode_starts_can_come_without_a_simulator():
         scene = nominal_scene('peg_insertion')
         zero = (np.zeros(3), np.zeros(3))
         poses = {name: placement.pose for name, placement in scene.items()}
-        return EpisodeStart(model_state(model, poses, {name: zero for name in poses}), {'hole_block': poses['hole_block']})
+        state = model_state(model, poses, {name: zero for name in poses})
+        return EpisodeStart(state, {'hole_block': poses['hole_block']})
 
     env = ModelEnv('peg_insertion', image_size=IMAGE_SIZE, seed=0, episode_starts=nominal)
     assert env.evaluate()['success'] is False

@@ -2,13 +2,15 @@
 or the real cell (`use_sim:=false`, ROS 2 only), perception, the model M and a controller, one
 process each.
 
-    samrl launch needle_threading [episodes:=5] [seed:=0] [controller:=oracle|none]
+    samrl launch needle_threading [episodes:=5] [seed:=0] [controller:=oracle|samrl|none]
                                   [segmentation:=mask_rcnn|oracle|none] [model:=true|false] ...
     ros2 launch samrl_bringup needle_threading.launch.py use_sim:=false robot_sn:=... franka_ip:=...
 
 sim_bridge -> capture_node (synchronized RGB-D + camera pose) -> segmentation_node (object masks,
-the target's cloud); model_node serves Real2Sim updates and renders of M. With `controller:=none`
-only the world runs, for another controller (or a person with `ros2 topic pub`) to drive it;
+the target's cloud); model_node serves Real2Sim updates and renders of M. `controller:=samrl` runs
+the Learn@Sim actor (policy_node) and the view step (viewpoint_node) on M's state instead of the
+oracle (Alg. 1 without a residual policy). With `controller:=none` only the world runs, for another
+controller (or a person with `ros2 topic pub`) to drive it;
 `segmentation:=oracle` uses the simulator's labels (ablations only); `segmentation:=none` leaves
 perception out. With `use_sim:=false` the drivers, the arm adapters and the calibration publisher
 (graphs/hardware.py) replace the bridge, and the oracle (it reads the simulator's state) is left out.
@@ -36,7 +38,7 @@ from samrl_bringup.graph import (
 from samrl_bringup.graphs import hardware
 from samrl_description.tasks import TARGETS, TASK_OBJECTS
 
-CONTROLLERS = ('oracle', 'none')
+CONTROLLERS = ('oracle', 'samrl', 'none')
 SEGMENTATION = ('mask_rcnn', 'oracle', 'none')
 SWITCH = hardware.SWITCH
 SIM_PARAMETERS = 'sim.yaml'
@@ -77,6 +79,14 @@ def _shared_nodes(task: str, args: dict[str, str], user_files: tuple[str, ...]) 
     return nodes
 
 
+def _samrl_controller(task: str, user_files: tuple[str, ...]) -> list[NodeSpec]:
+    """The learned controller: the actor on M's state and the view step moving the camera."""
+    return [NodeSpec('samrl_policy', 'policy_node', 'samrl_policy.policy_node', 'policy_node',
+                     param_files=user_files, parameters={'task': task}),
+            NodeSpec('samrl_viewpoint', 'viewpoint_node', 'samrl_viewpoint.viewpoint_node', 'viewpoint_node',
+                     param_files=user_files, parameters={'task': task})]
+
+
 def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
     user_files = _user_param_files(args)
     if _use_sim(args):
@@ -86,6 +96,8 @@ def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
         if args['controller'] == 'oracle':
             others.append(NodeSpec('samrl_sim', 'oracle_controller', 'samrl_sim.oracle_node', 'oracle_controller',
                                    param_files=sim_files, parameters={'task': task}))
+        elif args['controller'] == 'samrl':
+            others += _samrl_controller(task, user_files)
     else:
         hardware.check_arguments(args)
         if args['segmentation'] == 'oracle':
@@ -114,7 +126,8 @@ def task_graph(task: str) -> Graph:
                            '(0: run until Ctrl-C)'),
             LaunchArgument('seed', '0', 'use_sim:=true: seed of the first episode; episode i uses seed + i'),
             LaunchArgument('controller', 'oracle', 'controller driving the Franka: the simulator\'s oracle '
-                           '(use_sim:=true only; left out on the real cell) or none', CONTROLLERS),
+                           '(use_sim:=true only; left out on the real cell), samrl (the Learn@Sim actor and the '
+                           'view step on M\'s state; use_sim:=true only) or none', CONTROLLERS),
             LaunchArgument('segmentation', 'mask_rcnn', 'object masks: the trained network, the simulator\'s '
                            'labels (ablations, use_sim:=true only) or no perception nodes', SEGMENTATION),
             LaunchArgument('model', 'true', 'run model_node (Real2Sim and renders of M)', SWITCH),

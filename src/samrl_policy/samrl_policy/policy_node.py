@@ -1,0 +1,104 @@
+"""policy_node: the Learn@Sim actor driving the Franka from M's state (Alg. 1 line 14 with a_real = a_sim).
+
+Each control tick (the world's /samrl/task_state) it renders model_node's latched /samrl/model/state from
+the camera's pose (tf world -> camera_color_optical_frame) with the Panda's hand at the tool's pose (tf
+world -> panda_grasptarget), runs the actor of `run_dir` and publishes the end-effector command on
+/samrl/ee_command, stamped with the tick's stamp (the bridge drops commands of an earlier episode). Only
+the newest tick is acted on; a tick without a usable input is skipped with the reason logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from samrl_common import msgs
+from samrl_common.runtime import QOS_LATCHED, Node, run_node
+from samrl_common.tf import TransformBuffer, TransformError
+from samrl_common.tf_ros import TransformListener
+from samrl_description.names import OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
+from samrl_description.tasks import TASK_NAMES, check_task
+from samrl_policy.learn_at_sim import load_policies
+from samrl_policy.policy_core import InputError, PolicyCore, checked_progress, image_size_of
+
+PROCESS_PERIOD_S = 0.005          # how often the newest tick is looked for
+SKIP_LOG_PERIOD_S = 2.0
+DEFAULT_RUN_DIR = 'out/learn_at_sim/{task}'
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    task: str = field(default='needle_threading', metadata={'description': 'task: ' + ', '.join(TASK_NAMES)})
+    run_dir: str = field(default=DEFAULT_RUN_DIR, metadata={
+        'description': 'Learn@Sim run directory with actor.pt, fixed_actor.pt and q.pt ({task} is replaced by '
+                       'the task)'})
+
+    def __post_init__(self):
+        check_task(self.task)
+        if not self.run_dir:
+            raise ValueError('run_dir must not be empty')
+
+
+class PolicyNode(Node):
+    def __init__(self, argv=None):
+        super().__init__('policy_node', params=PolicyParams, argv=argv)
+        run_dir = self.params.run_dir.format(task=self.params.task)
+        actor = networks_of(run_dir).actor
+        self.core = PolicyCore(self.params.task, actor, image_size_of(run_dir, actor))
+        self.model_state = None
+        self.tick = None                   # the newest /samrl/task_state not acted on yet
+        self.tf = TransformListener(self, TransformBuffer())
+        self.command_pub = self.create_publisher('samrl_interfaces/msg/EndEffectorCommand', '/samrl/ee_command')
+        self.create_subscription('samrl_interfaces/msg/ModelState', '/samrl/model/state', self.on_model_state,
+                                 QOS_LATCHED)
+        self.create_subscription('samrl_interfaces/msg/TaskState', '/samrl/task_state', self.on_task_state)
+        self.create_timer(PROCESS_PERIOD_S, self.act_on_newest)
+        self.logger.info(f'actor of {run_dir} on {self.params.task}')
+
+    def on_model_state(self, message) -> None:
+        self.model_state = message
+
+    def on_task_state(self, message) -> None:
+        self.tick = message
+
+    def act_on_newest(self) -> None:
+        tick, self.tick = self.tick, None
+        if tick is None or tick.done:
+            return
+        try:
+            if self.model_state is None:
+                raise InputError('no model state on /samrl/model/state yet')
+            tcp = self.tf.buffer.lookup(WORLD_FRAME, TCP_FRAME)            # the newest poses
+            camera = self.tf.buffer.lookup(WORLD_FRAME, OPTICAL_FRAME)
+            command = self.core.act(self.model_state, tcp, camera, checked_progress(tick.step, tick.max_steps))
+        except (InputError, TransformError) as exc:
+            self.logger.warn_throttled(type(exc).__name__, f'tick skipped: {exc}', SKIP_LOG_PERIOD_S)
+            return
+        self.command_pub.publish(command_msg(command, tick.header.stamp))
+        stages = ', '.join(f'{stage} {seconds * 1e3:.0f} ms' for stage, seconds in command.timings_s.items())
+        self.logger.info(f'episode {tick.episode} step {tick.step}: {stages}')
+
+
+def networks_of(run_dir: str):
+    """load_policies(run_dir); a missing run is a bad parameter (start-up stops with exit code 2)."""
+    try:
+        return load_policies(run_dir)
+    except FileNotFoundError as exc:
+        raise ValueError(f'run_dir: {exc}') from exc
+
+
+def command_msg(command, stamp):
+    """samrl_interfaces/EndEffectorCommand of a PolicyCommand, in the world (task) frame."""
+    Vector3 = msgs.get_message('geometry_msgs/msg/Vector3')
+    message = msgs.samrl_interfaces.msg.EndEffectorCommand(
+        translation=Vector3(*command.translation_m), rotation=Vector3(*command.rotation_rad),
+        gripper_width=command.gripper_width_m)
+    message.header.stamp, message.header.frame_id = stamp, WORLD_FRAME
+    return message
+
+
+def main(argv=None) -> int:
+    return run_node(PolicyNode, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

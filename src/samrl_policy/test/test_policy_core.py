@@ -1,0 +1,139 @@
+"""policy_core: the actor of a run directory turns M's state into a bounded end-effector command."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from samrl_common import msgs
+from samrl_common.conversions import pose_msg
+from samrl_description.default_views import default_camera_pose
+from samrl_description.geometry import Pose
+from samrl_description.task_goals import MAX_ROTATION_PER_STEP_RAD, MAX_TRANSLATION_PER_STEP_M
+from samrl_description.tasks import GRIPPER_WIDTHS_M, NOMINAL_TCP, nominal_scene, tool_pose
+from samrl_policy.checkpoints import save_network
+from samrl_policy.learn_at_sim import load_policies
+from samrl_policy.networks import Actor, NetworkConfig, QNetwork
+from samrl_policy.policy_core import InputError, PolicyCore, checked_progress, image_size_of
+
+torch.set_num_threads(1)     # the test machines have 2 cores shared with other jobs
+TASK = 'peg_insertion'
+TINY = NetworkConfig(proprio_dim=10, channels=(4, 8), feature_dim=16, hidden=(32,))
+IMAGE_SIZE = (64, 64)
+
+
+def write_run(run_dir, config=TINY):
+    """A run directory as load_policies reads it, with untrained networks."""
+    torch.manual_seed(0)
+    for name, network in (('actor.pt', Actor(config)), ('fixed_actor.pt', Actor(config)), ('q.pt', QNetwork(config))):
+        save_network(run_dir / name, network, {'command': 'test'})
+    (run_dir / 'actor').mkdir()
+    (run_dir / 'actor' / 'config.json').write_text(json.dumps({'image_size': list(IMAGE_SIZE)}))
+    return run_dir
+
+
+def model_state(task=TASK, **changes):
+    """samrl_interfaces/ModelState of the task's nominal scene, as model_node publishes it."""
+    scene = nominal_scene(task)
+    message = msgs.samrl_interfaces.msg.ModelState(
+        task=task, object_names=list(scene), object_poses=[pose_msg(p.pose) for p in scene.values()],
+        thread_joint_angles=[float(a) for p in scene.values() if p.joint_angles for a in p.joint_angles], loss=0.0)
+    for name, value in changes.items():
+        setattr(message, name, value)
+    return message
+
+
+@pytest.fixture(scope='module')
+def core(tmp_path_factory):
+    run_dir = write_run(tmp_path_factory.mktemp('run'))
+    actor = load_policies(run_dir).actor
+    assert image_size_of(run_dir, actor) == IMAGE_SIZE
+    return PolicyCore(TASK, actor, image_size_of(run_dir, actor))
+
+
+def test_a_model_state_gives_a_command_within_the_step_limits(core):
+    command = core.act(model_state(), tool_pose(*NOMINAL_TCP[TASK]), default_camera_pose(TASK), 0.25)
+    assert np.all(np.abs(command.translation_m) <= MAX_TRANSLATION_PER_STEP_M + 1e-12)
+    assert np.all(np.abs(command.rotation_rad) <= MAX_ROTATION_PER_STEP_RAD + 1e-12)
+    assert command.gripper_width_m == GRIPPER_WIDTHS_M[TASK]
+    assert len(command.action) == 7 and all(-1.0 <= a <= 1.0 for a in command.action)
+    assert set(command.timings_s) == {'render', 'actor', 'command'}
+
+
+def test_the_render_is_what_the_actor_was_trained_on(core):
+    observation = core.view.observe(nominal_scene(TASK), tool_pose(*NOMINAL_TCP[TASK]), 0.5,
+                                    torch.as_tensor(default_camera_pose(TASK).as_matrix()))
+    assert observation.image.shape == (5, *IMAGE_SIZE) and observation.proprio.shape == (10,)
+    assert observation.image[4].max() > 0.5, 'the target (hole block) is masked in the default view'
+    assert observation.proprio[-1] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize('change, reason', [
+    ({'task': 'needle_threading'}, 'expected'),
+    ({'object_names': ['peg']}, 'poses'),
+    ({'object_names': ['peg', 'spatula']}, 'not distinct objects'),
+    ({'object_names': ['peg', 'peg']}, 'not distinct objects'),
+])
+def test_a_malformed_model_state_is_refused_with_a_reason(core, change, reason):
+    with pytest.raises(InputError, match=reason):
+        core.act(model_state(**change), tool_pose(*NOMINAL_TCP[TASK]), default_camera_pose(TASK), 0.0)
+
+
+def test_non_finite_poses_and_progress_are_refused(core):
+    state = model_state()
+    state.object_poses[0].position.x = math.nan
+    with pytest.raises(InputError, match='peg pose'):
+        core.act(state, tool_pose(*NOMINAL_TCP[TASK]), default_camera_pose(TASK), 0.0)
+    zero_quaternion = Pose(np.zeros(3), np.zeros(4))
+    with pytest.raises(InputError, match='camera pose'):
+        core.act(model_state(), tool_pose(*NOMINAL_TCP[TASK]), zero_quaternion, 0.0)
+    with pytest.raises(InputError, match='progress'):
+        core.act(model_state(), tool_pose(*NOMINAL_TCP[TASK]), default_camera_pose(TASK), math.nan)
+    with pytest.raises(InputError, match='budget'):
+        checked_progress(3, 0)
+
+
+def test_needle_threading_states_carry_the_thread_angles(tmp_path):
+    run_dir = write_run(tmp_path)
+    core = PolicyCore('needle_threading', load_policies(run_dir).actor, IMAGE_SIZE)
+    with pytest.raises(InputError, match='thread_joint_angles'):
+        core.act(model_state('needle_threading', thread_joint_angles=[]), tool_pose(*NOMINAL_TCP['needle_threading']),
+                 default_camera_pose('needle_threading'), 0.0)
+    command = core.act(model_state('needle_threading'), tool_pose(*NOMINAL_TCP['needle_threading']),
+                       default_camera_pose('needle_threading'), 0.0)
+    assert np.all(np.abs(command.translation_m) <= MAX_TRANSLATION_PER_STEP_M + 1e-12)
+
+
+# --- the nodes as processes ---------------------------------------------------------------------------
+
+START_TIMEOUT_S = 60.0          # the bridge, two nodes loading torch and Mitsuba, on 2 busy cores
+COMMANDS = 3
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(3 * START_TIMEOUT_S)
+def test_the_nodes_turn_the_worlds_ticks_and_ms_state_into_commands_and_view_steps(tmp_path):
+    from samrl_common.runtime import QOS_LATCHED
+    from samrl_common.testing import node_graph
+
+    (tmp_path / 'run').mkdir()
+    run_dir = write_run(tmp_path / 'run')
+    with node_graph(tmp_path, 'policy_test') as (start, node, _):
+        start('samrl_sim.bridge_node', f'task:={TASK}', 'camera_rate_hz:=1.0', 'image_width:=32', 'image_height:=32')
+        policy = start('samrl_policy.policy_node', f'task:={TASK}', f'run_dir:={run_dir}')
+        viewpoint = start('samrl_viewpoint.viewpoint_node', f'task:={TASK}', f'run_dir:={run_dir}', 'rate:=2.0')
+        state_pub = node.create_publisher('samrl_interfaces/msg/ModelState', '/samrl/model/state', QOS_LATCHED)
+        state_pub.publish(model_state())                 # M's nominal state, as model_node publishes it
+        commands, goals = [], []
+        node.create_subscription('samrl_interfaces/msg/EndEffectorCommand', '/samrl/ee_command', commands.append)
+        node.create_subscription('geometry_msgs/msg/PoseStamped', '/samrl/camera_goal', goals.append)
+        assert node.spin_until(lambda: len(commands) >= COMMANDS, START_TIMEOUT_S), policy.output()[-3000:]
+        assert viewpoint.wait_for_output('view step ', START_TIMEOUT_S), viewpoint.output()[-3000:]
+        for command in commands:
+            t, r = command.translation, command.rotation
+            assert command.header.frame_id == 'world'
+            assert np.all(np.abs([t.x, t.y, t.z]) <= MAX_TRANSLATION_PER_STEP_M + 1e-9)
+            assert np.all(np.abs([r.x, r.y, r.z]) <= MAX_ROTATION_PER_STEP_RAD + 1e-9)
+        assert all(goal.header.frame_id == 'world' for goal in goals)
+        assert 'render' in policy.output() and policy.alive() and viewpoint.alive()

@@ -1,0 +1,112 @@
+"""viewpoint_node: moves the camera up the sensing-aware Q (paper Eq. 10, Alg. 1 lines 5-13).
+
+At `rate` Hz it takes one view step on model_node's latched /samrl/model/state (rendered with the
+Panda's hand at the tool's pose from tf, as policy_node renders it) with the actor and Q of `run_dir`
+and, when the step is accepted, sends the new view's camera_color_optical_frame pose in the world as a
+goal on /samrl/camera_goal (geometry_msgs/PoseStamped, what the sim bridge and the camera arm take).
+The first view is the camera's pose from tf when it is known at start-up, else the task's default view.
+A tick without a usable input is skipped with the reason logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from samrl_common import msgs
+from samrl_common.conversions import pose_msg
+from samrl_common.runtime import QOS_LATCHED, Node, run_node, stamp_now
+from samrl_common.tf import TransformBuffer, TransformError
+from samrl_common.tf_ros import TransformListener
+from samrl_description.names import OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
+from samrl_description.tasks import TASK_NAMES, check_task
+from samrl_policy.policy_core import InputError, checked_progress, image_size_of
+from samrl_policy.policy_node import DEFAULT_RUN_DIR, networks_of
+from samrl_viewpoint.view_step import DEFAULT_STEP_SIZE
+from samrl_viewpoint.viewpoint_core import ViewpointCore
+
+SKIP_LOG_PERIOD_S = 2.0
+CAMERA_GOAL_TOPIC = '/samrl/camera_goal'
+
+
+@dataclass(frozen=True)
+class ViewpointParams:
+    task: str = field(default='needle_threading', metadata={'description': 'task: ' + ', '.join(TASK_NAMES)})
+    run_dir: str = field(default=DEFAULT_RUN_DIR, metadata={
+        'description': 'Learn@Sim run directory with actor.pt, fixed_actor.pt and q.pt ({task} is replaced by '
+                       'the task)'})
+    rate: float = field(default=2.0, metadata={'description': 'view steps per second (Hz)', 'range': (0.1, 10.0)})
+    step_size: float = field(default=DEFAULT_STEP_SIZE, metadata={
+        'description': 'lambda of Eq. 10 (view-parameter units squared per unit of Q); the step is also bounded '
+                       'to one control step of the camera arm', 'range': (0.0, 100.0)})
+
+    def __post_init__(self):
+        check_task(self.task)
+        if not self.run_dir:
+            raise ValueError('run_dir must not be empty')
+
+
+class ViewpointNode(Node):
+    def __init__(self, argv=None):
+        super().__init__('viewpoint_node', params=ViewpointParams, argv=argv)
+        p = self.params
+        self.run_dir = p.run_dir.format(task=p.task)
+        self.networks = networks_of(self.run_dir)
+        self.core: ViewpointCore | None = None     # made on the first tick, from the camera's pose if known
+        self.model_state = None
+        self.episode = None                        # the newest /samrl/task_state
+        self.tf = TransformListener(self, TransformBuffer())
+        self.goal_pub = self.create_publisher('geometry_msgs/msg/PoseStamped', CAMERA_GOAL_TOPIC)
+        self.create_subscription('samrl_interfaces/msg/ModelState', '/samrl/model/state', self.on_model_state,
+                                 QOS_LATCHED)
+        self.create_subscription('samrl_interfaces/msg/TaskState', '/samrl/task_state', self.on_task_state)
+        self.create_timer(1.0 / p.rate, self.on_tick)
+        self.logger.info(f'view steps of {self.run_dir} on {p.task} at {p.rate} Hz')
+
+    def on_model_state(self, message) -> None:
+        self.model_state = message
+
+    def on_task_state(self, message) -> None:
+        self.episode = message
+
+    def on_tick(self) -> None:
+        try:
+            if self.model_state is None or self.episode is None:
+                raise InputError('no model state on /samrl/model/state or task state on /samrl/task_state yet')
+            tcp = self.tf.buffer.lookup(WORLD_FRAME, TCP_FRAME)
+            progress = checked_progress(self.episode.step, self.episode.max_steps)
+            core = self.core or self._start()
+            result = core.step(self.model_state, tcp, progress)
+        except (InputError, TransformError) as exc:
+            self.logger.warn_throttled(type(exc).__name__, f'view step skipped: {exc}', SKIP_LOG_PERIOD_S)
+            return
+        stages = ', '.join(f'{stage} {seconds * 1e3:.0f} ms' for stage, seconds in result.timings_s.items())
+        self.logger.info(f'view step {"accepted" if result.accepted else "refused"}: Q {result.q_before:.3f} -> '
+                         f'{result.q_after:.3f}; {stages}')
+        if result.accepted:
+            self.goal_pub.publish(goal_msg(core.goal()))
+
+    def _start(self) -> ViewpointCore:
+        try:
+            camera = self.tf.buffer.lookup(WORLD_FRAME, OPTICAL_FRAME)
+        except TransformError as exc:
+            self.logger.warn(f'starting from the default view: no camera pose ({exc})')
+            camera = None
+        actor, q_network = self.networks.actor, self.networks.q_network
+        self.core = ViewpointCore(self.params.task, actor, q_network, image_size_of(self.run_dir, actor),
+                                  self.params.step_size, camera)
+        return self.core
+
+
+def goal_msg(pose):
+    """geometry_msgs/PoseStamped of the optical frame's world pose, stamped now."""
+    message = msgs.get_message('geometry_msgs/msg/PoseStamped')(pose=pose_msg(pose))
+    message.header.stamp, message.header.frame_id = stamp_now(), WORLD_FRAME
+    return message
+
+
+def main(argv=None) -> int:
+    return run_node(ViewpointNode, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
