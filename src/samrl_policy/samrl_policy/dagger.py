@@ -38,7 +38,7 @@ import torch
 from samrl_policy.checkpoints import load_actor, save_network
 from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset, ShardBuilder, load_shard, save_shard
 from samrl_policy.interfaces import ACTION_DIM, Env, Expert, Observation, ViewDistribution
-from samrl_policy.networks import Actor, NetworkConfig
+from samrl_policy.networks import Actor, NetworkConfig, network_config_for
 from samrl_policy.training import FitSettings, Panel, Run, episode_seed, finish_fit, fit, plot_curves
 
 ACTION_LIMIT = 1.0              # actions are in [-ACTION_LIMIT, ACTION_LIMIT] on every dimension
@@ -315,11 +315,7 @@ def _load_rounds(run: Run, data: AggregatedDataset, last_round: int) -> None:
 
 def _new_actor(run: Run, config: DAggerConfig, data: AggregatedDataset) -> Actor:
     """A seeded actor whose proprioception normalisation comes from round 0's data."""
-    proprio_dim = data.arrays['proprio'].shape[1]
-    network = config.network or NetworkConfig(proprio_dim=proprio_dim)
-    if network.proprio_dim != proprio_dim:
-        raise ValueError(f'the network config expects {network.proprio_dim} proprioception values, '
-                         f'the env gives {proprio_dim}')
+    network = network_config_for(config.network, data.arrays['proprio'].shape[1])
     with torch.random.fork_rng():
         torch.manual_seed(run.torch_seed('actor', 'init'))
         actor = Actor(network)

@@ -53,6 +53,15 @@ class NetworkConfig:
         return cls(**{**values, 'channels': tuple(values['channels']), 'hidden': tuple(values['hidden'])})
 
 
+def network_config_for(config: NetworkConfig | None, proprio_dim: int) -> NetworkConfig:
+    """`config` (NetworkConfig defaults if None), checked against the env's proprioception size."""
+    network = config or NetworkConfig(proprio_dim=proprio_dim)
+    if network.proprio_dim != proprio_dim:
+        raise ValueError(f'the network config expects {network.proprio_dim} proprioception values, '
+                         f'the env gives {proprio_dim}')
+    return network
+
+
 def scale_image(image: torch.Tensor, near_m: float, far_m: float) -> torch.Tensor:
     """(N, 5, H, W) RGB [0, 1], depth m, mask [0, 1] -> every channel in about [-1, 1].
 

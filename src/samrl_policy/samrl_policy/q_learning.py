@@ -31,7 +31,7 @@ from samrl_policy.checkpoints import save_network
 from samrl_policy.dagger import learner_action
 from samrl_policy.dataset import RETURN_FIELDS, AggregatedDataset, ShardBuilder, save_shard
 from samrl_policy.interfaces import Env, ViewDistribution
-from samrl_policy.networks import Actor, NetworkConfig, QNetwork
+from samrl_policy.networks import Actor, NetworkConfig, QNetwork, network_config_for
 from samrl_policy.training import FitSettings, Panel, Run, episode_seed, finish_fit, fit, plot_curves
 
 GAMMA = 0.98                    # discount per control step: returns look about 1 / (1 - GAMMA) = 50 steps ahead
@@ -175,11 +175,7 @@ Q_PANELS = (Panel('q_epochs', ('loss',), 'training loss (standardised returns)',
 
 def _new_q(run: Run, config: QConfig, data: AggregatedDataset, train_idx: np.ndarray) -> QNetwork:
     """A seeded Q network normalised with the training samples' proprioception and returns."""
-    proprio_dim = data.arrays['proprio'].shape[1]
-    network = config.network or NetworkConfig(proprio_dim=proprio_dim)
-    if network.proprio_dim != proprio_dim:
-        raise ValueError(f'the network config expects {network.proprio_dim} proprioception values, '
-                         f'the env gives {proprio_dim}')
+    network = network_config_for(config.network, data.arrays['proprio'].shape[1])
     with torch.random.fork_rng():
         torch.manual_seed(run.torch_seed('q', 'init'))
         q = QNetwork(network)

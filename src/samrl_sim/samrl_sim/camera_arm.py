@@ -7,17 +7,14 @@ goals the arm cannot reach within tolerance are rejected without moving it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pybullet as pb
 
 from samrl_description.camera_arm_kinematics import (
     CAMERA_ARM_URDF,
     HOME_JOINTS_RAD,
-    ORIENTATION_TOLERANCE_RAD,
-    POSITION_TOLERANCE_M,
     CameraArmKinematics,
+    IkSolution,
 )
 from samrl_description.geometry import Pose
 from samrl_description.names import OPTICAL_FRAME
@@ -25,18 +22,6 @@ from samrl_sim.ik import KinematicChain
 
 URDF_PATH = CAMERA_ARM_URDF         # samrl_description describes the arm (and mirrors its IK in numpy)
 HOLD_TORQUE_NM = 200.0              # joint motors keep the solved pose against gravity
-
-
-@dataclass(frozen=True)
-class IkSolution:
-    joints_rad: np.ndarray
-    position_error_m: float
-    orientation_error_rad: float
-
-    @property
-    def within_tolerance(self) -> bool:
-        return (self.position_error_m <= POSITION_TOLERANCE_M
-                and self.orientation_error_rad <= ORIENTATION_TOLERANCE_RAD)
 
 
 class CameraArm:
@@ -93,7 +78,7 @@ class CameraArm:
             candidate = IkSolution(result.joints_rad, result.position_error_m, result.orientation_error_rad)
             if best is None or candidate.position_error_m < best.position_error_m:
                 best = candidate
-            if best.within_tolerance:
+            if best.reachable:
                 break
         return best
 

@@ -350,7 +350,7 @@ class World:
         if not check.ok:
             return check
         solution = self.camera_arm.solve(Pose.from_xyz_quat(goal.position_m, goal.quaternion_xyzw))
-        if not solution.within_tolerance:
+        if not solution.reachable:
             return ValidationResult.reject(
                 f'camera goal unreachable: IK error {solution.position_error_m * 1000:.1f} mm, '
                 f'{np.degrees(solution.orientation_error_rad):.2f} deg')

@@ -1,8 +1,8 @@
 """Camera arm: IK reaches reachable camera goals, rejects unreachable ones without moving."""
 import numpy as np
 
+from samrl_description.camera_arm_kinematics import ORIENTATION_TOLERANCE_RAD, POSITION_TOLERANCE_M
 from samrl_description.geometry import look_at, quat_conjugate, quat_multiply, rotation_angle
-from samrl_sim.camera_arm import ORIENTATION_TOLERANCE_RAD, POSITION_TOLERANCE_M
 from samrl_sim.commands import CameraPoseGoal
 
 
