@@ -41,6 +41,7 @@ from samrl_policy.model_tasks import ModelTask, held_matrix, make_model_task, tc
 DEFAULT_IMAGE_SIZE = (64, 64)        # (height, width) in pixels: the networks' input
 ACTION_DIM = ACTION_SIZE + 1         # end-effector delta (6) and gripper (1), as samrl_sim.envs
 RENDER_SEED = 0                      # Mitsuba's sample seed: one state and pose give one image
+PROPRIO_SIZE = 19                    # PolicyObservation.proprio: tool pose 9, camera pose 9, progress 1
 STATIC_BODIES = STATIC_OBJECTS       # bodies whose poses M's world holds outside its state vector
 
 
@@ -68,8 +69,9 @@ class StepOutcome:
 @dataclass(frozen=True)
 class PolicyObservation:
     """What the networks see: image (5, H, W) float32 = RGB in [0, 1], depth (m, 0 = nothing), the
-    target's mask in [0, 1]; proprio float32 = TCP position (m, 3), TCP rotation's first two
-    columns (6), episode progress (step / budget, 1)."""
+    target's mask in [0, 1]; proprio float32 (PROPRIO_SIZE) = TCP position (m, 3), TCP rotation's first
+    two columns (6), the camera's position (m, 3) and rotation's first two columns (6), all in the
+    world frame, and episode progress (step / budget, 1)."""
 
     image: torch.Tensor
     proprio: torch.Tensor
@@ -121,10 +123,21 @@ def render_policy_image(renderer: Renderer, placements: dict[str, Placement], tc
                           out.mask.unsqueeze(0)]).float()
 
 
-def policy_proprio(tcp: torch.Tensor, progress: float) -> torch.Tensor:
-    """PolicyObservation.proprio of the tool's (4, 4) pose and the episode's progress (step / budget)."""
+def pose_features(pose: torch.Tensor) -> torch.Tensor:
+    """(9,) position and the rotation's first two columns of a (4, 4) pose (a continuous rotation code)."""
+    return torch.cat([pose[:3, 3], pose[:3, 0], pose[:3, 1]])
+
+
+def policy_proprio(tcp: torch.Tensor, progress: float, camera_pose_world: torch.Tensor) -> torch.Tensor:
+    """PolicyObservation.proprio of the tool's and the camera's (4, 4) poses and the episode's progress.
+
+    The actions are in the world frame and the views vary, so the networks are told where the image was
+    taken from: without it one picture of the needle left of the thread asks for opposite moves from
+    opposite sides. The pose enters detached: dQ/dP flows through the image only (Eq. 10's I(P)).
+    """
     progress_column = torch.tensor([progress], dtype=tcp.dtype)
-    return torch.cat([tcp[:3, 3], tcp[:3, 0], tcp[:3, 1], progress_column]).float()
+    camera = camera_pose_world.detach().to(tcp.dtype)
+    return torch.cat([pose_features(tcp), pose_features(camera), progress_column]).float()
 
 
 def sim_episode_starts(task: str) -> Callable[[PhysicsModel, int], EpisodeStart]:
@@ -251,10 +264,10 @@ class ModelEnv:
         tcp = self.tcp_pose()
         image = render_policy_image(self.renderer, self.placements(), tcp, GRIPPER_WIDTHS_M[self.task_name],
                                     self.task.target, camera_pose_world, self.objects, requires_grad)
-        return PolicyObservation(image, self.proprio())
+        return PolicyObservation(image, self.proprio(camera_pose_world))
 
-    def proprio(self) -> torch.Tensor:
-        """TCP position (3), the first two columns of its rotation (6), episode progress (1); float32."""
+    def proprio(self, camera_pose_world: torch.Tensor) -> torch.Tensor:
+        """PolicyObservation.proprio of the current state seen from `camera_pose_world`."""
         with torch.no_grad():
             tcp = tcp_matrix(self.model, self.state)
-        return policy_proprio(tcp, self.step_count / self.max_episode_steps)
+        return policy_proprio(tcp, self.step_count / self.max_episode_steps, camera_pose_world)

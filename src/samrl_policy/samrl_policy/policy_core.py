@@ -116,7 +116,7 @@ class ModelStateView:
         image = render_policy_image(self.renderer, placements, tcp, GRIPPER_WIDTHS_M[self.task], TARGETS[self.task],
                                     camera_pose_world, self.objects, requires_grad)
         tcp_matrix = torch.as_tensor(tcp.as_matrix(), dtype=torch.float64)
-        return PolicyObservation(image, policy_proprio(tcp_matrix, progress))
+        return PolicyObservation(image, policy_proprio(tcp_matrix, progress, camera_pose_world))
 
 
 class PolicyCore:

@@ -12,10 +12,9 @@ from samrl_description.default_views import default_camera_pose
 from samrl_description.tasks import TASK_NAMES, nominal_scene
 from samrl_model.physics.sync import model_state
 from samrl_model.rotations import pose_matrix_from_quat
-from samrl_policy.model_env import ACTION_DIM, EpisodeStart, ModelEnv, PolicyObservation, StepOutcome
+from samrl_policy.model_env import ACTION_DIM, PROPRIO_SIZE, EpisodeStart, ModelEnv, PolicyObservation, StepOutcome
 
 IMAGE_SIZE = (48, 64)                # (height, width): not square, so the axes cannot be swapped unseen
-PROPRIO_SIZE = 10
 SEED = 5
 OBSERVE_BUDGET_S = 2.0               # generous: measured 0.06 s at 64x64 after the first call
 MOVE = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])   # +x at the per-step limit
@@ -46,6 +45,9 @@ def test_observe_returns_the_documented_image_and_proprioception(envs, task):
     assert float(depth.max()) > 0.0                  # the table at least
     assert float(mask.sum()) > 0.0                   # the target is seen from its task's default view
     assert torch.allclose(obs.proprio[:3].double(), env.state[:3], atol=1e-6)     # the TCP position
+    camera = _default_view(task)                     # where the image was taken from, detached
+    assert torch.allclose(obs.proprio[9:12].double(), camera[:3, 3].double(), atol=1e-6)
+    assert torch.allclose(obs.proprio[12:18].double(), camera[:3, :2].T.reshape(-1).double(), atol=1e-6)
     assert obs.proprio[-1] == 0.0                    # no step taken yet
     assert elapsed < OBSERVE_BUDGET_S
     assert not obs.image.requires_grad

@@ -14,12 +14,13 @@ from samrl_description.task_goals import MAX_ROTATION_PER_STEP_RAD, MAX_TRANSLAT
 from samrl_description.tasks import GRIPPER_WIDTHS_M, NOMINAL_TCP, nominal_scene, tool_pose
 from samrl_policy.checkpoints import save_network
 from samrl_policy.learn_at_sim import load_policies
+from samrl_policy.model_env import PROPRIO_SIZE
 from samrl_policy.networks import Actor, NetworkConfig, QNetwork
 from samrl_policy.policy_core import InputError, PolicyCore, checked_progress, image_size_of
 
 torch.set_num_threads(1)     # the test machines have 2 cores shared with other jobs
 TASK = 'peg_insertion'
-TINY = NetworkConfig(proprio_dim=10, channels=(4, 8), feature_dim=16, hidden=(32,))
+TINY = NetworkConfig(proprio_dim=PROPRIO_SIZE, channels=(4, 8), feature_dim=16, hidden=(32,))
 IMAGE_SIZE = (64, 64)
 
 
@@ -64,7 +65,7 @@ def test_a_model_state_gives_a_command_within_the_step_limits(core):
 def test_the_render_is_what_the_actor_was_trained_on(core):
     observation = core.view.observe(nominal_scene(TASK), tool_pose(*NOMINAL_TCP[TASK]), 0.5,
                                     torch.as_tensor(default_camera_pose(TASK).as_matrix()))
-    assert observation.image.shape == (5, *IMAGE_SIZE) and observation.proprio.shape == (10,)
+    assert observation.image.shape == (5, *IMAGE_SIZE) and observation.proprio.shape == (PROPRIO_SIZE,)
     assert observation.image[4].max() > 0.5, 'the target (hole block) is masked in the default view'
     assert observation.proprio[-1] == pytest.approx(0.5)
 

@@ -10,13 +10,14 @@ from samrl_description.geometry import Pose, look_at
 from samrl_description.tasks import NOMINAL_TCP, nominal_scene, tool_pose
 from samrl_policy.checkpoints import save_network
 from samrl_policy.learn_at_sim import load_policies
+from samrl_policy.model_env import PROPRIO_SIZE
 from samrl_policy.networks import Actor, NetworkConfig, QNetwork
 from samrl_policy.policy_core import InputError
 from samrl_viewpoint.viewpoint_core import ViewpointCore, view_of_camera
 from samrl_viewpoint.views import params_of_look_at
 
 TASK = 'peg_insertion'
-TINY = NetworkConfig(proprio_dim=10, channels=(4, 8), feature_dim=16, hidden=(32,))
+TINY = NetworkConfig(proprio_dim=PROPRIO_SIZE, channels=(4, 8), feature_dim=16, hidden=(32,))
 IMAGE_SIZE = (64, 64)
 
 
