@@ -58,7 +58,8 @@ import numpy as np
 
 from samrl_common import msgs
 
-NODE_NAMES = ('sim_bridge', 'capture_node', 'segmentation_node', 'model_node', 'oracle_controller')
+NODE_NAMES = ('sim_bridge', 'capture_node', 'segmentation_node', 'model_node', 'model_tracker', 'oracle_controller',
+              'policy_node', 'viewpoint_node')
 ALL_NODES = 'all'
 DEFAULT_COUNT = 1000              # messages per input topic and requests per service
 DEFAULT_TIME_LIMIT_S = 900.0      # of sending, per node (start-up and the job checks come on top)
@@ -486,6 +487,13 @@ class Target:
 class TargetRun:
     """Per-run state of a target: inputs (built before the node starts) and the checks."""
 
+    def params(self) -> tuple[str, ...]:
+        """Parameters known only once the run is made (a directory it wrote), after the target's."""
+        return ()
+
+    def close(self) -> None:
+        """Remove what the run made (called after the node has stopped)."""
+
     def inputs(self) -> Inputs:
         raise NotImplementedError
 
@@ -670,14 +678,38 @@ class CaptureRun(TargetRun):
 
 
 def _rgbd_frame(stamp_ns: int, rng, width: int = 64, height: int = 48):
-    from samrl_description.names import OPTICAL_FRAME
+    """A frame of random colour at 0.4 m, from the world's origin (what segmentation takes)."""
+    from samrl_description.camera import CameraIntrinsics
+    from samrl_description.geometry import Pose
+    return _frame_msg(stamp_ns, rng.integers(0, 255, (height, width, 3), dtype=np.uint8),
+                      np.full((height, width), 0.4, np.float32), CameraIntrinsics.d435(width, height), Pose.identity())
+
+
+def _frame_msg(stamp_ns: int, rgb: np.ndarray, depth_m: np.ndarray, intrinsics, camera_pose):
+    """samrl_interfaces/RGBDFrame as capture_node sends it, the camera's pose (a Pose) in the world."""
+    from samrl_common.conversions import camera_info_msg, pose_msg
     from samrl_common.images import array_to_image
+    from samrl_description.names import OPTICAL_FRAME
     stamp = _stamp(stamp_ns)
     message = msgs.samrl_interfaces.msg.RGBDFrame(
-        rgb=array_to_image(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), 'rgb8', stamp, OPTICAL_FRAME),
-        depth=array_to_image(np.full((height, width), 0.4, np.float32), '32FC1', stamp, OPTICAL_FRAME),
-        camera_info=_camera_info(stamp_ns, width, height), world_frame='world')
-    message.camera_pose.orientation.w = 1.0
+        rgb=array_to_image(rgb, 'rgb8', stamp, OPTICAL_FRAME),
+        depth=array_to_image(depth_m, '32FC1', stamp, OPTICAL_FRAME),
+        camera_info=camera_info_msg(intrinsics, stamp, OPTICAL_FRAME), world_frame='world',
+        camera_pose=pose_msg(camera_pose))
+    message.header.stamp, message.header.frame_id = stamp, OPTICAL_FRAME
+    return message
+
+
+def _object_masks(stamp_ns: int, label: str, mask: np.ndarray):
+    """samrl_interfaces/ObjectMasks of one instance (mono8 `mask`, non-zero on it), as segmentation sends it."""
+    from samrl_common.images import array_to_image
+    from samrl_description.names import OPTICAL_FRAME
+    from samrl_description.objects import OBJECT_CLASSES
+    stamp = _stamp(stamp_ns)
+    labels = (mask > 0).astype(np.uint8) * (OBJECT_CLASSES.index(label) + 1)
+    message = msgs.samrl_interfaces.msg.ObjectMasks(
+        source='oracle', labels=[label], scores=[1.0], masks=[array_to_image(mask, 'mono8', stamp, OPTICAL_FRAME)],
+        label_image=array_to_image(labels, 'mono8', stamp, OPTICAL_FRAME))
     message.header.stamp, message.header.frame_id = stamp, OPTICAL_FRAME
     return message
 
@@ -716,6 +748,95 @@ class SegmentationRun(TargetRun):
         return False, 'no ObjectMasks for 5 good frames (15 s each)'
 
 
+TASK = 'peg_insertion'               # the task graph of the targets that run one task's nodes
+TRACK_TARGET = 'hole_block'          # what model_node tracks in peg insertion
+TASK_STEPS = 150                     # an episode's step budget in the good task states
+
+
+@dataclass(frozen=True)
+class TrackView:
+    """A view of the tracking target with the Panda's state, from the world at reset: one tracking update."""
+
+    rgb: np.ndarray
+    depth_m: np.ndarray
+    mask: np.ndarray               # mono8, 255 on TRACK_TARGET
+    intrinsics: Any
+    camera_pose: Any               # the optical frame's Pose in the world
+    tcp_pose: Any
+    finger_opening_m: float
+
+    @classmethod
+    def of(cls, world, width: int, height: int) -> 'TrackView':
+        image = world.render(width, height)
+        mask = (image.seg == world.segmentation_ids()[TRACK_TARGET]).astype(np.uint8) * 255
+        return cls(image.rgb, image.depth_m.astype(np.float32), mask, world.camera_intrinsics(width, height),
+                   world.camera_pose(), world.tcp_pose(), float(world.panda.gripper_width()))
+
+    def request_fields(self) -> dict:
+        """The fields of a valid TrackModel request."""
+        from samrl_common.conversions import camera_info_msg, pose_msg
+        from samrl_common.images import array_to_image
+        from samrl_description.names import OPTICAL_FRAME
+        return {'rgb': array_to_image(self.rgb, 'rgb8'), 'depth': array_to_image(self.depth_m, '32FC1'),
+                'mask': array_to_image(self.mask, 'mono8'),
+                'camera_info': camera_info_msg(self.intrinsics, _stamp(0), OPTICAL_FRAME),
+                'camera_pose': pose_msg(self.camera_pose), 'target': TRACK_TARGET, 'tcp_pose': pose_msg(self.tcp_pose),
+                'finger_opening_m': self.finger_opening_m}
+
+    def frame(self, stamp_ns: int):
+        return _frame_msg(stamp_ns, self.rgb, self.depth_m, self.intrinsics, self.camera_pose)
+
+    def masks(self, stamp_ns: int):
+        return _object_masks(stamp_ns, TRACK_TARGET, self.mask)
+
+
+class WorldTf:
+    """Both arms' tf tree at the world's reset, as the sim bridge sends it: fixed joints and the arms' bases
+    on /tf_static, the moving joints on /tf (stamped: model_node looks the Panda up at a frame's stamp)."""
+
+    def __init__(self, world):
+        self.edges = world.transforms()
+
+    def message(self, stamp_ns: int, static: bool):
+        from samrl_common.tf_ros import to_msg
+        return msgs.tf2_msgs.msg.TFMessage(transforms=[to_msg(e.parent, e.child, e.pose, _stamp(stamp_ns))
+                                                       for e in self.edges if e.static == static])
+
+    def inputs(self) -> list[TopicInput]:
+        from samrl_common.runtime import QOS_LATCHED, QOS_TF
+        return [TopicInput('/tf_static', 'tf2_msgs/msg/TFMessage', QOS_LATCHED,
+                           lambda rng, stamp_ns: self.message(stamp_ns, True)),
+                TopicInput('/tf', 'tf2_msgs/msg/TFMessage', QOS_TF,
+                           lambda rng, stamp_ns: self.message(stamp_ns, False))]
+
+    def publish(self, session: Session, stamp_ns: int) -> None:
+        """The whole tree (fuzzed messages may have re-parented or replaced its frames)."""
+        session.publish('/tf_static', self.message(stamp_ns, True))
+        session.publish('/tf', self.message(stamp_ns, False))
+
+
+def _task_state(stamp_ns: int, step: int, episode: int = 0, seed: int = 0):
+    """samrl_interfaces/TaskState of a running peg-insertion episode (a control tick of the world)."""
+    message = msgs.samrl_interfaces.msg.TaskState(task=TASK, episode=episode, seed=seed, step=step % TASK_STEPS,
+                                                  max_steps=TASK_STEPS, info_json='{}')
+    message.header.stamp, message.header.frame_id = _stamp(stamp_ns), 'world'
+    return message
+
+
+def _sim_state_template(world):
+    """The sim bridge's privileged samrl_interfaces/SimState of the world now (stamp 0)."""
+    from samrl_sim import conversions as conv
+    from samrl_sim.world import read_body_states
+    return conv.sim_state_msg(read_body_states(world.client), TASK, 0, 0, _stamp(0))
+
+
+def _restamped(message, stamp_ns: int):
+    """A copy of a stamped message with a new header stamp."""
+    copy = msgs.deserialize(type(message), msgs.serialize(message))
+    copy.header.stamp = _stamp(stamp_ns)
+    return copy
+
+
 class ModelRun(TargetRun):
     """Updates take seconds: one request in UPDATE_GOOD_EVERY is a valid one-iteration update of a 64x48 view."""
 
@@ -730,28 +851,18 @@ class ModelRun(TargetRun):
     def __init__(self):
         world = _peg_world()
         try:
-            image = world.render(64, 48)
-            self.mask = (image.seg == world.segmentation_ids()['hole_block']).astype(np.uint8) * 255
-            self.rgb, self.depth = image.rgb, image.depth_m.astype(np.float32)
-            self.intrinsics, self.pose = world.camera_intrinsics(64, 48), world.camera_pose()
-            self.track_frame = self._track_frame(world)
+            self._read_world(world)
         finally:
             world.close()
 
-    @classmethod
-    def _track_frame(cls, world) -> dict:
-        """The fields of a valid TrackModel request: a 160x120 view of the hole block and the Panda's state."""
-        from samrl_common.conversions import camera_info_msg, pose_msg
-        from samrl_common.images import array_to_image
-        width, height = cls.TRACK_SIZE_PX
-        image = world.render(width, height)
-        mask = (image.seg == world.segmentation_ids()['hole_block']).astype(np.uint8) * 255
-        info = camera_info_msg(world.camera_intrinsics(width, height), _stamp(0), 'camera_color_optical_frame')
-        return {'rgb': array_to_image(image.rgb, 'rgb8'), 'depth': array_to_image(image.depth_m.astype(np.float32),
-                                                                                   '32FC1'),
-                'mask': array_to_image(mask, 'mono8'), 'camera_info': info, 'camera_pose': pose_msg(world.camera_pose()),
-                'target': 'hole_block', 'tcp_pose': pose_msg(world.tcp_pose()),
-                'finger_opening_m': float(world.panda.gripper_width())}
+    def _read_world(self, world) -> None:
+        """What the good inputs are made of: a 64x48 view of the hole block and the tracker's view."""
+        image = world.render(64, 48)
+        self.mask = (image.seg == world.segmentation_ids()[TRACK_TARGET]).astype(np.uint8) * 255
+        self.rgb, self.depth = image.rgb, image.depth_m.astype(np.float32)
+        self.intrinsics, self.pose = world.camera_intrinsics(64, 48), world.camera_pose()
+        self.view = TrackView.of(world, *self.TRACK_SIZE_PX)
+        self.track_frame = self.view.request_fields()
 
     def track_request(self, rng=None, _stamp_ns: int = 0):
         """A valid tracking update: an episode's start (a coarse model) now and then, else a step."""
@@ -811,19 +922,15 @@ class ModelRun(TargetRun):
 
 class OracleRun(TargetRun):
     def __init__(self):
-        from samrl_sim import conversions as conv
-        from samrl_sim.world import read_body_states
         world = _peg_world()
         try:
-            self.template = conv.sim_state_msg(read_body_states(world.client), 'peg_insertion', 0, 0, _stamp(0))
+            self.template = _sim_state_template(world)
         finally:
             world.close()
         self.commands = Stamps()
 
     def sim_state(self, rng=None, stamp_ns: int = 0):
-        message = msgs.deserialize(type(self.template), msgs.serialize(self.template))
-        message.header.stamp = _stamp(stamp_ns or time.time_ns())
-        return message
+        return _restamped(self.template, stamp_ns or time.time_ns())
 
     def inputs(self) -> Inputs:
         from samrl_common.runtime import QOS_DEFAULT
@@ -843,10 +950,267 @@ class OracleRun(TargetRun):
         return False, 'no /samrl/ee_command for 5 good SimStates (5 s each)'
 
 
+class TrackerRun(ModelRun):
+    """model_node following the world (track:=true): frames with their masks, the world's task and sim states and
+    its tf, besides the services. A good frame and masks pair with the tf and a sim state at its stamp is tracked,
+    and the error against the sim state comes out as a ModelError of the frame's stamp."""
+
+    GOOD_PAIR_WAIT_S = 10.0        # after a good pair while fuzzing: one tracking update on a loaded machine
+    CHECK_WAIT_S = 60.0            # per attempt of the job check (an episode's first frame fits a coarse model)
+    CHECK_ATTEMPTS = 3
+    INPUTS_FIRST_S = 0.1           # tf and the states go first: a pair is tracked as soon as it is complete
+
+    def _read_world(self, world) -> None:
+        super()._read_world(world)
+        self.tf = WorldTf(world)
+        self.sim_template = _sim_state_template(world)
+        self.errors: dict[tuple[int, int], Any] = {}
+        self.ticks = 0
+
+    def _tick(self, _rng, stamp_ns: int):
+        self.ticks += 1
+        return _task_state(stamp_ns, self.ticks)
+
+    def inputs(self) -> Inputs:
+        from samrl_common.runtime import QOS_DEFAULT, QOS_SENSOR_DATA
+        from samrl_perception.capture_node import RGBD_TOPIC
+        from samrl_perception.segmentation_node import MASKS_TOPIC
+        return Inputs([*self.tf.inputs(),
+                       TopicInput('/samrl/sim_state', 'samrl_interfaces/msg/SimState', QOS_DEFAULT,
+                                  lambda rng, stamp_ns: _restamped(self.sim_template, stamp_ns)),
+                       TopicInput('/samrl/task_state', 'samrl_interfaces/msg/TaskState', QOS_DEFAULT, self._tick),
+                       TopicInput(MASKS_TOPIC, 'samrl_interfaces/msg/ObjectMasks', QOS_SENSOR_DATA,
+                                  lambda rng, stamp_ns: self.view.masks(stamp_ns)),
+                       TopicInput(RGBD_TOPIC, 'samrl_interfaces/msg/RGBDFrame', _frames_qos(),
+                                  lambda rng, stamp_ns: self.view.frame(stamp_ns))],
+                      super().inputs().services)
+
+    def setup(self, session: Session) -> None:
+        super().setup(session)
+        session.node.create_subscription('samrl_interfaces/msg/ModelError', '/samrl/model/error', self._on_error)
+
+    def _on_error(self, message) -> None:
+        self.errors[(message.header.stamp.sec, message.header.stamp.nanosec)] = message
+
+    def after_good(self, session: Session, stamp_ns: int) -> None:
+        """A tracking update takes about a second, and newer pairs supersede a waiting one: wait for it."""
+        stamp = (stamp_ns // 10 ** 9, stamp_ns % 10 ** 9)
+        session.wait(lambda: stamp in self.errors, self.GOOD_PAIR_WAIT_S)
+
+    def check(self, session: Session) -> tuple[bool, str]:
+        ok, services = super().check(session)
+        if not ok:
+            return False, services
+        ok, tracked = self._check_tracking(session)
+        return ok, f'{services}; {tracked}'
+
+    def _check_tracking(self, session: Session) -> tuple[bool, str]:
+        from samrl_perception.capture_node import RGBD_TOPIC
+        from samrl_perception.segmentation_node import MASKS_TOPIC
+        for attempt in range(1, self.CHECK_ATTEMPTS + 1):
+            stamp_ns = time.time_ns()
+            self.tf.publish(session, stamp_ns)
+            session.publish('/samrl/sim_state', _restamped(self.sim_template, stamp_ns))
+            session.publish('/samrl/task_state', self._tick(None, stamp_ns))
+            session.wait(lambda: False, self.INPUTS_FIRST_S)
+            session.publish(MASKS_TOPIC, self.view.masks(stamp_ns))
+            session.publish(RGBD_TOPIC, self.view.frame(stamp_ns))
+            stamp = (stamp_ns // 10 ** 9, stamp_ns % 10 ** 9)
+            if session.wait(lambda: stamp in self.errors, self.CHECK_WAIT_S):
+                error = self.errors[stamp]
+                if not (math.isfinite(error.position_mm) and math.isfinite(error.rotation_deg)):
+                    return False, f'a good frame was tracked to a non-finite error {error}'
+                return True, (f'a good frame with its masks was tracked ({error.action}, error {error.position_mm:.1f} '
+                              f'mm, {error.rotation_deg:.1f} deg; attempt {attempt})')
+        return False, (f'no ModelError for {self.CHECK_ATTEMPTS} good frames with masks, tf and a sim state '
+                       f'({self.CHECK_WAIT_S:g} s each)')
+
+
+# Untrained tiny networks for the Learn@Sim nodes: their job check is the plumbing (inputs in, a command or a
+# camera goal out), not the policy's quality, and a small network keeps a control step cheap. Q is flat (its
+# return scale zeroed): an untrained Q falls by noise on most view steps, which viewpoint_node then refuses
+# without a goal; on a flat Q every step is kept, so good inputs give a goal each tick.
+TINY_NETWORK = {'channels': (4, 8), 'feature_dim': 16, 'hidden': (32,)}
+STATE_JITTER_M = 0.005             # good model states move the objects by up to this much
+
+
+def _write_tiny_run(run_dir: Path) -> None:
+    """A Learn@Sim run directory as load_policies reads it (actor, fixed actor, Q), seeded, untrained."""
+    import torch
+    from samrl_policy.checkpoints import save_network
+    from samrl_policy.model_env import PROPRIO_SIZE
+    from samrl_policy.networks import Actor, NetworkConfig, QNetwork
+    config = NetworkConfig(proprio_dim=PROPRIO_SIZE, **TINY_NETWORK)
+    with torch.random.fork_rng():      # leaves the fuzzer's own torch generator alone
+        torch.manual_seed(0)
+        q_network = QNetwork(config)
+        q_network.return_std.zero_()
+        for name, network in (('actor.pt', Actor(config)), ('fixed_actor.pt', Actor(config)), ('q.pt', q_network)):
+            save_network(run_dir / name, network, {'command': 'samrl fuzz'})
+
+
+def _model_state(rng, stamp_ns: int):
+    """samrl_interfaces/ModelState of the task's nominal scene as model_node publishes it (objects moved by up
+    to STATE_JITTER_M when rng is given)."""
+    from samrl_common.conversions import pose_msg
+    from samrl_description.tasks import nominal_scene
+    scene = nominal_scene(TASK)
+    poses = [pose_msg(placement.pose) for placement in scene.values()]
+    for pose in poses if rng is not None else ():
+        pose.position.x += float(rng.uniform(-STATE_JITTER_M, STATE_JITTER_M))
+        pose.position.y += float(rng.uniform(-STATE_JITTER_M, STATE_JITTER_M))
+    ColorRGBA = msgs.get_message('std_msgs/msg/ColorRGBA')
+    message = msgs.samrl_interfaces.msg.ModelState(
+        task=TASK, object_names=list(scene), object_poses=poses,
+        object_colors=[ColorRGBA(0.5, 0.5, 0.5, 1.0) for _ in scene],
+        thread_joint_angles=[float(a) for p in scene.values() if p.joint_angles for a in p.joint_angles], loss=0.0)
+    message.header.stamp, message.header.frame_id = _stamp(stamp_ns), 'world'
+    return message
+
+
+class LearnAtSimRun(TargetRun):
+    """A node acting on M's state (policy_node, viewpoint_node) with tiny networks in a temporary run directory;
+    its inputs: the world's tf, model_node's latched state and the world's ticks."""
+
+    def __init__(self):
+        import tempfile
+        world = _peg_world()
+        try:
+            self.tf = WorldTf(world)
+        finally:
+            world.close()
+        self.run_dir = tempfile.TemporaryDirectory(prefix='samrl_fuzz_run_')
+        _write_tiny_run(Path(self.run_dir.name))
+        self.ticks = 0
+
+    def params(self) -> tuple[str, ...]:
+        return (f'run_dir:={self.run_dir.name}',)
+
+    def close(self) -> None:
+        self.run_dir.cleanup()
+
+    def _tick(self, _rng, stamp_ns: int):
+        self.ticks += 1
+        return _task_state(stamp_ns, self.ticks)
+
+    def inputs(self) -> Inputs:
+        from samrl_common.runtime import QOS_DEFAULT, QOS_LATCHED
+        return Inputs([*self.tf.inputs(),
+                       TopicInput('/samrl/model/state', 'samrl_interfaces/msg/ModelState', QOS_LATCHED, _model_state),
+                       TopicInput('/samrl/task_state', 'samrl_interfaces/msg/TaskState', QOS_DEFAULT, self._tick)])
+
+    def publish_state(self, session: Session, stamp_ns: int) -> None:
+        """A good world and model state (the fuzzed ones may have replaced them)."""
+        self.tf.publish(session, stamp_ns)
+        session.publish('/samrl/model/state', _model_state(None, stamp_ns))
+
+
+class PolicyRun(LearnAtSimRun):
+    GOOD_TICK_WAIT_S = 2.0         # after a good tick while fuzzing: one control step (render and actor)
+    CHECK_WAIT_S = 10.0
+    CHECK_ATTEMPTS = 5
+    STATE_FIRST_S = 0.1            # the model state and tf go first: a tick is acted on at once
+
+    def __init__(self):
+        super().__init__()
+        self.commands: dict[tuple[int, int], Any] = {}
+
+    def setup(self, session: Session) -> None:
+        session.node.create_subscription('samrl_interfaces/msg/EndEffectorCommand', '/samrl/ee_command',
+                                         self._on_command)
+        self.publish_state(session, time.time_ns())
+
+    def _on_command(self, message) -> None:
+        self.commands[(message.header.stamp.sec, message.header.stamp.nanosec)] = message
+
+    def after_good(self, session: Session, stamp_ns: int) -> None:
+        stamp = (stamp_ns // 10 ** 9, stamp_ns % 10 ** 9)
+        session.wait(lambda: stamp in self.commands, self.GOOD_TICK_WAIT_S)
+
+    def check(self, session: Session) -> tuple[bool, str]:
+        for attempt in range(1, self.CHECK_ATTEMPTS + 1):
+            stamp_ns = time.time_ns()
+            self.publish_state(session, stamp_ns)
+            session.wait(lambda: False, self.STATE_FIRST_S)
+            session.publish('/samrl/task_state', self._tick(None, stamp_ns))
+            stamp = (stamp_ns // 10 ** 9, stamp_ns % 10 ** 9)
+            if session.wait(lambda: stamp in self.commands, self.CHECK_WAIT_S):
+                why = _command_out_of_limits(self.commands[stamp])
+                if why:
+                    return False, f'a good tick was answered with a command {why}'
+                return True, (f'a good tick was answered with an end-effector command within the limits '
+                              f'(attempt {attempt})')
+        return False, (f'no /samrl/ee_command for {self.CHECK_ATTEMPTS} good ticks with a good model state and tf '
+                       f'({self.CHECK_WAIT_S:g} s each)')
+
+
+def _command_out_of_limits(command) -> str | None:
+    """Why an end-effector command is not one control step of the task's (None when it is)."""
+    from samrl_description.task_goals import MAX_ROTATION_PER_STEP_RAD, MAX_TRANSLATION_PER_STEP_M
+    from samrl_description.tasks import GRIPPER_WIDTHS_M
+    t, r = command.translation, command.rotation
+    if command.header.frame_id != 'world':
+        return f'in {command.header.frame_id!r}, not the world'
+    if not np.all(np.abs([t.x, t.y, t.z]) <= MAX_TRANSLATION_PER_STEP_M):
+        return f'translation {[t.x, t.y, t.z]} over {MAX_TRANSLATION_PER_STEP_M} m per axis'
+    if not np.all(np.abs([r.x, r.y, r.z]) <= MAX_ROTATION_PER_STEP_RAD):
+        return f'rotation {[r.x, r.y, r.z]} over {MAX_ROTATION_PER_STEP_RAD} rad per component'
+    if command.gripper_width != GRIPPER_WIDTHS_M[TASK]:
+        return f'gripper width {command.gripper_width} m, not the task\'s {GRIPPER_WIDTHS_M[TASK]} m'
+    return None
+
+
+class ViewpointRun(LearnAtSimRun):
+    """Camera goals are stamped when they are sent, not by an input: the job check waits until a view step on
+    fuzzed input would have ended, then for a new goal from the good inputs; each attempt sends another
+    episode progress (a view step refused because Q fell there is not retried on the same input)."""
+
+    SETTLE_S = 2.0                 # one view step (0.2-1 s on a loaded machine) after a 0.1 s tick
+    CHECK_WAIT_S = 5.0
+    CHECK_ATTEMPTS = 4
+    PROGRESS_STEPS = 17            # task-state steps between the attempts' ticks
+
+    def __init__(self):
+        super().__init__()
+        self.goals: list = []
+
+    def setup(self, session: Session) -> None:
+        session.node.create_subscription('geometry_msgs/msg/PoseStamped', '/samrl/camera_goal', self.goals.append)
+        self.publish_state(session, time.time_ns())
+        session.publish('/samrl/task_state', self._tick(None, time.time_ns()))
+
+    def check(self, session: Session) -> tuple[bool, str]:
+        self.publish_state(session, time.time_ns())
+        for attempt in range(1, self.CHECK_ATTEMPTS + 1):
+            session.publish('/samrl/task_state', _task_state(time.time_ns(), attempt * self.PROGRESS_STEPS))
+            session.wait(lambda: False, self.SETTLE_S)
+            before = len(self.goals)
+            if session.wait(lambda: len(self.goals) > before, self.CHECK_WAIT_S):
+                why = _goal_unusable(self.goals[-1])
+                if why:
+                    return False, f'a view step on good inputs gave a camera goal {why}'
+                return True, f'good inputs gave a new camera goal in the world (attempt {attempt})'
+        return False, (f'no new /samrl/camera_goal for {self.CHECK_ATTEMPTS} good task states with a good model state '
+                       f'and tf ({self.CHECK_WAIT_S:g} s each)')
+
+
+def _goal_unusable(goal) -> str | None:
+    """Why a camera goal is not a pose the camera arm can take (None when it is)."""
+    p, q = goal.pose.position, goal.pose.orientation
+    if goal.header.frame_id != 'world':
+        return f'in {goal.header.frame_id!r}, not the world'
+    if not np.all(np.isfinite([p.x, p.y, p.z, q.x, q.y, q.z, q.w])):
+        return f'with a non-finite pose {goal.pose}'
+    if abs(math.hypot(q.x, q.y, q.z, q.w) - 1.0) > 1e-6:
+        return f'with a quaternion of norm {math.hypot(q.x, q.y, q.z, q.w)}'
+    return None
+
+
 # The task graph's nodes (samrl launch peg_insertion), with the parameters the graph gives them; the bridge
 # renders 64x48 images so that the camera loop does not take the shared CPU from the fuzzing. The pace lets
 # a node look at most messages (segmentation_node segments only the newest frame: faster, and most frames
-# would be superseded unseen).
+# would be superseded unseen; viewpoint_node takes one view step per 0.1 s tick). model_tracker is model_node
+# as the task graphs run it, following the world; policy_node and viewpoint_node run untrained tiny networks.
 NODES: dict[str, Target] = {
     'sim_bridge': Target('sim_bridge', 'samrl_sim.bridge_node',
                          ('task:=peg_insertion', 'image_width:=64', 'image_height:=48'),
@@ -861,9 +1225,18 @@ NODES: dict[str, Target] = {
                                 pace_s=0.02),
     'model_node': Target('model_node', 'samrl_model.model_node', ('task:=peg_insertion',),
                          'a valid small render, a valid one-iteration update and a tracking start succeed', ModelRun),
+    'model_tracker': Target('model_tracker', 'samrl_model.model_node', ('task:=peg_insertion', 'track:=true'),
+                            'as model_node, and a good frame with its masks, the tf and a sim state at its stamp is '
+                            'tracked (a finite ModelError of its stamp)', TrackerRun, pace_s=0.02),
     'oracle_controller': Target('oracle_controller', 'samrl_sim.oracle_node', ('task:=peg_insertion',),
                                 'a good SimState is answered with an end-effector command of its stamp', OracleRun,
                                 pace_s=0.004),
+    'policy_node': Target('policy_node', 'samrl_policy.policy_node', ('task:=peg_insertion',),
+                          'a good tick with a good model state and tf is answered with an end-effector command of its '
+                          'stamp within the per-step limits', PolicyRun, pace_s=0.03),
+    'viewpoint_node': Target('viewpoint_node', 'samrl_viewpoint.viewpoint_node', ('task:=peg_insertion', 'rate:=10.0'),
+                             'with a good model state, task state and tf it sends a new finite camera goal in the '
+                             'world', ViewpointRun, pace_s=0.1),
 }
 
 
@@ -1148,19 +1521,27 @@ def _wait_ready(session: Session, streams: list[ServiceStream], readers: list, d
 def fuzz_node(name: str, count: int = DEFAULT_COUNT, time_limit_s: float = DEFAULT_TIME_LIMIT_S, seed: int = 0,
               log_dir: Path = Path('out/fuzz'), progress: Callable[[str], None] = lambda _m: None) -> dict:
     """Fuzz one node (see the module docstring); returns its summary (dict, JSON-ready)."""
-    from samrl_common.testing import NodeProcess
-
     target = NODES[name]
     log_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     run = target.make()
+    try:
+        return _fuzz_run(name, target, run, count, time_limit_s, seed, log_dir, progress, started)
+    finally:
+        run.close()
+
+
+def _fuzz_run(name: str, target: Target, run: TargetRun, count: int, time_limit_s: float, seed: int, log_dir: Path,
+              progress: Callable[[str], None], started: float) -> dict:
+    from samrl_common.testing import NodeProcess
+
     inputs = run.inputs()
-    result: dict[str, Any] = {'node': name, 'module': target.module, 'params': list(target.params), 'count': count,
+    params = (*target.params, *run.params())
+    result: dict[str, Any] = {'node': name, 'module': target.module, 'params': list(params), 'count': count,
                               'seed': seed, 'time_limit_s': time_limit_s, 'job_check': target.job}
     streams: list[ServiceStream] = []
     with _dds_domain() as env, _interruptible():
-        process = NodeProcess(target.module, ['--ros-args', *[a for p in target.params for a in ('-p', p)]], env,
-                              log_dir)
+        process = NodeProcess(target.module, ['--ros-args', *[a for p in params for a in ('-p', p)]], env, log_dir)
         result['log'] = str(process.log_path)
         result['dds_domain'] = int(env['ROS_DOMAIN_ID'])
         session = None

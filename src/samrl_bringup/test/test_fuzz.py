@@ -16,7 +16,7 @@ from samrl_description.tasks import TASK_NAMES
 SMALL_COUNT = 30                 # per input topic and per service
 TIME_LIMIT_S = 120.0
 STAMP_NS = 1_700_000_000_123_456_789
-SERVICE_NODES = ('sim_bridge', 'model_node')
+SERVICE_NODES = ('sim_bridge', 'model_node', 'model_tracker')
 def _reset_request(seed: int, guid: int = 77, sequence: int = 1):
     """A ResetEpisode request as it goes on the wire, with rmw_cyclonedds' header."""
     service = msgs.get_service('samrl_interfaces/srv/ResetEpisode')
@@ -29,6 +29,10 @@ GOOD_INPUTS = {
     'samrl_interfaces/msg/RGBDFrame': lambda rng, stamp: fuzz._rgbd_frame(stamp, rng),
     'samrl_interfaces/msg/EndEffectorCommand': lambda rng, stamp: fuzz._ee_command((0.001, 0.0, 0.0), stamp),
     'tf2_msgs/msg/TFMessage': fuzz.CaptureRun._dynamic_tf,
+    'samrl_interfaces/msg/ObjectMasks': lambda rng, stamp: fuzz._object_masks(
+        stamp, 'hole_block', (rng.random((48, 64)) > 0.5).astype(np.uint8) * 255),
+    'samrl_interfaces/msg/ModelState': fuzz._model_state,
+    'samrl_interfaces/msg/TaskState': lambda rng, stamp: fuzz._task_state(stamp, int(rng.integers(1000))),
     'ResetEpisode request': lambda rng, stamp: _reset_request(int(rng.integers(1000))),
 }
 

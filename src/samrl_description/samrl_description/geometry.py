@@ -27,6 +27,9 @@ def unit_quaternion(quaternion: ArrayLike) -> np.ndarray:
     if q.shape != (4,) or not np.all(np.isfinite(q)):
         raise ValueError(f'quaternion must be 4 finite numbers [x, y, z, w], got {quaternion!r}')
     norm = np.linalg.norm(q)
+    if not np.isfinite(norm):   # components near the float limit: the sum of squares overflows (a zero quaternion)
+        q = q / np.max(np.abs(q))
+        norm = np.linalg.norm(q)
     if norm < NORM_EPSILON:
         raise ValueError(f'quaternion {quaternion!r} has zero norm')
     return q / norm

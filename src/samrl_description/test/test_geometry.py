@@ -10,6 +10,7 @@ from samrl_description.geometry import (
     quat_to_axis_angle,
     quat_to_matrix,
     rotation_between,
+    unit_quaternion,
 )
 
 
@@ -21,6 +22,14 @@ def test_axis_angle_round_trip(rotvec):
 def test_matrix_quaternion_round_trip():
     q = axis_angle_to_quat([0.4, -1.2, 2.0])
     assert np.allclose(quat_to_matrix(matrix_to_quat(quat_to_matrix(q))), quat_to_matrix(q))
+
+
+def test_a_quaternion_of_huge_components_is_normalised_not_zeroed():
+    """The sum of squares of 1e300 overflows: the quaternion must still come out as its direction."""
+    assert np.allclose(unit_quaternion([1e300, 1e300, 0.0, 0.0]), [2 ** -0.5, 2 ** -0.5, 0.0, 0.0])
+    assert np.allclose(Pose.checked(np.zeros(3), [0.0, 0.0, -1.7e308, 0.0]).quaternion, [0.0, 0.0, -1.0, 0.0])
+    with pytest.raises(ValueError, match='zero norm'):
+        unit_quaternion([0.0, 0.0, 0.0, 0.0])
 
 
 def test_pose_inverse_and_compose():

@@ -27,6 +27,7 @@ from samrl_description.geometry import Pose
 from samrl_description.objects import SceneObjects
 from samrl_description.tasks import GRIPPER_WIDTHS_M, TARGETS, TASK_OBJECTS, Placement, check_task
 from samrl_model.render import Renderer
+from samrl_model.scene_model import MAX_CAMERA_RANGE_M
 from samrl_policy.model_env import PolicyObservation, command_from_action, policy_proprio, render_policy_image
 
 STAGE_CONFIG = 'config.json'      # training.Run's configuration of a stage, with the render size it used
@@ -87,11 +88,16 @@ def _thread_angles(angles) -> tuple[float, ...]:
 
 
 def checked_pose(pose: Pose, what: str) -> Pose:
-    """`pose` if its position is finite and its quaternion a finite non-zero one (normalised); InputError otherwise."""
+    """`pose` if its position is finite and within MAX_CAMERA_RANGE_M of the world origin and its quaternion a
+    finite non-zero one (normalised); InputError otherwise (a scene a million metres wide fails inside Mitsuba)."""
     try:
-        return Pose.checked(pose.position, pose.quaternion)
+        pose = Pose.checked(pose.position, pose.quaternion)
     except ValueError as exc:
         raise InputError(f'{what}: {exc}') from exc
+    if float(np.linalg.norm(pose.position)) > MAX_CAMERA_RANGE_M:
+        raise InputError(f'{what}: position {pose.position.tolist()} is more than {MAX_CAMERA_RANGE_M:g} m from the '
+                         'world origin')
+    return pose
 
 
 def checked_progress(step: int, max_steps: int) -> float:

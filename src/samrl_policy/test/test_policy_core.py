@@ -95,6 +95,20 @@ def test_non_finite_poses_and_progress_are_refused(core):
         checked_progress(3, 0)
 
 
+@pytest.mark.parametrize('distance_m', [1e6, 1e308])
+def test_poses_far_outside_the_cell_are_refused_before_rendering(core, distance_m):
+    """A scene a million metres wide fails inside Mitsuba (found by `samrl fuzz viewpoint_node`)."""
+    state = model_state()
+    state.object_poses[0].position.x = distance_m
+    with pytest.raises(InputError, match='peg pose: .* more than 10 m'):
+        core.act(state, tool_pose(*NOMINAL_TCP[TASK]), default_camera_pose(TASK), 0.0)
+    far = Pose(np.array([0.0, distance_m, 0.5]), np.array([0.0, 0.0, 0.0, 1.0]))
+    with pytest.raises(InputError, match='tool pose: .* more than 10 m'):
+        core.act(model_state(), far, default_camera_pose(TASK), 0.0)
+    with pytest.raises(InputError, match='camera pose: .* more than 10 m'):
+        core.act(model_state(), tool_pose(*NOMINAL_TCP[TASK]), far, 0.0)
+
+
 def test_needle_threading_states_carry_the_thread_angles(tmp_path):
     run_dir = write_run(tmp_path)
     core = PolicyCore('needle_threading', load_policies(run_dir).actor, IMAGE_SIZE)
