@@ -14,7 +14,11 @@ One round, in the order imitation's DAgger trainer has it:
 5. evaluate: the action error on a held-out set (expert rollouts from held-out seeds, labelled
    and rendered the same way, never trained on) and the learner's success rate alone on
    evaluation seeds (one random view per episode; Fixed View: the default view);
-6. checkpoint: checkpoints/actor_round_NNN.pt with its card; the last is also actor.pt.
+6. checkpoint: checkpoints/actor_round_NNN.pt with its card.
+
+After the last round, actor.pt is the round whose learner succeeded most often on the evaluation
+seeds (the later one on a tie): Ross et al. return the best of the rounds' policies on validation,
+and late rounds, trained mostly on the learner's own failures, are not always the best.
 
 Eq. 8 is ||a_hat - a||; we minimise its square (summed over the action's dimensions), averaged
 over samples. A state has K samples, so that mean is (1/K) x the per-state sum over views of
@@ -35,7 +39,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import torch
 
-from samrl_policy.checkpoints import load_actor, save_network
+from samrl_policy.checkpoints import card_path, load_actor, save_network
 from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset, ShardBuilder, load_shard, save_shard
 from samrl_policy.interfaces import ACTION_DIM, Env, Expert, Observation, ViewDistribution
 from samrl_policy.networks import Actor, NetworkConfig, network_config_for
@@ -274,9 +278,26 @@ def train_dagger(run: Run, env: Env, expert: Expert, views: ViewDistribution,
         save_network(run.checkpoint_dir / f'{name}.pt', actor, record)
         finish_fit(run, name)
         run.log('dagger_rounds', round_index, record['metrics'])
+    actor, record = _best_round(run, config.rounds)
     save_network(run.checkpoint_dir / 'actor.pt', actor, record)
     plot_curves(run, DAGGER_PANELS, run.directory / 'dagger_curves.png', 'DAgger (Eq. 8)')
     return actor, record
+
+
+def best_round(records: list[dict]) -> int:
+    """Index of the round with the highest learner success rate; the later round on a tie."""
+    rates = [record['metrics']['success_rate'] for record in records]
+    return max(range(len(rates)), key=lambda index: (rates[index], index))
+
+
+def _best_round(run: Run, rounds: int) -> tuple[Actor, dict]:
+    """The selected round's actor and its record, marked with the selection."""
+    paths = [run.checkpoint_dir / f'actor_round_{index:03d}.pt' for index in range(rounds)]
+    records = [json.loads(card_path(path).read_text()) for path in paths]
+    selected = best_round(records)
+    actor, record = load_actor(paths[selected])
+    return actor, {**record, 'selected_round': selected,
+                   'round_success_rates': [r['metrics']['success_rate'] for r in records]}
 
 
 DAGGER_PANELS = (Panel('dagger_epochs', ('loss',), 'training error ||pi(I) - a||^2', log_scale=True),

@@ -34,6 +34,7 @@ from samrl_policy.dagger import (  # noqa: E402
     ExponentialBetaSchedule,
     LinearBetaSchedule,
     action_errors,
+    best_round,
     beta_schedule,
     train_dagger,
 )
@@ -91,10 +92,10 @@ def test_dagger_reduces_the_action_error_against_the_expert(finished):
     heldout.add(load_shard(directory / 'data' / 'heldout.npz', DEMO_FIELDS))
     torch.manual_seed(0)
     untrained = action_errors(Actor(SMALL_NETWORK), heldout)['l2']
-    assert record['metrics']['heldout_l2'] < ERROR_REDUCTION * untrained, (record['metrics'], untrained)
+    rounds = read_table(directory / 'logs' / 'dagger_rounds.csv')
+    assert rounds[-1]['heldout_l2'] < ERROR_REDUCTION * untrained, (rounds[-1], untrained)
     epochs = read_table(directory / 'logs' / 'dagger_epochs.csv')
     assert epochs[-1]['loss'] < 0.5 * epochs[0]['loss']
-    rounds = read_table(directory / 'logs' / 'dagger_rounds.csv')
     assert [row['beta'] for row in rounds] == [1.0, 0.5, 0.0]
     assert rounds[-1]['heldout_l2'] < rounds[0]['heldout_l2']
 
@@ -109,13 +110,23 @@ def test_a_run_leaves_data_checkpoints_cards_logs_and_curves(finished):
     assert stored == record and torch.equal(loaded.head[0].weight, actor.head[0].weight)
     card = json.loads((directory / 'checkpoints' / 'actor_card.json').read_text())
     assert card['command'] == 'pytest test_dagger' and card['seed'] == CONFIG.seed
-    assert card['data']['rounds'] == CONFIG.rounds and card['data']['samples'] == card['metrics']['samples']
+    assert card['data']['rounds'] == card['selected_round'] + 1
+    assert card['data']['samples'] == card['metrics']['samples']
     assert 0.0 <= card['metrics']['success_rate'] <= 1.0
     assert json.loads((directory / 'config.json').read_text())['views_per_state'] == CONFIG.views_per_state
     steps = [row['step'] for row in read_table(directory / 'logs' / 'dagger_epochs.csv')]
     assert steps == list(range(len(steps))) and len(steps) == card['epochs_total']
     assert list((directory / 'logs' / 'tensorboard').glob('events.out.tfevents.*'))
     assert (directory / 'dagger_curves.png').stat().st_size > 0
+
+
+def test_the_published_actor_is_the_round_that_succeeded_most(finished):
+    directory, actor, record = finished
+    rates = [row['success_rate'] for row in read_table(directory / 'logs' / 'dagger_rounds.csv')]
+    assert record['round_success_rates'] == rates and rates[record['selected_round']] == max(rates)
+    selected, _ = load_actor(directory / 'checkpoints' / f"actor_round_{record['selected_round']:03d}.pt")
+    assert torch.equal(selected.head[0].weight, actor.head[0].weight)
+    assert best_round([{'metrics': {'success_rate': r}} for r in (0.2, 0.6, 0.4, 0.6)]) == 3   # later on a tie
 
 
 def test_each_state_is_labelled_once_and_rendered_from_k_views_the_acting_view_first(finished):
