@@ -32,6 +32,7 @@ from samrl_common import msgs
 from samrl_common.conversions import pose_from_msg
 from samrl_common.images import ImageError, array_to_image, depth_array_m, image_to_array, rgb_array
 from samrl_common.runtime import QOS_FRAMES, QOS_LATCHED, QOS_SENSOR_DATA, Node, run_node, stamp_now
+from samrl_common.stage_times import TOTAL_STAGE, StageTimes
 from samrl_common.tf import TransformBuffer, TransformError
 from samrl_common.tf_ros import TransformListener
 from samrl_description.camera import CameraIntrinsics
@@ -137,6 +138,7 @@ class ModelNode(Node):
         self.create_service('samrl_interfaces/srv/UpdateModel', '/samrl/model/update', self.on_update,
                             max_pending=UPDATES_WAITING + 1)
         self.session = TrackingSession(self.model)
+        self.times = StageTimes('tracking update')
         self.create_service('samrl_interfaces/srv/TrackModel', '/samrl/model/track', self.on_track,
                             max_pending=UPDATES_WAITING + 1)
         self.create_service('samrl_interfaces/srv/RenderModel', '/samrl/model/render', self.on_render)
@@ -273,6 +275,9 @@ class ModelNode(Node):
                                                else f', thread links {error.thread_link_mm:.2f} mm'))
         self.logger.info(f'{what}: {outcome.action}, {outcome.iterations} iterations, {outcome.wall_time_s:.2f} s'
                          + against)
+        # The tracker's stages nest and leave gaps: its wall time is the update's total.
+        if self.times.record({**outcome.stages_s, TOTAL_STAGE: outcome.wall_time_s}):
+            self.logger.info(self.times.line())
         state = self.state_msg()
         self.state_pub.publish(state)
         if self.image_pub.get_subscription_count() or self.mask_pub.get_subscription_count():
@@ -324,6 +329,7 @@ class ModelNode(Node):
 
 
     def destroy(self) -> None:
+        self.logger.info(self.times.table())
         if self.params.track:
             counts, frames = self.matcher.counts, self.frames
             self.logger.info(f'tracked {self.tracked_frames} frames; superseded {counts.superseded + frames.superseded}'

@@ -185,6 +185,8 @@ def test_track_service_keeps_the_state_between_calls_and_refuses_bad_requests(tr
         answers = [future.result(timeout=UPDATE_TIMEOUT_S) for future in futures]
         assert any(a.success for a in answers) and any(a.message.startswith('busy') for a in answers)
         assert node_process.alive()
+        node_process.stop()                                 # SIGINT, as `samrl launch` stops it
+        assert 'stage times per tracking update over' in node_process.output(), node_process.output()[-3000:]
     finally:
         node.destroy()
         node_process.stop()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from samrl_common import msgs
 from samrl_common.runtime import QOS_LATCHED, Node, run_node
+from samrl_common.stage_times import StageTimes
 from samrl_common.tf import TransformBuffer, TransformError
 from samrl_common.tf_ros import TransformListener
 from samrl_description.names import OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
@@ -44,6 +45,7 @@ class PolicyNode(Node):
         run_dir = self.params.run_dir.format(task=self.params.task)
         actor = networks_of(run_dir).actor
         self.core = PolicyCore(self.params.task, actor, image_size_of(run_dir, actor))
+        self.times = StageTimes('control step')
         self.model_state = None
         self.tick = None                   # the newest /samrl/task_state not acted on yet
         self.tf = TransformListener(self, TransformBuffer())
@@ -76,6 +78,12 @@ class PolicyNode(Node):
         self.command_pub.publish(command_msg(command, tick.header.stamp))
         stages = ', '.join(f'{stage} {seconds * 1e3:.0f} ms' for stage, seconds in command.timings_s.items())
         self.logger.info(f'episode {tick.episode} step {tick.step}: {stages}')
+        if self.times.record(command.timings_s):
+            self.logger.info(self.times.line())
+
+    def destroy(self) -> None:
+        self.logger.info(self.times.table())
+        super().destroy()
 
 
 def networks_of(run_dir: str):

@@ -135,7 +135,8 @@ def test_the_nodes_turn_the_worlds_ticks_and_ms_state_into_commands_and_view_ste
     (tmp_path / 'run').mkdir()
     run_dir = write_run(tmp_path / 'run')
     with node_graph(tmp_path, 'policy_test') as (start, node, _):
-        start('samrl_sim.bridge_node', f'task:={TASK}', 'camera_rate_hz:=1.0', 'image_width:=32', 'image_height:=32')
+        bridge = start('samrl_sim.bridge_node', f'task:={TASK}', 'camera_rate_hz:=1.0', 'image_width:=32',
+                       'image_height:=32')
         policy = start('samrl_policy.policy_node', f'task:={TASK}', f'run_dir:={run_dir}')
         viewpoint = start('samrl_viewpoint.viewpoint_node', f'task:={TASK}', f'run_dir:={run_dir}', 'rate:=2.0')
         state_pub = node.create_publisher('samrl_interfaces/msg/ModelState', '/samrl/model/state', QOS_LATCHED)
@@ -152,3 +153,8 @@ def test_the_nodes_turn_the_worlds_ticks_and_ms_state_into_commands_and_view_ste
             assert np.all(np.abs([r.x, r.y, r.z]) <= MAX_ROTATION_PER_STEP_RAD + 1e-9)
         assert all(goal.header.frame_id == 'world' for goal in goals)
         assert 'render' in policy.output() and policy.alive() and viewpoint.alive()
+        # Stopped as `samrl launch` stops them (SIGINT), each logs its summary on the way out.
+        for process, summary in ((policy, 'stage times per control step over'),
+                                 (viewpoint, 'stage times per view step over'), (bridge, 'command latency over')):
+            process.stop()
+            assert summary in process.output(), process.output()[-3000:]

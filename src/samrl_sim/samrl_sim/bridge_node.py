@@ -70,7 +70,7 @@ class SimBridge(Node):
         self.command: EeDeltaCommand | None = None
         self.episodes = EpisodeBook(p.seed, p.episodes)
         self.images_published = 0
-        self.rejected, self.stale_commands = 0, 0
+        self.rejected = 0
         self._make_interfaces()
         self._start_episode(p.seed)
         self.tf_static.send(self._tf_messages(static=True, stamp=stamp_now()))
@@ -121,16 +121,14 @@ class SimBridge(Node):
         self.logger.info(f'episode {state.episode} (seed {book.seed}): {outcome} after {state.step} steps, '
                          f'return {book.episode_return:.2f}')
         if stop:
-            self.logger.info(book.summary())
-            self.shutdown()
+            self.shutdown()         # destroy() logs the closing summary
             return
         self._start_episode(book.next_seed())
 
     # -- commands --------------------------------------------------------------------------------
     def on_command(self, message) -> None:
         # A command computed from an observation of an earlier episode must not act on this one.
-        if self.episodes.is_stale(stamp_to_s(message.header.stamp)):
-            self.stale_commands += 1
+        if not self.episodes.accept_command(stamp_to_s(message.header.stamp), time.time()):
             return
         self.command = conv.command_from_msg(message)
 
@@ -200,6 +198,8 @@ class SimBridge(Node):
                 for e in self.world.transforms() if e.static == static]
 
     def destroy(self) -> None:
+        # Here rather than at the episode limit so that a graph stopped by Ctrl-C also gets the summary.
+        self.logger.info(self.episodes.summary())
         self.logger.info(f'published {self.images_published} camera images')
         super().destroy()
         self.world.close()

@@ -4,9 +4,16 @@ Kept apart from bridge_node so that its rules can be tested without a World or m
 episode uses the previous one's seed + 1 (episode i: seed + i, unless a reset request named a
 seed), an episode ends on success or truncation, and the graph stops after `episodes` of them.
 Times are passed in, never read here.
+
+It also measures how long the graph takes to answer the world: a command carries the stamp of the
+TaskState (tick) it answers, and its latency is its arrival minus that stamp. Both are read on the
+bridge's wall clock (the bridge stamps TaskState with stamp_now(), time.time_ns), so the difference
+holds even when the controller runs on a machine whose clock differs.
 """
 
 from __future__ import annotations
+
+from samrl_common.stage_times import Durations
 
 MAX_SEED = 2 ** 32 - 1      # seeds are 0..MAX_SEED (numpy's legacy range); the episode after MAX_SEED uses 0
 
@@ -35,6 +42,8 @@ class EpisodeBook:
         self.limit = limit
         self.seed, self.start_s, self.episode_return = first_seed, float('-inf'), 0.0
         self.finished, self.successes = 0, 0
+        self.command_latency = Durations()    # of the commands accepted (s)
+        self.stale_commands = 0
 
     def start(self, seed: int, now_s: float) -> None:
         """Begin an episode with `seed` at wall time `now_s` (seconds): its return starts at 0."""
@@ -61,6 +70,16 @@ class EpisodeBook:
         """Whether a command stamped `stamp_s` was computed before this episode began (and must not act on it)."""
         return stamp_s < self.start_s
 
+    def accept_command(self, stamp_s: float, arrival_s: float) -> bool:
+        """Whether a command answering the tick stamped `stamp_s` (wall time, s), arriving at `arrival_s`,
+        may act on this episode; a stale one is counted, an accepted one's latency recorded."""
+        if self.is_stale(stamp_s):
+            self.stale_commands += 1
+            return False
+        # The wall clock may step back (NTP) between the two readings: such a latency counts as 0.
+        self.command_latency.add(max(0.0, arrival_s - stamp_s))
+        return True
+
     def finish(self, success: bool) -> bool:
         """Count the current episode's outcome; True when the graph should now stop."""
         self.finished += 1
@@ -72,6 +91,13 @@ class EpisodeBook:
         return self.successes / self.finished if self.finished else 0.0
 
     def summary(self) -> str:
-        """The closing log line when the graph stops after `limit` episodes."""
+        """The closing log line of the bridge (after `limit` episodes, or when the graph is stopped)."""
         return (f'{self.finished} episodes done: {self.successes} successes, success rate '
-                f'{self.success_rate():.2f}')
+                f'{self.success_rate():.2f}; {self.latency_summary()}')
+
+    def latency_summary(self) -> str:
+        """'command latency over 412 commands: mean 48.2 ms, p95 95.1 ms, max 130.4 ms; 3 stale dropped'."""
+        latency = self.command_latency.spread()
+        text = (f'command latency over {latency.count} commands: {latency.text_ms()}' if latency.count
+                else 'no command arrived')
+        return f'{text}; {self.stale_commands} stale dropped'

@@ -50,7 +50,7 @@ def test_the_graph_stops_after_the_episode_limit_with_its_tally():
     book.start(FIRST_SEED, T0_S)
     assert _run_episodes(book, [True, False, True, True]) == [7, 8, 9]
     assert (book.finished, book.successes) == (3, 2)
-    assert book.summary() == '3 episodes done: 2 successes, success rate 0.67'
+    assert book.summary() == '3 episodes done: 2 successes, success rate 0.67; no command arrived; 0 stale dropped'
 
 
 def test_without_a_limit_the_graph_never_stops():
@@ -94,6 +94,46 @@ def test_commands_stamped_before_the_episode_began_are_stale():
     assert not book.is_stale(T0_S) and not book.is_stale(T0_S + 5.0)
     book.start(book.next_seed(), T0_S + 10.0)
     assert book.is_stale(T0_S + 5.0)                       # computed during the previous episode
+
+
+def test_an_accepted_commands_latency_is_its_arrival_after_the_tick_it_answers():
+    book = EpisodeBook(FIRST_SEED)
+    book.start(FIRST_SEED, T0_S)
+    for i, latency_ms in enumerate((40, 60, 200)):
+        tick_s = T0_S + 0.1 * i                            # the TaskState stamp the command carries
+        assert book.accept_command(tick_s, tick_s + latency_ms * 1e-3)
+    spread = book.command_latency.spread()
+    assert spread.count == 3
+    assert spread.mean_s == pytest.approx(0.1) and spread.max_s == pytest.approx(0.2)
+    assert spread.p95_s == pytest.approx(0.186)           # between 60 and 200 ms, 90 % of the way
+
+
+def test_a_stale_command_is_dropped_counted_and_not_timed():
+    book = EpisodeBook(FIRST_SEED)
+    book.start(FIRST_SEED, T0_S)
+    book.start(book.next_seed(), T0_S + 10.0)
+    assert not book.accept_command(T0_S + 9.9, T0_S + 10.05)   # answers the previous episode's last tick
+    assert (book.stale_commands, len(book.command_latency)) == (1, 0)
+
+
+def test_a_wall_clock_stepping_back_counts_as_no_latency():
+    book = EpisodeBook(FIRST_SEED)
+    book.start(FIRST_SEED, T0_S)
+    assert book.accept_command(T0_S + 1.0, T0_S + 0.5)
+    assert book.command_latency.spread().max_s == 0.0
+
+
+def test_the_closing_summary_gives_the_success_rate_and_the_command_latency():
+    book = EpisodeBook(FIRST_SEED, limit=2)
+    book.start(FIRST_SEED, T0_S)
+    for latency_ms in (40, 60):
+        book.accept_command(T0_S, T0_S + latency_ms * 1e-3)
+    book.accept_command(T0_S - 1.0, T0_S)                  # stale
+    book.finish(True)
+    book.start(book.next_seed(), T0_S + 1.0)
+    book.finish(False)
+    assert book.summary() == ('2 episodes done: 1 successes, success rate 0.50; command latency over 2 commands: '
+                              'mean 50.0 ms, p95 59.0 ms, max 60.0 ms; 1 stale dropped')
 
 
 def test_seeds_stay_in_range_and_out_of_range_resets_are_refused():

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from samrl_common import msgs
 from samrl_common.conversions import pose_msg
 from samrl_common.runtime import QOS_LATCHED, Node, run_node, stamp_now
+from samrl_common.stage_times import StageTimes
 from samrl_common.tf import TransformBuffer, TransformError
 from samrl_common.tf_ros import TransformListener
 from samrl_description.names import OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
@@ -54,6 +55,7 @@ class ViewpointNode(Node):
         self.core: ViewpointCore | None = None     # made on the first tick, from the camera's pose if known
         self.model_state = None
         self.episode = None                        # the newest /samrl/task_state
+        self.times = StageTimes('view step')
         self.tf = TransformListener(self, TransformBuffer())
         self.goal_pub = self.create_publisher('geometry_msgs/msg/PoseStamped', CAMERA_GOAL_TOPIC)
         self.create_subscription('samrl_interfaces/msg/ModelState', '/samrl/model/state', self.on_model_state,
@@ -84,6 +86,12 @@ class ViewpointNode(Node):
                          f'{result.q_after:.3f}; {stages}')
         if result.accepted:
             self.goal_pub.publish(goal_msg(core.goal()))
+        if self.times.record(result.timings_s):
+            self.logger.info(self.times.line())
+
+    def destroy(self) -> None:
+        self.logger.info(self.times.table())
+        super().destroy()
 
     def _start(self) -> ViewpointCore:
         try:
