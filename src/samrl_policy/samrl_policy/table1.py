@@ -59,13 +59,14 @@ def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed:
     camera = ActiveCamera(views, params)
     q_of_view = sensing_q(env.observe, policies.actor, policies.q_network, views)
     seconds = {'view step': 0.0, 'render': 0.0, 'actor': 0.0, 'physics': 0.0}
-    accepted = steps = 0
+    accepted = failed = steps = 0
     outcome = None
     for steps in range(1, env.max_episode_steps + 1):
         if condition == 'ours':       # Alg. 1 lines 5-13: move the camera up dQ/dP, then act from there
             result = camera.step(q_of_view)
             seconds['view step'] += result.timings_s['total']
             accepted += result.accepted
+            failed += bool(result.failure)
         clock = time.perf_counter()
         observation = env.observe(camera.pose())
         seconds['render'] += time.perf_counter() - clock
@@ -79,7 +80,7 @@ def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed:
         if outcome.done:
             break
     return {'condition': condition, 'seed': seed, 'success': bool(outcome.success), 'steps': steps,
-            'view_steps_accepted': accepted, 'seconds': seconds}
+            'view_steps_accepted': accepted, 'view_steps_failed': failed, 'seconds': seconds}
 
 
 def wilson_interval(successes: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:

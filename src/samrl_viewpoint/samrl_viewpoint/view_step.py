@@ -53,6 +53,7 @@ class ViewStepResult:
     accepted: bool
     gradient: torch.Tensor
     timings_s: dict[str, float] = field(default_factory=dict)    # 'start', 'gradient', 'step', 'evaluate'
+    failure: str = ''           # why no step was proposed (the renderer's gradient failed), else ''
 
 
 def bounded_step(gradient: torch.Tensor, step_size: float | torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
@@ -78,7 +79,11 @@ def view_step(q_of_view: Callable[[torch.Tensor], torch.Tensor], params: torch.T
     clock = time.perf_counter()
     leaf = start.clone().requires_grad_(True)
     q_before = q_of_view(leaf)
-    gradient, = torch.autograd.grad(q_before, leaf)
+    try:
+        gradient, = torch.autograd.grad(q_before, leaf)
+    except RuntimeError as exc:     # e.g. Mitsuba's silhouette sampling finds no edge in some views
+        timings['gradient'] = time.perf_counter() - clock
+        return _no_step(start, float(q_before.detach()), timings, f'dQ/dP failed: {exc}')
     timings['gradient'] = time.perf_counter() - clock
 
     # 3. P' = P + lambda dQ/dP (Eq. 10), no longer than the camera arm moves in one step, projected
@@ -96,3 +101,8 @@ def view_step(q_of_view: Callable[[torch.Tensor], torch.Tensor], params: torch.T
     accepted = q_after >= q_before
     return ViewStepResult(proposed if accepted else start, proposed, q_before, q_after, accepted, gradient.detach(),
                           timings)
+
+
+def _no_step(start: torch.Tensor, q: float, timings: dict[str, float], failure: str) -> ViewStepResult:
+    """The camera stays where it is: no gradient, so no proposal."""
+    return ViewStepResult(start, start, q, q, False, torch.zeros_like(start), timings, failure)

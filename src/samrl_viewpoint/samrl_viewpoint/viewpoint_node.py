@@ -82,6 +82,8 @@ class ViewpointNode(Node):
             self.logger.warn_throttled(type(exc).__name__, f'view step skipped: {exc}', SKIP_LOG_PERIOD_S)
             return
         stages = ', '.join(f'{stage} {seconds * 1e3:.0f} ms' for stage, seconds in result.timings_s.items())
+        if result.failure:
+            self.logger.warn_throttled('view step', f'camera kept: {result.failure}', SKIP_LOG_PERIOD_S)
         self.logger.info(f'view step {"accepted" if result.accepted else "refused"}: Q {result.q_before:.3f} -> '
                          f'{result.q_after:.3f}; {stages}')
         if result.accepted:

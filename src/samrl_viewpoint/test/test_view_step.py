@@ -93,3 +93,24 @@ def test_a_nan_gradient_leaves_the_camera_where_it_is(view_spaces):
     start = default_view_params('spatula_flipping')
     result = view_step(lambda params: params.sum() * float('nan'), start, views)
     assert not result.accepted and torch.equal(result.params, start) and views.is_reachable(result.proposed)
+
+
+class _FailingBackward(torch.autograd.Function):
+    """Q whose backward raises as Mitsuba's does when a view has no silhouette edge to sample."""
+
+    @staticmethod
+    def forward(ctx, params):
+        return params.sum()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError('[distr_1d.h:221] DiscreteDistribution: empty distribution!')
+
+
+def test_a_renderer_that_fails_to_differentiate_leaves_the_camera_where_it_is(view_spaces):
+    views = view_spaces['needle_threading']
+    start = default_view_params('needle_threading')
+    result = view_step(_FailingBackward.apply, start, views)
+    assert not result.accepted and torch.equal(result.params, start) and torch.equal(result.proposed, start)
+    assert 'empty distribution' in result.failure and set(result.timings_s) == {'start', 'gradient'}
+    assert view_step(lambda params: params.sum(), start, views).failure == ''
