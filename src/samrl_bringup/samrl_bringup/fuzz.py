@@ -1037,6 +1037,7 @@ STATE_JITTER_M = 0.005             # good model states move the objects by up to
 def _write_tiny_run(run_dir: Path) -> None:
     """A Learn@Sim run directory as load_policies reads it (actor, fixed actor, Q), seeded, untrained."""
     import torch
+
     from samrl_policy.checkpoints import save_network
     from samrl_policy.model_env import PROPRIO_SIZE
     from samrl_policy.networks import Actor, NetworkConfig, QNetwork
