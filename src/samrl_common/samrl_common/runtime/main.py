@@ -16,6 +16,9 @@ def run_node(build: Callable[[list[str] | None], object], argv: list[str] | None
 
     A bad parameter stops start-up with a message naming it and exit code 2.
     """
+    # A process started in the background (nohup, CI) inherits SIGINT ignored; Ctrl-C and the
+    # launcher's SIGINT must still end the node through destroy(), which logs its summary.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         node = build(argv)
     except (ParameterError, ValueError) as exc:
