@@ -9,22 +9,29 @@ import time
 import pytest
 
 NODE_SCRIPT = textwrap.dedent('''
-    import sys, time
+    import sys, threading
     from samrl_common.runtime.main import run_node
 
     class SleepyNode:
+        def __init__(self):
+            self.stopped = threading.Event()
+
         def spin(self):
             print('spinning', flush=True)
-            while True:
-                time.sleep(0.05)
+            while not self.stopped.wait(0.05):
+                pass
 
         def shutdown(self):
-            pass
+            self.stopped.set()
 
         def destroy(self):
             print('destroyed', flush=True)
 
-    sys.exit(run_node(lambda argv: SleepyNode()))
+    class StubbornNode(SleepyNode):
+        def shutdown(self):
+            print('asked to stop', flush=True)
+
+    sys.exit(run_node(lambda argv: {'sleepy': SleepyNode, 'stubborn': StubbornNode}[sys.argv[1]]()))
 ''')
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -36,14 +43,27 @@ def ignore_sigint():
 
 @pytest.mark.timeout(2 * (START_TIMEOUT_S + STOP_TIMEOUT_S))
 def test_sigint_ends_a_node_through_destroy_even_when_its_parent_ignored_sigint():
-    process = subprocess.Popen([sys.executable, '-c', NODE_SCRIPT], stdout=subprocess.PIPE, text=True,
+    out, returncode = interrupt('sleepy', times=1)
+    assert 'destroyed' in out and returncode == 0
+
+
+@pytest.mark.timeout(2 * (START_TIMEOUT_S + STOP_TIMEOUT_S))
+def test_a_second_sigint_stops_a_node_that_did_not_stop_on_the_first():
+    out, returncode = interrupt('stubborn', times=2)
+    assert 'asked to stop' in out and 'destroyed' in out and returncode == 0
+
+
+def interrupt(kind: str, times: int) -> tuple[str, int]:
+    """Start a node of `kind` as the graphs do (SIGINT ignored by its parent), SIGINT it `times` times."""
+    process = subprocess.Popen([sys.executable, '-c', NODE_SCRIPT, kind], stdout=subprocess.PIPE, text=True,
                                preexec_fn=ignore_sigint)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         assert process.stdout.readline().strip() == 'spinning' and time.monotonic() < deadline
-        process.send_signal(signal.SIGINT)
+        for _ in range(times):
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.5)
         out, _ = process.communicate(timeout=STOP_TIMEOUT_S)
     finally:
         process.kill()
-    assert 'destroyed' in out
-    assert process.returncode == 0
+    return out, process.returncode

@@ -17,7 +17,7 @@ def run_node(build: Callable[[list[str] | None], object], argv: list[str] | None
     A bad parameter stops start-up with a message naming it and exit code 2.
     """
     # A process started in the background (nohup, CI) inherits SIGINT ignored; Ctrl-C and the
-    # launcher's SIGINT must still end the node through destroy(), which logs its summary.
+    # launcher's SIGINT must still end it. During start-up Ctrl-C interrupts at once.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         node = build(argv)
@@ -25,6 +25,7 @@ def run_node(build: Callable[[list[str] | None], object], argv: list[str] | None
         print(f'[FATAL] start-up failed: {exc}', file=sys.stderr, flush=True)
         return EXIT_BAD_PARAMETERS
     signal.signal(signal.SIGTERM, lambda *_: node.shutdown())
+    signal.signal(signal.SIGINT, stop_handler(node))
     try:
         node.spin()
     except KeyboardInterrupt:
@@ -32,3 +33,16 @@ def run_node(build: Callable[[list[str] | None], object], argv: list[str] | None
     finally:
         node.destroy()
     return getattr(node, 'exit_code', 0)
+
+
+def stop_handler(node) -> Callable[[int, object], None]:
+    """SIGINT while spinning: the first asks the node to stop after the callback it is in (so a render
+    or a network is never interrupted halfway, inside Dr.Jit or torch), a second stops it at once."""
+    received = []
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(True)
+        node.shutdown()
+    return on_sigint
