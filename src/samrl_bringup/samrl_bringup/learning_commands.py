@@ -5,7 +5,6 @@ Heavy imports (torch, nimble, Mitsuba) happen inside the commands, so `samrl --h
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -84,16 +83,13 @@ def cmd_learn_at_sim(args) -> int:
 
 def cmd_table1(args, tasks: tuple[str, ...], write_json) -> int:
     from samrl_policy.learn_at_sim import load_policies
-    from samrl_policy.model_env import ModelEnv
-    from samrl_policy.table1 import evaluate_task, format_summary, plot_table1, summarise
-    from samrl_viewpoint.views import ViewSpace
+    from samrl_policy.table1 import evaluate_task_isolated, format_summary, plot_table1, summarise
     summaries = []
     for task in tasks:
         run_dir = Path(args.runs.format(task=task))
-        policies = load_policies(run_dir)
-        env = ModelEnv(task, image_size=_image_size(run_dir))
-        records = evaluate_task(env, ViewSpace(task), policies, args.episodes, args.seed,
-                                run_dir / f'table1_seed{args.seed}.jsonl')
+        load_policies(run_dir)                   # a missing network is named here, before any worker starts
+        records = evaluate_task_isolated(task, run_dir, args.episodes, args.seed,
+                                         run_dir / f'table1_seed{args.seed}.jsonl')
         summaries.append(summarise(records, task))
         print(format_summary(summaries[-1]))
     plot_table1(summaries, Path(args.png))
@@ -102,22 +98,17 @@ def cmd_table1(args, tasks: tuple[str, ...], write_json) -> int:
     return 0
 
 
-def _image_size(run_dir: Path) -> tuple[int, int]:
-    config = json.loads((run_dir / 'actor' / 'config.json').read_text())
-    return tuple(config['image_size'])
-
-
 def cmd_heatmap(args) -> int:
     import torch
 
-    from samrl_policy.learn_at_sim import load_policies
+    from samrl_policy.learn_at_sim import load_policies, run_image_size
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.active_view import sensing_q
     from samrl_viewpoint.heatmap import q_heatmap
     from samrl_viewpoint.views import ViewSpace
     run_dir = Path(args.run_dir or DEFAULT_RUN_DIR.format(task=args.task))
     policies = load_policies(run_dir)
-    env, views = ModelEnv(args.task, image_size=_image_size(run_dir), seed=args.seed), ViewSpace(args.task)
+    env, views = ModelEnv(args.task, image_size=run_image_size(run_dir), seed=args.seed), ViewSpace(args.task)
     default = views.default()
     for _ in range(args.steps):             # advance the state with the actor acting from the default view
         with torch.no_grad():

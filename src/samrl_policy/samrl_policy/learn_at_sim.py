@@ -13,6 +13,7 @@ goes on after the last finished round or epoch. The final networks are copied to
 """
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -97,3 +98,9 @@ def load_policies(run_dir: Path):
     fixed, _ = load_actor(run_dir / FINAL_FILES['fixed_actor'])
     q_network, _ = load_q(run_dir / FINAL_FILES['q'])
     return Policies(actor.eval(), q_network.eval(), fixed.eval())
+
+
+def run_image_size(run_dir: Path) -> tuple[int, int]:
+    """(height, width) of the renders a run's networks were trained on."""
+    config = json.loads((Path(run_dir) / 'actor' / 'config.json').read_text())
+    return tuple(config['image_size'])

@@ -9,10 +9,19 @@ The three conditions run on the same seeded episodes (seeds from training.episod
 a block never used in training), so McNemar's test compares them pair by pair. Each cell has its
 Wilson 95 % interval. Episode records are appended to a JSON-lines file as they finish, so an
 interrupted evaluation goes on where it stopped.
+
+The episodes run in a worker process (`python -m samrl_policy.table1`): nimble's LCP solver can
+abort the whole process on a degenerate contact (ODE's assertion "alphanew != 0" in
+_dLDLTAddTL, first met on a peg-insertion episode). Such an episode is recorded as a failure
+marked `aborted`, and a new worker goes on with the next one.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +44,8 @@ PAPER_TABLE1 = {'peg_insertion': (0.82, 0.64, 0.71), 'spatula_flipping': (0.65, 
 WILSON_Z = 1.959964          # 95 % two-sided
 SIGNIFICANCE = 0.05
 START_VIEW_STREAM = 7        # rng stream of the start views (the same for both multi-view conditions)
+# A worker killed by one of these crashed inside a native library; the episode it ran is a failure.
+CRASH_SIGNALS = (signal.SIGABRT, signal.SIGSEGV, signal.SIGFPE, signal.SIGBUS)
 
 
 @dataclass(frozen=True)
@@ -116,20 +127,67 @@ def read_records(path: Path) -> list[dict]:
 
 def evaluate_task(env, views: ViewSpace, policies: Policies, episodes: int, run_seed: int, records_path: Path,
                   progress: bool = True) -> list[dict]:
-    """Every condition on `episodes` paired episodes, going on after the records already written."""
-    done = {(r['condition'], r['seed']) for r in read_records(records_path)}
-    seeds = [episode_seed('table1', run_seed, index) for index in range(episodes)]
-    jobs = [(seed, condition) for seed in seeds for condition in CONDITIONS if (condition, seed) not in done]
+    """Every condition on `episodes` paired episodes, going on after the records already written.
+    Before each episode its (condition, seed) is written to running_path(records_path)."""
+    jobs = pending_jobs(episodes, run_seed, records_path)
     if progress:
         from tqdm import tqdm
         jobs = tqdm(jobs, desc=f"Table I {env.task_name}", unit='episode')
     records_path.parent.mkdir(parents=True, exist_ok=True)
     for seed, condition in jobs:
-        record = run_episode(env, views, policies, condition, seed)
-        with records_path.open('a') as out:
-            out.write(json.dumps(record) + '\n')
-    wanted = set(seeds)
+        running_path(records_path).write_text(json.dumps([condition, seed]))
+        _append(records_path, run_episode(env, views, policies, condition, seed))
+    running_path(records_path).unlink(missing_ok=True)
+    return task_records(episodes, run_seed, records_path)
+
+
+def evaluate_task_isolated(task: str, run_dir: Path, episodes: int, run_seed: int, records_path: Path,
+                           progress: bool = True) -> list[dict]:
+    """evaluate_task in worker processes: a worker that crashes (CRASH_SIGNALS) leaves the episode
+    it was running recorded as an aborted failure, and a new worker goes on after it."""
+    while pending_jobs(episodes, run_seed, records_path):
+        running_path(records_path).unlink(missing_ok=True)
+        command = [sys.executable, '-m', 'samrl_policy.table1', task, str(run_dir), str(episodes), str(run_seed),
+                   str(records_path), *([] if progress else ['--quiet'])]
+        code = subprocess.call(command)
+        if code == 0:
+            continue
+        if -code not in CRASH_SIGNALS or not running_path(records_path).exists():
+            raise RuntimeError(f'the Table I worker for {task} exited with code {code}')
+        condition, seed = json.loads(running_path(records_path).read_text())
+        print(f'Table I {task}: {condition} seed {seed} crashed the worker ({signal.Signals(-code).name}); '
+              'recorded as a failure', file=sys.stderr, flush=True)
+        _append(records_path, aborted_record(condition, seed, signal.Signals(-code).name))
+    return task_records(episodes, run_seed, records_path)
+
+
+def pending_jobs(episodes: int, run_seed: int, records_path: Path) -> list[tuple[int, str]]:
+    """(seed, condition) of every episode not recorded yet, in the order they run."""
+    done = {(r['condition'], r['seed']) for r in read_records(records_path)}
+    seeds = [episode_seed('table1', run_seed, index) for index in range(episodes)]
+    return [(seed, condition) for seed in seeds for condition in CONDITIONS if (condition, seed) not in done]
+
+
+def task_records(episodes: int, run_seed: int, records_path: Path) -> list[dict]:
+    wanted = {episode_seed('table1', run_seed, index) for index in range(episodes)}
     return [r for r in read_records(records_path) if r['seed'] in wanted]
+
+
+def running_path(records_path: Path) -> Path:
+    """Where a worker names the episode it is running (what a crash leaves behind)."""
+    return records_path.with_suffix('.running')
+
+
+def aborted_record(condition: str, seed: int, reason: str) -> dict:
+    """A failed episode that ended the process running it (no steps or times were kept)."""
+    return {'condition': condition, 'seed': seed, 'success': False, 'steps': 0, 'view_steps_accepted': 0,
+            'view_steps_failed': 0, 'aborted': reason,
+            'seconds': {'view step': 0.0, 'render': 0.0, 'actor': 0.0, 'physics': 0.0}}
+
+
+def _append(records_path: Path, record: dict) -> None:
+    with records_path.open('a') as out:
+        out.write(json.dumps(record) + '\n')
 
 
 def summarise(records: list[dict], task: str) -> dict:
@@ -148,6 +206,7 @@ def summarise(records: list[dict], task: str) -> dict:
         summary['conditions'][condition] = {
             'success_rate': successes / len(seeds) if seeds else float('nan'),
             'wilson95': wilson_interval(successes, len(seeds)), 'successes': successes,
+            'aborted': sum('aborted' in r for r in rows),
             'seconds_per_step': stages, 'mean_steps': steps / max(1, len(rows))}
     for other in CONDITIONS[1:]:
         summary['conditions'][other]['mcnemar_p_vs_ours'] = mcnemar_p(outcomes['ours'], outcomes[other])
@@ -188,3 +247,25 @@ def plot_table1(summaries: list[dict], png_path: Path) -> None:
     png_path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png_path)
     plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The worker of evaluate_task_isolated: one task's pending episodes, in this process."""
+    from samrl_policy.learn_at_sim import load_policies, run_image_size
+    from samrl_policy.model_env import ModelEnv
+    parser = argparse.ArgumentParser(prog='python -m samrl_policy.table1', description=main.__doc__)
+    parser.add_argument('task')
+    parser.add_argument('run_dir', type=Path)
+    parser.add_argument('episodes', type=int)
+    parser.add_argument('run_seed', type=int)
+    parser.add_argument('records', type=Path)
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    args = parser.parse_args(argv)
+    env = ModelEnv(args.task, image_size=run_image_size(args.run_dir))
+    evaluate_task(env, ViewSpace(args.task), load_policies(args.run_dir), args.episodes, args.run_seed,
+                  args.records, progress=not args.quiet)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -35,3 +35,41 @@ def test_summary_pairs_episodes_and_skips_unfinished_seeds(tmp_path):
     path = tmp_path / 'episodes.jsonl'
     path.write_text('{"condition": "ours", "seed": 1}\n{"torn')        # a stop mid-write
     assert read_records(path) == [{'condition': 'ours', 'seed': 1}]
+
+
+def test_a_worker_crash_records_its_episode_as_an_aborted_failure_and_a_new_worker_goes_on(tmp_path, monkeypatch):
+    import json
+    import signal
+
+    from samrl_policy import table1
+    records = tmp_path / 'table1.jsonl'
+    workers = []
+
+    def worker(command):            # stands in for `python -m samrl_policy.table1`: the first one aborts
+        workers.append(command)
+        for seed, condition in table1.pending_jobs(2, 0, records):
+            table1.running_path(records).write_text(json.dumps([condition, seed]))
+            if len(workers) == 1 and condition == 'no_pose_optimisation':
+                return -signal.SIGABRT
+            success = {key: value for key, value in table1.aborted_record(condition, seed, '').items()
+                       if key != 'aborted'}
+            table1._append(records, {**success, 'success': True, 'steps': 3})
+        return 0
+
+    monkeypatch.setattr(table1.subprocess, 'call', worker)
+    rows = table1.evaluate_task_isolated('peg_insertion', tmp_path, 2, 0, records, progress=False)
+    assert len(workers) == 2 and len(rows) == 6
+    aborted = [r for r in rows if not r['success']]
+    assert len(aborted) == 1 and aborted[0]['condition'] == 'no_pose_optimisation'
+    assert aborted[0]['aborted'] == 'SIGABRT'
+    summary = table1.summarise(rows, 'peg_insertion')
+    assert summary['conditions']['no_pose_optimisation']['aborted'] == 1
+
+
+def test_a_worker_that_fails_otherwise_stops_the_evaluation(tmp_path, monkeypatch):
+    import pytest
+
+    from samrl_policy import table1
+    monkeypatch.setattr(table1.subprocess, 'call', lambda command: 2)
+    with pytest.raises(RuntimeError, match='exited with code 2'):
+        table1.evaluate_task_isolated('peg_insertion', tmp_path, 1, 0, tmp_path / 'r.jsonl', progress=False)
