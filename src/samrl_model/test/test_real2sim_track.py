@@ -4,12 +4,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from samrl_description.camera import CameraIntrinsics
 from samrl_description.geometry import Pose, look_at
-from samrl_description.tasks import nominal_scene, tool_pose
+from samrl_description.tasks import grasp_pose, nominal_scene, tool_pose
 from samrl_model.real2sim.bench import errors
-from samrl_model.real2sim.track import RobotState, TrackConfig, Tracker
+from samrl_model.real2sim.track import RobotState, TrackConfig, Tracker, blade_edge
 from samrl_model.real2sim.window import Window, binning_for, crop, window_around
 from samrl_model.render import Renderer, objects_from_placements
 from samrl_model.robot import HAND_PART_NAMES, hand_objects
@@ -123,3 +124,48 @@ def _quat(rotvec):
 def _rotvec(quaternion):
     from samrl_description.geometry import quat_to_axis_angle
     return np.asarray(quat_to_axis_angle(quaternion), dtype=float)
+
+
+def _spatula_tracker(turn_deg: float):
+    """A tracker of spatula flipping with the pancake on the blade by its free edge, and the robot
+    after its tool turned by `turn_deg` about the blade's edge direction."""
+    tracker = Tracker('spatula_flipping')
+    objects = {name: p for name, p in objects_from_placements(nominal_scene('spatula_flipping')).items()
+               if name not in HAND_PART_NAMES}
+    blade = Pose(objects['spatula'].translation.numpy(), _quat(objects['spatula'].rotation.numpy()))
+    tcp = blade.compose(grasp_pose('spatula_flipping').inverse())
+    tracker.objects, tracker.robot = objects, RobotState(tcp, 0.01)
+    edge, direction = blade_edge('spatula')
+    pivot, axis = blade.apply(edge), blade.rotation @ direction
+    on_blade = blade.apply(edge - np.array([0.04, 0.0, -0.006]))                  # 4 cm in from the edge
+    tracker.objects['pancake'] = replace(objects['pancake'], translation=torch.as_tensor(on_blade))
+    turned = Pose(np.zeros(3), _quat(np.radians(turn_deg) * axis))
+    return tracker, RobotState(turned.compose(tcp), 0.01), pivot, axis
+
+
+def test_a_pancake_by_a_turning_blades_edge_is_also_predicted_tipping_over_it():
+    tracker, robot, _, axis = _spatula_tracker(turn_deg=5.0)
+    hypotheses = tracker.predict(robot)
+    carried = hypotheses[0 if tracker.rides('pancake') else 1]['pancake']
+    tips = [h['pancake'] for h in hypotheses[2:]]
+    assert len(tips) >= 4
+    spatula = hypotheses[0]['spatula']      # the blade after the turn: its edge turned with it
+    pivot = Pose(spatula.translation.numpy(), _quat(spatula.rotation.numpy())).apply(blade_edge('spatula')[0])
+    radius = np.linalg.norm(carried.translation.numpy() - pivot)
+    turns = []
+    for tip in tips:          # each is the carried pancake turned further about the edge, the way the blade turned
+        assert np.linalg.norm(tip.translation.numpy() - pivot) == pytest.approx(radius, abs=1e-9)
+        extra = Rotation.from_rotvec(tip.rotation.numpy()) * Rotation.from_rotvec(carried.rotation.numpy()).inv()
+        turns.append(float(extra.as_rotvec() @ axis))
+    assert all(t > 0 for t in turns) and turns == sorted(turns)
+
+
+def test_no_tipping_is_predicted_for_a_target_not_on_a_blade_or_before_the_blade_turned():
+    tracker, robot, _, _ = _spatula_tracker(turn_deg=0.0)
+    assert len(tracker.predict(robot)) == 2          # carried and left: the blade has not turned yet
+    peg = Tracker('peg_insertion')
+    peg.objects = {name: p for name, p in objects_from_placements(nominal_scene('peg_insertion')).items()
+                   if name not in HAND_PART_NAMES}
+    peg.robot = RobotState(Pose(np.array([0.5, 0.0, 0.2]), np.array([1.0, 0.0, 0.0, 0.0])), 0.02)
+    turned = Pose(np.zeros(3), _quat(np.array([0.0, 0.1, 0.0]))).compose(peg.robot.tcp)
+    assert len(peg.predict(RobotState(turned, 0.02))) == 2
