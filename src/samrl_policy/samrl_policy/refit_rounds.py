@@ -1,0 +1,116 @@
+"""Was it the fit or the data? A fresh actor fitted on some rounds of a finished DAgger run.
+
+DAgger's later rounds are mostly the learner's own states, labelled by the expert. When a run's
+success falls after a round, this refits a new actor from scratch on a chosen set of the run's
+shards (cosine learning-rate decay, a fixed epoch budget), optionally with every round weighted
+equally, and reports its training and held-out errors and its success rate on the run's own
+evaluation seeds. Only the run's files are read; nothing in the run is changed.
+
+    python -m samrl_policy.refit_rounds out/learn_at_sim/needle_threading/actor --rounds 0-1
+    python -m samrl_policy.refit_rounds out/learn_at_sim/needle_threading/actor --rounds 0-5 --equal-rounds
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from samrl_policy.dagger import action_errors, actor_loss, success_rate
+from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset
+from samrl_policy.networks import Actor, network_config_for
+from samrl_policy.training import episode_seed
+
+START_VIEW_SEED = 1          # rng of the evaluation's start views (one set for every refit compared)
+TORCH_THREADS = 2
+
+
+def round_weights(rounds: np.ndarray, equal_rounds: bool) -> np.ndarray | None:
+    """Sampling probabilities: each round's samples share 1 / (number of rounds); None: uniform over samples."""
+    if not equal_rounds:
+        return None
+    names, counts = np.unique(rounds, return_counts=True)
+    size = dict(zip(names.tolist(), counts.tolist()))
+    weights = np.array([1.0 / size[r] for r in rounds.tolist()])
+    return weights / weights.sum()
+
+
+def epoch_batches(rng: np.random.Generator, count: int, batch_size: int, weights: np.ndarray | None):
+    """One epoch's index batches: a shuffle, or `count // batch_size` weighted draws with replacement."""
+    if weights is None:
+        order = rng.permutation(count)
+        return [np.sort(order[start:start + batch_size]) for start in range(0, count, batch_size)]
+    return [np.sort(rng.choice(count, batch_size, p=weights)) for _ in range(count // batch_size)]
+
+
+def refit(data: AggregatedDataset, epochs: int, learning_rate: float, batch_size: int, equal_rounds: bool,
+          seed: int = 0) -> tuple[Actor, list[float]]:
+    """A fresh actor fitted on `data` (Eq. 8 squared) with cosine decay; (the actor, loss per epoch)."""
+    torch.manual_seed(seed)
+    actor = Actor(network_config_for(None, data.arrays['proprio'].shape[1]))
+    actor.proprio.fit(data.field('proprio').float())
+    optimizer = torch.optim.Adam(actor.parameters(), lr=learning_rate)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
+    rng, weights, losses = np.random.default_rng(seed), round_weights(data.arrays['round'], equal_rounds), []
+    for _ in range(epochs):
+        total = 0.0
+        batches = epoch_batches(rng, len(data), batch_size, weights)
+        for indices in batches:
+            batch = data.demo_batch(indices)                                       # sample
+            loss = actor_loss(actor, batch.images, batch.proprio, batch.expert_actions)
+            optimizer.zero_grad(set_to_none=True)                                  # actor step
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        schedule.step()                                                            # cosine decay per epoch
+        losses.append(total / len(batches))
+    return actor.eval(), losses
+
+
+def parse_rounds(text: str) -> list[int]:
+    """'0-5' or '0,1,4' -> the round numbers."""
+    try:
+        if '-' in text:
+            first, last = (int(part) for part in text.split('-'))
+            return list(range(first, last + 1))
+        return [int(part) for part in text.split(',')]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f'rounds: expected "0-5" or "0,1,4", got {text!r}') from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m samrl_policy.refit_rounds', description=__doc__.split('\n')[0])
+    parser.add_argument('run', type=Path, help='a DAgger stage directory (e.g. out/learn_at_sim/<task>/actor)')
+    parser.add_argument('--rounds', type=parse_rounds, required=True, help='"0-5" or "0,1,4"')
+    parser.add_argument('--epochs', type=int, default=30)
+    parser.add_argument('--learning-rate', type=float, default=1e-3)
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--equal-rounds', action='store_true', help='weight every round equally, not every sample')
+    parser.add_argument('--eval-episodes', type=int, default=20)
+    args = parser.parse_args(argv)
+    from samrl_policy.model_env import ModelEnv
+    from samrl_viewpoint.views import ViewSpace
+    torch.set_num_threads(TORCH_THREADS)
+    config = json.loads((args.run / 'config.json').read_text())
+    paths = [args.run / 'data' / f'round_{r:03d}.npz' for r in args.rounds]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        parser.error(f'no such shards: {", ".join(missing)}')
+    data, heldout = AggregatedDataset(DEMO_FIELDS), AggregatedDataset(DEMO_FIELDS)
+    data.load(paths)
+    heldout.load([args.run / 'data' / 'heldout.npz'])
+    actor, losses = refit(data, args.epochs, args.learning_rate, args.batch_size, args.equal_rounds)
+    env = ModelEnv(config['task'], image_size=tuple(config['image_size']))
+    seeds = [episode_seed('evaluation', config['seed'], i) for i in range(args.eval_episodes)]
+    rate = success_rate(env, actor, ViewSpace(config['task']), seeds, config['fixed_view'],
+                        config['max_episode_steps'], np.random.default_rng(START_VIEW_SEED))
+    print(json.dumps({'rounds': args.rounds, 'equal_rounds': args.equal_rounds, 'samples': len(data),
+                      'final_training_error': losses[-1], 'training': action_errors(actor, data),
+                      'heldout': action_errors(actor, heldout), 'success_rate': rate}, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

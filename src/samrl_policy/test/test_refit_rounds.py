@@ -1,0 +1,44 @@
+"""refit_rounds: the diagnostic that refits a fresh actor on some of a DAgger run's rounds."""
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset, ShardBuilder
+from samrl_policy.refit_rounds import epoch_batches, parse_rounds, refit, round_weights
+
+
+def test_equal_rounds_give_every_round_the_same_share():
+    rounds = np.array([0] * 10 + [1] * 30 + [2] * 60)
+    weights = round_weights(rounds, equal_rounds=True)
+    shares = [weights[rounds == r].sum() for r in (0, 1, 2)]
+    assert shares == pytest.approx([1 / 3] * 3)
+    assert round_weights(rounds, equal_rounds=False) is None
+
+
+def test_an_epoch_covers_every_sample_once_unless_weighted():
+    rng = np.random.default_rng(0)
+    batches = epoch_batches(rng, 10, 4, None)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(10))
+    weighted = epoch_batches(rng, 10, 4, np.full(10, 0.1))
+    assert len(weighted) == 2 and all(len(b) == 4 for b in weighted)
+
+
+def test_rounds_are_a_range_or_a_list_and_anything_else_is_refused():
+    assert parse_rounds('0-3') == [0, 1, 2, 3] and parse_rounds('0,2,5') == [0, 2, 5]
+    with pytest.raises(argparse.ArgumentTypeError, match='rounds'):
+        parse_rounds('first')
+
+
+def test_a_refit_learns_labels_that_depend_on_the_proprioception():
+    builder, rng = ShardBuilder(), np.random.default_rng(0)
+    for index in range(96):
+        proprio = rng.uniform(-1, 1, 4)
+        action = np.clip(np.r_[proprio, proprio[:3]], -1, 1)
+        builder.append(torch.zeros(5, 64, 64), proprio=proprio, action=action, episode=index // 8,
+                       round=index // 48, step=index % 8, view=0, view_params=np.zeros(5))
+    data = AggregatedDataset(DEMO_FIELDS)
+    data.add(builder.build())
+    _, losses = refit(data, epochs=15, learning_rate=3e-3, batch_size=16, equal_rounds=True)
+    assert losses[-1] < 0.3 * losses[0]
