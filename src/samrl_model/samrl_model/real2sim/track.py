@@ -2,8 +2,9 @@
 
 Every control step the tracker
 1. predicts: the held object moves rigidly with the tool centre point; a target that may ride on
-   it (the pancake on the spatula) gets two predictions, carried and left; the hand and fingers
-   go where the robot's state puts them; everything else stays;
+   it (the pancake on the spatula) gets two predictions, carried and left, and one near a turning
+   blade's free edge is also predicted tipping over it (checked with a margin); the hand and
+   fingers go where the robot's state puts them; everything else stays;
 2. looks through a window of the camera's own pixels around the predicted target (window.py),
    with M's hand occluding the target as the real hand does;
 3. checks the predictions by the IoU of M's ray-cast mask with the camera's; if none agrees, a
@@ -153,7 +154,7 @@ class Tracker:
         """An episode's first frame: `objects` holds the coarse initial model of the target (and the
         other objects as known); it is refitted for `first_iterations`."""
         self.objects = {name: _detached(p) for name, p in objects.items() if name not in HAND_PART_NAMES}
-        self.robot, self._tip_sense = robot, None
+        self.robot, self._tip_sense, self._tips = robot, None, []
         return self._correct(observation, self.config.first_iterations, 10.0 * self.config.time_budget_s,
                              always_refit=True, extra_seconds=coarse_seconds)
 
