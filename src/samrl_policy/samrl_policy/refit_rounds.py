@@ -8,6 +8,10 @@ evaluation seeds. Only the run's files are read; nothing in the run is changed.
 
     python -m samrl_policy.refit_rounds out/learn_at_sim/needle_threading/actor --rounds 0-1
     python -m samrl_policy.refit_rounds out/learn_at_sim/needle_threading/actor --rounds 0-5 --equal-rounds
+    python -m samrl_policy.refit_rounds out/learn_at_sim/needle_threading/actor --rounds 0-5 --labels-only
+
+Every report starts with the labels of each round: states, mean |a| and the fraction of labels at
+the action bound, per action dimension (translation x y z, rotation x y z, gripper).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset
 from samrl_policy.networks import Actor, network_config_for
 from samrl_policy.training import episode_seed
 
+SATURATED = 0.99             # |a| above this is at the action bound (actions are in [-1, 1])
 START_VIEW_SEED = 1          # rng of the evaluation's start views (one set for every refit compared)
 TORCH_THREADS = 2
 
@@ -35,6 +40,19 @@ def round_weights(rounds: np.ndarray, equal_rounds: bool) -> np.ndarray | None:
     size = dict(zip(names.tolist(), counts.tolist()))
     weights = np.array([1.0 / size[r] for r in rounds.tolist()])
     return weights / weights.sum()
+
+
+def label_statistics(data: AggregatedDataset) -> dict[int, dict]:
+    """Per round: states (one label each: the acting view's sample), mean |a| and the fraction at the
+    action bound, per action dimension."""
+    rounds, views = data.arrays['round'], data.arrays['view']
+    actions = data.arrays['action']
+    result = {}
+    for name in np.unique(rounds).tolist():
+        labels = np.abs(actions[(rounds == name) & (views == 0)])
+        result[int(name)] = {'states': len(labels), 'mean_abs': np.round(labels.mean(axis=0), 3).tolist(),
+                             'saturated': np.round((labels > SATURATED).mean(axis=0), 3).tolist()}
+    return result
 
 
 def epoch_batches(rng: np.random.Generator, count: int, batch_size: int, weights: np.ndarray | None):
@@ -89,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--equal-rounds', action='store_true', help='weight every round equally, not every sample')
     parser.add_argument('--eval-episodes', type=int, default=20)
+    parser.add_argument('--labels-only', action='store_true', help='only the label statistics, no refit')
     args = parser.parse_args(argv)
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.views import ViewSpace
@@ -101,14 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     data, heldout = AggregatedDataset(DEMO_FIELDS), AggregatedDataset(DEMO_FIELDS)
     data.load(paths)
     heldout.load([args.run / 'data' / 'heldout.npz'])
+    report = {'rounds': args.rounds, 'samples': len(data), 'labels': label_statistics(data)}
+    if args.labels_only:
+        print(json.dumps(report, indent=2))
+        return 0
     actor, losses = refit(data, args.epochs, args.learning_rate, args.batch_size, args.equal_rounds)
     env = ModelEnv(config['task'], image_size=tuple(config['image_size']))
     seeds = [episode_seed('evaluation', config['seed'], i) for i in range(args.eval_episodes)]
     rate = success_rate(env, actor, ViewSpace(config['task']), seeds, config['fixed_view'],
                         config['max_episode_steps'], np.random.default_rng(START_VIEW_SEED))
-    print(json.dumps({'rounds': args.rounds, 'equal_rounds': args.equal_rounds, 'samples': len(data),
-                      'final_training_error': losses[-1], 'training': action_errors(actor, data),
-                      'heldout': action_errors(actor, heldout), 'success_rate': rate}, indent=2))
+    print(json.dumps({**report, 'equal_rounds': args.equal_rounds, 'final_training_error': losses[-1],
+                      'training': action_errors(actor, data), 'heldout': action_errors(actor, heldout),
+                      'success_rate': rate}, indent=2))
     return 0
 
 

@@ -42,3 +42,17 @@ def test_a_refit_learns_labels_that_depend_on_the_proprioception():
     data.add(builder.build())
     _, losses = refit(data, epochs=15, learning_rate=3e-3, batch_size=16, equal_rounds=True)
     assert losses[-1] < 0.3 * losses[0]
+
+
+def test_label_statistics_count_each_state_once_and_the_labels_at_the_bound():
+    from samrl_policy.refit_rounds import label_statistics
+    builder = ShardBuilder()
+    for step, (view, action) in enumerate([(0, [1.0, 0, 0, 0, 0, 0, 0]), (1, [1.0, 0, 0, 0, 0, 0, 0]),
+                                           (0, [0.5, 0, 0, 0, 0, -1.0, 0])]):
+        builder.append(torch.zeros(5, 8, 8), proprio=np.zeros(4), action=np.array(action), episode=0, round=3,
+                       step=step, view=view, view_params=np.zeros(5))
+    data = AggregatedDataset(DEMO_FIELDS)
+    data.add(builder.build())
+    stats = label_statistics(data)[3]
+    assert stats['states'] == 2
+    assert stats['saturated'][0] == 0.5 and stats['saturated'][5] == 0.5 and stats['mean_abs'][0] == 0.75
