@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     from samrl_policy.learn_at_sim import run_image_size
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.views import ViewSpace
-    parser = argparse.ArgumentParser(prog='python -m samrl_policy.label_consistency', description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m samrl_policy.label_consistency',
+                                     description=__doc__.split('\n')[0])
     parser.add_argument('run_dir', type=Path, help='a Learn@Sim run directory (out/learn_at_sim/<task>)')
     parser.add_argument('--checkpoint', type=Path, help='the actor to roll out (default: the run\'s actor.pt)')
     parser.add_argument('--episodes', type=int, default=10)
