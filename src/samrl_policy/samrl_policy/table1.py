@@ -43,6 +43,7 @@ PAPER_TABLE1 = {'peg_insertion': (0.82, 0.64, 0.71), 'spatula_flipping': (0.65, 
                 'needle_threading': (0.70, 0.46, 0.66)}
 WILSON_Z = 1.959964          # 95 % two-sided
 SIGNIFICANCE = 0.05
+STAGES = ('view step', 'render', 'actor', 'physics')     # seconds per episode are kept for each
 START_VIEW_STREAM = 7        # rng stream of the start views (the same for both multi-view conditions)
 # A worker killed by one of these crashed inside a native library; the episode it ran is a failure.
 CRASH_SIGNALS = (signal.SIGABRT, signal.SIGSEGV, signal.SIGFPE, signal.SIGBUS)
@@ -69,7 +70,7 @@ def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed:
     params = views.default() if condition == 'fixed_view' else start_view(views, seed)
     camera = ActiveCamera(views, params)
     q_of_view = sensing_q(env.observe, policies.actor, policies.q_network, views)
-    seconds = {'view step': 0.0, 'render': 0.0, 'actor': 0.0, 'physics': 0.0}
+    seconds = dict.fromkeys(STAGES, 0.0)
     accepted = failed = steps = 0
     outcome = None
     for steps in range(1, env.max_episode_steps + 1):
@@ -182,7 +183,7 @@ def aborted_record(condition: str, seed: int, reason: str) -> dict:
     """A failed episode that ended the process running it (no steps or times were kept)."""
     return {'condition': condition, 'seed': seed, 'success': False, 'steps': 0, 'view_steps_accepted': 0,
             'view_steps_failed': 0, 'aborted': reason,
-            'seconds': {'view step': 0.0, 'render': 0.0, 'actor': 0.0, 'physics': 0.0}}
+            'seconds': dict.fromkeys(STAGES, 0.0)}
 
 
 def _append(records_path: Path, record: dict) -> None:
