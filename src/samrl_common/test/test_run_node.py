@@ -31,7 +31,14 @@ NODE_SCRIPT = textwrap.dedent('''
         def shutdown(self):
             print('asked to stop', flush=True)
 
-    sys.exit(run_node(lambda argv: {'sleepy': SleepyNode, 'stubborn': StubbornNode}[sys.argv[1]]()))
+    class FailingNode(SleepyNode):
+        exit_code = 3
+
+        def destroy(self):
+            print('destroyed, unflushed')     # the fast exit must still deliver it
+
+    NODES = {'sleepy': SleepyNode, 'stubborn': StubbornNode, 'failing': FailingNode}
+    sys.exit(run_node(lambda argv: NODES[sys.argv[1]]()))
 ''')
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -51,6 +58,12 @@ def test_sigint_ends_a_node_through_destroy_even_when_its_parent_ignored_sigint(
 def test_a_second_sigint_stops_a_node_that_did_not_stop_on_the_first():
     out, returncode = interrupt('stubborn', times=2)
     assert 'asked to stop' in out and 'destroyed' in out and returncode == 0
+
+
+@pytest.mark.timeout(2 * (START_TIMEOUT_S + STOP_TIMEOUT_S))
+def test_the_process_ends_with_the_nodes_exit_code_and_its_last_output():
+    out, returncode = interrupt('failing', times=1)
+    assert 'destroyed, unflushed' in out and returncode == 3
 
 
 def interrupt(kind: str, times: int) -> tuple[str, int]:

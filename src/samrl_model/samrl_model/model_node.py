@@ -137,7 +137,7 @@ class ModelNode(Node):
         self.mask_pub = self.create_publisher('sensor_msgs/msg/Image', '/samrl/model/rendered/mask')
         self.create_service('samrl_interfaces/srv/UpdateModel', '/samrl/model/update', self.on_update,
                             max_pending=UPDATES_WAITING + 1)
-        self.session = TrackingSession(self.model)
+        self.session = TrackingSession(self.model, should_stop=self.stopping)
         self.times = StageTimes('tracking update')
         self.create_service('samrl_interfaces/srv/TrackModel', '/samrl/model/track', self.on_track,
                             max_pending=UPDATES_WAITING + 1)

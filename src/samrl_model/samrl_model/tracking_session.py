@@ -12,6 +12,7 @@ request the tracker cannot use raises RequestError with the reason.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -69,9 +70,10 @@ def episode_prior(task: str, objects: dict[str, ObjectParams], tcp: Pose, target
 class TrackingSession:
     """One task's tracker on a SceneModel, episode after episode."""
 
-    def __init__(self, model: SceneModel, config: TrackConfig = TrackConfig()):
+    def __init__(self, model: SceneModel, config: TrackConfig = TrackConfig(),
+                 should_stop: Callable[[], bool] | None = None):
         self.model = model
-        self.tracker = Tracker(model.task, config)
+        self.tracker = Tracker(model.task, config, should_stop)
         self.target = self.tracker.target
         self.started = False    # an episode's first frame has been tracked
         self.updates = 0        # successful updates in the current episode

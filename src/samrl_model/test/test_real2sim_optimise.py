@@ -29,6 +29,13 @@ def test_stops_at_the_iteration_budget():
     assert result.iterations == 3 and not result.converged
 
 
+def test_a_stop_request_ends_the_loop_after_the_iteration_in_progress():
+    calls = []
+    result = optimise({'translation': torch.zeros(3)}, _quadratic(torch.ones(3)), OptimiseConfig(max_iterations=50),
+                      should_stop=lambda: calls.append(1) or len(calls) >= 2)
+    assert result.iterations == 2 and not result.converged and result.latents['translation'].abs().sum() > 0
+
+
 def test_each_latent_kind_has_its_own_step_size():
     latents = {'translation': torch.zeros(1), 'rotation': torch.zeros(1)}
 

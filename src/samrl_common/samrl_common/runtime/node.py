@@ -336,6 +336,10 @@ class Node:
             self.spin_once(timeout_s=min(0.05, max(0.0, deadline - time.monotonic())))
         return True
 
+    def stopping(self) -> bool:
+        """True once shutdown() was asked for: long callbacks end early on it."""
+        return self._shutdown.is_set()
+
     def shutdown(self) -> None:
         self._shutdown.set()
         self._work.put(lambda: None)

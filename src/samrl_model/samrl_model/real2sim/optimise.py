@@ -69,9 +69,10 @@ def _settled(history: list[dict[str, float]], config: OptimiseConfig) -> bool:
 
 def optimise(latents: dict[str, torch.Tensor], evaluate: Callable[[dict[str, torch.Tensor]], tuple],
              config: OptimiseConfig = OptimiseConfig(), log: Callable[[str], None] | None = None,
-             stopwatch: Stopwatch | None = None) -> OptimiseResult:
+             stopwatch: Stopwatch | None = None, should_stop: Callable[[], bool] | None = None) -> OptimiseResult:
     """Minimise evaluate(latents) -> (loss tensor, terms dict) over the latents (updated in place);
-    `stopwatch` gets the backward pass and the step (evaluate times its own stages)."""
+    `stopwatch` gets the backward pass and the step (evaluate times its own stages). `should_stop()`
+    true ends the loop after the iteration in progress (a node shutting down)."""
     for value in latents.values():
         value.requires_grad_(True)
     optimiser = _optimiser(latents, config)
@@ -98,7 +99,7 @@ def optimise(latents: dict[str, torch.Tensor], evaluate: Callable[[dict[str, tor
         if _settled(history, config):
             converged = True
             break
-        if time.perf_counter() - start > config.time_budget_s:
+        if time.perf_counter() - start > config.time_budget_s or (should_stop is not None and should_stop()):
             break
     detached = {name: value.detach().clone() for name, value in latents.items()}
     return OptimiseResult(detached, history, len(history), converged, time.perf_counter() - start)

@@ -21,6 +21,7 @@ An episode's first frame starts from the coarse initial model and refits it for 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -134,11 +135,13 @@ class TrackStep:
 class Tracker:
     """Keeps M's objects of one task in step with a camera through an episode."""
 
-    def __init__(self, task: str, config: TrackConfig = TrackConfig()):
+    def __init__(self, task: str, config: TrackConfig = TrackConfig(),
+                 should_stop: Callable[[], bool] | None = None):
+        """`should_stop()` true cuts a refit short after its current iteration (the node is stopping)."""
         check_task(task)
         self.task, self.target, self.held = task, TARGETS[task], HELD_OBJECTS[task]
         self.grasp = grasp_pose(task)          # the held object's frame in the tool centre point's
-        self.config = config
+        self.config, self.should_stop = config, should_stop
         self.objects: dict[str, ObjectParams] = {}
         self.robot: RobotState | None = None
         self._renderers: dict[tuple, Renderer] = {}
@@ -386,7 +389,7 @@ class Tracker:
         anchor = None if scene[target].joint_angles is None else scene[target].joint_angles.detach().clone()
         evaluate = raycast_evaluator(scene, target, camera, renderer, real, self._samples(scene[target]), k,
                                      stopwatch, anchor, self.config.shape_weight)
-        return optimise(latents_of(scene[target]), evaluate, config, stopwatch=stopwatch)
+        return optimise(latents_of(scene[target]), evaluate, config, stopwatch=stopwatch, should_stop=self.should_stop)
 
     def _samples(self, params: ObjectParams):
         key = id(params.mesh)
