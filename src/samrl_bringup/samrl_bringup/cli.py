@@ -287,13 +287,25 @@ def cmd_eval(args) -> int:
         args.episodes = args.episodes or learning_commands.DEFAULT_TABLE1_EPISODES
         return learning_commands.cmd_table1(args, learning_commands.tasks_argument(args.tasks), _write_json)
     args.episodes = args.episodes or 50
-    from samrl_sim.evaluate import evaluate
-    result = evaluate(args.task, args.controller, episodes=args.episodes, seed=args.seed, progress=True)
+    result = _evaluate_controller(args)
     print(f'{args.task} ({args.controller}): success rate {result["success_rate"]:.2f} over {args.episodes} '
           f'episodes (seeds {args.seed}..{args.seed + args.episodes - 1}), mean steps {result["mean_steps"]:.1f}, '
           f'{result["wall_time_s"]:.1f} s')
     _write_json(args.json or f'out/eval_{args.task}_{args.controller}_seed{args.seed}.json', result)
     return 0
+
+
+def _evaluate_controller(args) -> dict:
+    """The oracle, or a Learn@Sim actor acting on the world's true state (samrl_policy.world_eval)."""
+    if args.controller == 'oracle':
+        from samrl_sim.evaluate import evaluate
+        return evaluate(args.task, 'oracle', episodes=args.episodes, seed=args.seed, progress=True)
+    from samrl_policy.world_eval import ActorOnTruth
+    from samrl_sim.evaluate import evaluate_agent
+    run_dir = Path(args.run_dir.format(task=args.task))
+    agent = ActorOnTruth(args.task, run_dir, args.controller)
+    return {**evaluate_agent(args.task, agent, args.controller, args.episodes, args.seed, progress=True),
+            'run_dir': str(run_dir)}
 
 
 def cmd_fuzz(args) -> int:
@@ -503,7 +515,12 @@ def _add_eval(sub) -> None:
     evaluation = _command(sub, 'eval', 'success rate of a controller over seeded episodes, or the paper\'s Table I '
                           'in M (`samrl eval table1`)', cmd_eval)
     evaluation.add_argument('task', choices=(*TASK_NAMES, 'table1'))
-    evaluation.add_argument('--controller', default='oracle', choices=('oracle',), help='controller to evaluate')
+    evaluation.add_argument('--controller', default='oracle', choices=('oracle', 'actor', 'fixed_actor'),
+                            help='controller to evaluate: the task\'s oracle, or the multi-view or Fixed-View '
+                                 'Learn@Sim actor of --run-dir acting on the world\'s true state from the task\'s '
+                                 'camera (M\'s physics gap alone: no tracking error, no latency)')
+    evaluation.add_argument('--run-dir', default='out/learn_at_sim/{task}',
+                            help='Learn@Sim run directory of the actors ({task} is replaced; default %(default)s)')
     evaluation.add_argument('--episodes', type=_positive_int,
                             help=f'episodes (default 50; table1: {learning_commands.DEFAULT_TABLE1_EPISODES} per task '
                                  f'and condition)')

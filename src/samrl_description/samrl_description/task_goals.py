@@ -20,6 +20,9 @@ STEP_BUDGETS = {'needle_threading': 60, 'peg_insertion': 40, 'spatula_flipping':
 MAX_TRANSLATION_PER_STEP_M = 0.02           # per axis, per control step (0.2 m/s at 10 Hz)
 MAX_ROTATION_PER_STEP_RAD = 0.10            # per rotation-vector component, per control step
 TOOL_WORKSPACE_M = ((0.20, -0.45, 0.0), (0.85, 0.45, 0.60))   # lower, upper corner of the TCP's box
+# Scaled actions stop this far inside the box: at the wall itself the arm's tracking error left the
+# tool a hair outside, where even a zero step is refused and an actor pushing outwards is stuck.
+TOOL_WALL_MARGIN_M = 0.001
 GRIPPER_WIDTH_RANGE_M = (0.0, 0.08)         # the gripper number -1..1 maps linearly onto this opening
 
 # --- Peg-Insertion ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from samrl_description.task_goals import (
     MAX_DENSE_REWARD,
     MAX_ROTATION_PER_STEP_RAD,
     MAX_TRANSLATION_PER_STEP_M,
+    TOOL_WALL_MARGIN_M,
     TOOL_WORKSPACE_M,
 )
 from samrl_description.tasks import GRIPPER_WIDTHS_M, HELD_OBJECTS, Placement, check_task
@@ -89,12 +90,14 @@ class EnvSnapshot:
 
 def command_from_action(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     """M's end-effector delta (6: m, rad) of a normalised action's first six numbers, as the gym
-    env maps them: clipped to [-1, 1], scaled to the per-step limits, and the translation stopped at
-    the workspace box (a tool outside is brought back one step limit at a time). Differentiable."""
+    env maps them: clipped to [-1, 1], scaled to the per-step limits, and the translation stopped
+    TOOL_WALL_MARGIN_M inside the workspace box (a tool outside is brought back one step limit at a
+    time). Differentiable."""
     limit_m = MAX_TRANSLATION_PER_STEP_M
     scale = torch.tensor([limit_m] * 3 + [MAX_ROTATION_PER_STEP_RAD] * 3, dtype=state.dtype)
     delta = action[:ACTION_SIZE].to(state.dtype).clamp(-1.0, 1.0) * scale
     lower, upper = (torch.tensor(corner, dtype=state.dtype) for corner in TOOL_WORKSPACE_M)
+    lower, upper = lower + TOOL_WALL_MARGIN_M, upper - TOOL_WALL_MARGIN_M
     tcp = state[:3]
     target = torch.clamp(tcp + delta[:3], lower, upper)
     return torch.cat([torch.clamp(target - tcp, -limit_m, limit_m), delta[3:]])

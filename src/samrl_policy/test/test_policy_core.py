@@ -158,3 +158,29 @@ def test_the_nodes_turn_the_worlds_ticks_and_ms_state_into_commands_and_view_ste
                                  (viewpoint, 'stage times per view step over'), (bridge, 'command latency over')):
             process.stop()
             assert summary in process.output(), process.output()[-3000:]
+
+
+def test_the_actor_on_the_worlds_truth_commands_what_policy_node_would(tmp_path):
+    """world_eval's controller and policy_node's core give one command for one state (M = the world's truth)."""
+    from samrl_model.sim_adapter import placements
+    from samrl_policy.world_eval import ActorOnTruth
+    from samrl_sim.evaluate import run_episode
+    from samrl_sim.world import World
+    run_dir = write_run(tmp_path)
+    agent = ActorOnTruth(TASK, run_dir)
+    world = World(TASK)
+    try:
+        world.reset(seed=3)
+        truth = placements(world)
+        state = model_state(object_names=list(truth), object_poses=[pose_msg(p.pose) for p in truth.values()])
+        expected = PolicyCore(TASK, load_policies(run_dir).actor, IMAGE_SIZE).act(
+            state, world.tcp_pose(), world.camera_pose(), 0.0)
+        command = agent.act(world)
+        assert np.allclose(command.translation_m, expected.translation_m, atol=1e-6)
+        assert np.allclose(command.rotation_rad, expected.rotation_rad, atol=1e-6)
+        result = run_episode(world, agent, seed=4)
+        assert result.steps >= 1 and result.rejected_commands == 0
+    finally:
+        world.close()
+    with pytest.raises(ValueError, match='actor must be one of'):
+        ActorOnTruth(TASK, run_dir, 'q')

@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from samrl_description.task_goals import TOOL_WALL_MARGIN_M
 from samrl_sim.commands import EeDeltaCommand
 from samrl_sim.tasks import task_class
 from samrl_sim.world import TaskState, World
@@ -76,7 +77,8 @@ class SamrlEnv(gym.Env):
     # --- conversions ----------------------------------------------------------------------------
 
     def _command(self, action: np.ndarray) -> EeDeltaCommand:
-        """Scale [-1, 1] actions onto the command limits; stop translations at the workspace wall.
+        """Scale [-1, 1] actions onto the command limits; stop translations TOOL_WALL_MARGIN_M inside
+        the workspace wall.
 
         A tool outside the workspace (pushed there) is brought back towards it, one step limit at a time.
         """
@@ -84,7 +86,9 @@ class SamrlEnv(gym.Env):
         limits = self.world.config.ee_limits
         delta = action[:6] * self._scale
         tcp = self.world.tcp_pose().position
-        target = np.clip(tcp + delta[:3], limits.workspace.lower, limits.workspace.upper)
+        lower = np.asarray(limits.workspace.lower) + TOOL_WALL_MARGIN_M
+        upper = np.asarray(limits.workspace.upper) - TOOL_WALL_MARGIN_M
+        target = np.clip(tcp + delta[:3], lower, upper)
         translation = np.clip(target - tcp, -limits.max_translation_m, limits.max_translation_m)  # from outside
         gripper = limits.gripper_min_m + 0.5 * (action[6] + 1.0) * (limits.gripper_max_m - limits.gripper_min_m)
         return EeDeltaCommand(tuple(translation), tuple(delta[3:]), float(gripper))

@@ -36,22 +36,27 @@ def run_episode(world: World, controller: Oracle, seed: int) -> EpisodeResult:
 
 def evaluate(task: str, controller: str = 'oracle', episodes: int = 50, seed: int = 0,
              progress: bool = False) -> dict:
-    """Run `episodes` episodes with seeds seed, seed + 1, ...; returns the success rate and details.
-
-    Only controller='oracle' exists in this package; learned policies are evaluated elsewhere.
-    """
+    """Run `episodes` episodes of the task's oracle with seeds seed, seed + 1, ...; returns the success
+    rate and details. Learned controllers come from their own packages, through evaluate_agent."""
     if controller != 'oracle':
         raise ValueError(f'unknown controller {controller!r}; samrl_sim provides only "oracle"')
+    return evaluate_agent(task, make_oracle(task), controller, episodes, seed, progress)
+
+
+def evaluate_agent(task: str, agent: Oracle, controller: str, episodes: int = 50, seed: int = 0,
+                   progress: bool = False) -> dict:
+    """`evaluate` for any controller with the oracles' reset(world) / act(world); `controller` names it."""
     world = World(task)
-    agent = make_oracle(task)
     seeds = range(seed, seed + episodes)
     if progress:
         from tqdm import tqdm
         seeds = tqdm(seeds, desc=f'{task} ({controller})', unit='episode')
     start = time.perf_counter()
-    results = [run_episode(world, agent, s) for s in seeds]
+    try:
+        results = [run_episode(world, agent, s) for s in seeds]
+    finally:
+        world.close()
     elapsed = time.perf_counter() - start
-    world.close()
     return {'task': task, 'controller': controller, 'episodes': episodes, 'seed': seed,
             'success_rate': sum(r.success for r in results) / max(episodes, 1),
             'mean_return': sum(r.episode_return for r in results) / max(episodes, 1),
