@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import NamedTuple, Protocol
 
@@ -43,7 +44,17 @@ from samrl_policy.checkpoints import card_path, load_actor, save_network
 from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset, ShardBuilder, load_shard, save_shard
 from samrl_policy.interfaces import ACTION_DIM, Env, Expert, Observation, ViewDistribution
 from samrl_policy.networks import Actor, NetworkConfig, network_config_for
-from samrl_policy.training import FitSettings, Panel, Run, episode_seed, finish_fit, fit, plot_curves
+from samrl_policy.training import (
+    EpisodeLedger,
+    FitSettings,
+    Panel,
+    Run,
+    episode_seed,
+    finish_fit,
+    fit,
+    plot_curves,
+    running_path,
+)
 
 ACTION_LIMIT = 1.0              # actions are in [-ACTION_LIMIT, ACTION_LIMIT] on every dimension
 EVAL_BATCH = 256                # samples a forward pass when measuring errors (memory, not results)
@@ -186,13 +197,17 @@ def run_episode(env: Env, expert: Expert, views: ViewDistribution, actor: Actor 
 
 def collect(run: Run, env: Env, expert: Expert, views: ViewDistribution, actor: Actor | None, beta: float,
             seeds: list[int], round_index: int, config: DAggerConfig, rng: np.random.Generator,
-            ) -> tuple[dict[str, np.ndarray], dict]:
-    """Episodes from `seeds` -> (the shard of their samples, statistics of the collection)."""
+            ledger: EpisodeLedger | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Episodes from `seeds` -> (the shard of their samples, statistics of the collection); the
+    `ledger`'s episodes that killed an earlier process are skipped."""
     builder, results = ShardBuilder(), []
-    for seed in run.bar(seeds, desc=f'collect round {round_index}', unit='episode', leave=False):
-        results.append(run_episode(env, expert, views, actor, beta, seed, round_index, config, rng, builder))
+    pending = seeds if ledger is None else ledger.pending(seeds)
+    for seed in run.bar(pending, desc=f'collect round {round_index}', unit='episode', leave=False):
+        with ledger.episode(seed) if ledger is not None else nullcontext():
+            results.append(run_episode(env, expert, views, actor, beta, seed, round_index, config, rng, builder))
     steps = sum(r.steps for r in results)
-    stats = {'beta': beta, 'episodes': len(results), 'states': steps, 'samples': len(builder),
+    stats = {'beta': beta, 'episodes': len(results), 'skipped_episodes': len(seeds) - len(pending),
+             'states': steps, 'samples': len(builder),
              'expert_fraction': sum(r.expert_steps for r in results) / max(steps, 1),
              'rollout_success': float(np.mean([r.success for r in results])),
              'seconds_per_label': sum(r.label_seconds for r in results) / max(steps, 1)}
@@ -310,8 +325,10 @@ def _heldout_shard(run: Run, env: Env, expert: Expert, views: ViewDistribution, 
     path = run.data_dir / 'heldout.npz'
     if not path.exists():
         seeds = [episode_seed('heldout', config.seed, i) for i in range(config.heldout_episodes)]
-        shard, _ = collect(run, env, expert, views, None, 1.0, seeds, -1, config, run.rng('heldout'))
+        ledger = EpisodeLedger(running_path(path))
+        shard, _ = collect(run, env, expert, views, None, 1.0, seeds, -1, config, run.rng('heldout'), ledger)
         save_shard(path, shard)
+        ledger.close()
     return load_shard(path, DEMO_FIELDS)
 
 
@@ -324,10 +341,12 @@ def _round_shard(run: Run, env: Env, expert: Expert, views: ViewDistribution, ac
         first = round_index * config.episodes_per_round
         seeds = [episode_seed('dagger', config.seed, first + i) for i in range(config.episodes_per_round)]
         beta = beta_schedule(config.beta, config.beta_parameter)(round_index)
+        ledger = EpisodeLedger(running_path(path))
         shard, stats = collect(run, env, expert, views, actor, beta, seeds, round_index, config,
-                               run.rng('collect', round_index))
+                               run.rng('collect', round_index), ledger)
         stats_path.write_text(json.dumps(stats, indent=2) + '\n')     # before the shard: a shard has its stats
         save_shard(path, shard)
+        ledger.close()
     return json.loads(stats_path.read_text())
 
 

@@ -32,7 +32,17 @@ from samrl_policy.dagger import learner_action
 from samrl_policy.dataset import RETURN_FIELDS, AggregatedDataset, ShardBuilder, save_shard
 from samrl_policy.interfaces import Env, ViewDistribution
 from samrl_policy.networks import Actor, NetworkConfig, QNetwork, network_config_for
-from samrl_policy.training import FitSettings, Panel, Run, episode_seed, finish_fit, fit, plot_curves
+from samrl_policy.training import (
+    EpisodeLedger,
+    FitSettings,
+    Panel,
+    Run,
+    episode_seed,
+    finish_fit,
+    fit,
+    plot_curves,
+    running_path,
+)
 
 GAMMA = 0.98                    # discount per control step: returns look about 1 / (1 - GAMMA) = 50 steps ahead
 EVAL_BATCH = 256                # samples a forward pass when measuring the fit (memory, not results)
@@ -109,10 +119,14 @@ def collect_shards(run: Run, env: Env, actor: Actor, views: ViewDistribution, co
         if path.exists():
             continue
         first = shard * config.episodes_per_shard
-        builder, rng = ShardBuilder(), run.rng('q-collect', shard)
-        for index in range(first, min(first + config.episodes_per_shard, config.episodes)):
-            stats.append(run_episode(env, actor, views, episode_seed('q', config.seed, index), config, rng, builder))
+        builder, rng, ledger = ShardBuilder(), run.rng('q-collect', shard), EpisodeLedger(running_path(path))
+        seeds = [episode_seed('q', config.seed, index)
+                 for index in range(first, min(first + config.episodes_per_shard, config.episodes))]
+        for seed in ledger.pending(seeds):      # without the episodes an earlier process died in
+            with ledger.episode(seed):
+                stats.append(run_episode(env, actor, views, seed, config, rng, builder))
         save_shard(path, builder.build())
+        ledger.close()
     return stats
 
 

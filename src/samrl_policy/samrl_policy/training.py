@@ -24,7 +24,8 @@ from __future__ import annotations
 import csv
 import json
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,6 +143,47 @@ class Run:
         """A tqdm progress bar, silent when the run was started with progress=False."""
         from tqdm import tqdm
         return tqdm(iterable, disable=not self.progress, dynamic_ncols=True, **options)
+
+
+class EpisodeLedger:
+    """The episode a collection is in, kept in a file beside the shard it fills (`<shard>.running`).
+
+    nimble's LCP solver can abort the whole process on a degenerate contact (ODE's assertion
+    `alphanew != 0`, the same in every rerun of the episode), and no Python handler runs then. The
+    file outlives such a death, and the resumed collection skips that episode instead of dying in it
+    again. A Python exception, Ctrl-C included, marks the episode finished: only a process killed
+    outright (an abort, SIGKILL) leaves it marked.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        state = json.loads(self.path.read_text()) if self.path.exists() else {'skipped': [], 'running': None}
+        died_in = [] if state['running'] is None else [state['running']]
+        self.skipped: list[int] = sorted({*state['skipped'], *died_in})
+
+    def pending(self, seeds: Iterable[int]) -> list[int]:
+        """`seeds` without the episodes an earlier process died in."""
+        return [seed for seed in seeds if seed not in self.skipped]
+
+    @contextmanager
+    def episode(self, seed: int) -> Iterator[None]:
+        self._write(seed)
+        try:
+            yield
+        finally:
+            self._write(None)
+
+    def close(self) -> None:
+        """The shard is saved: nothing is left to resume."""
+        self.path.unlink(missing_ok=True)
+
+    def _write(self, running: int | None) -> None:
+        self.path.write_text(json.dumps({'skipped': self.skipped, 'running': running}) + '\n')
+
+
+def running_path(shard_path: Path) -> Path:
+    """The EpisodeLedger file of a shard."""
+    return Path(shard_path).with_suffix('.running')
 
 
 def read_table(path: Path) -> list[dict]:

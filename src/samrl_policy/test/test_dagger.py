@@ -48,7 +48,7 @@ from samrl_policy.dataset import (  # noqa: E402
     save_shard,
 )
 from samrl_policy.networks import Actor  # noqa: E402
-from samrl_policy.training import Run, RunError, read_table  # noqa: E402
+from samrl_policy.training import Run, RunError, episode_seed, read_table, running_path  # noqa: E402
 
 CONFIG = DAggerConfig(rounds=3, episodes_per_round=4, views_per_state=3, beta_parameter=2, epochs_per_round=8,
                       batch_size=32, learning_rate=3e-3, heldout_episodes=3, eval_episodes=3, network=SMALL_NETWORK)
@@ -223,3 +223,17 @@ def test_the_data_set_stores_compressed_images_and_refuses_bad_shards(tmp_path):
     save_shard(tmp_path / 'few.npz', {**stored, 'proprio': np.zeros((6, 2))})
     with pytest.raises(DatasetError, match='lacks the fields'):
         load_shard(tmp_path / 'few.npz', DEMO_FIELDS)
+
+
+def test_a_resumed_round_skips_the_episode_a_process_died_in(tmp_path):
+    """nimble can abort the process inside an episode; the resumed run must not die in it again."""
+    directory = tmp_path / 'run'
+    (directory / 'data').mkdir(parents=True)
+    died_in = episode_seed('dagger', CONFIG.seed, 1)
+    ledger_file = running_path(directory / 'data' / 'round_000.npz')
+    ledger_file.write_text(json.dumps({'skipped': [], 'running': died_in}))   # as an aborted process leaves it
+    run_dagger(directory)
+    stats = json.loads((directory / 'data' / 'round_000.json').read_text())
+    shard = load_shard(directory / 'data' / 'round_000.npz', DEMO_FIELDS)
+    assert stats['skipped_episodes'] == 1 and stats['episodes'] == CONFIG.episodes_per_round - 1
+    assert died_in not in set(shard['episode'].tolist()) and not ledger_file.exists()

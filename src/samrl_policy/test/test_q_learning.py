@@ -136,7 +136,7 @@ def test_a_stopped_q_run_goes_on_and_ends_as_the_run_that_never_stopped(finished
     monkeypatch.setattr(q_learning, 'run_episode', _stop_after(25, real_episode))     # in the third shard
     with pytest.raises(Interrupted):
         run_q(stopped)
-    assert sorted(p.name for p in (stopped / 'data').glob('q_*')) == ['q_000.npz', 'q_001.npz']
+    assert sorted(p.name for p in (stopped / 'data').glob('q_*.npz')) == ['q_000.npz', 'q_001.npz']
     monkeypatch.setattr(q_learning, 'run_episode', real_episode)
     monkeypatch.setattr(q_learning, 'train_epoch', _stop_after(4, real_epoch))
     with pytest.raises(Interrupted):
