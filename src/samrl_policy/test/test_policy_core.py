@@ -184,3 +184,14 @@ def test_the_actor_on_the_worlds_truth_commands_what_policy_node_would(tmp_path)
         world.close()
     with pytest.raises(ValueError, match='actor must be one of'):
         ActorOnTruth(TASK, run_dir, 'q')
+
+
+def test_side_by_side_starts_m_and_the_world_alike_and_steps_both(tmp_path):
+    from samrl_policy.world_eval import format_side_by_side, side_by_side
+    rows = side_by_side(TASK, write_run(tmp_path), seed=5, steps=2)
+    assert [row['step'] for row in rows] == [0, 1, 2]
+    start = rows[0]
+    for key in ('insertion_depth_m', 'lateral_offset_m', 'yaw_error_rad'):
+        assert start['model'][key] == pytest.approx(start['world'][key], abs=1e-4), key     # M is copied from the world
+    assert all(set(row['model']) == set(row['world']) for row in rows)
+    assert len(format_side_by_side(rows).splitlines()) == 4
