@@ -21,10 +21,10 @@ from learning_toys import SMALL_NETWORK, SUCCESS_REWARD, Interrupted, ToyEnv, To
 
 from samrl_policy import q_learning  # noqa: E402
 from samrl_policy.checkpoints import load_q  # noqa: E402
-from samrl_policy.dataset import RETURN_FIELDS, ShardBuilder, load_shard  # noqa: E402
+from samrl_policy.dataset import RETURN_FIELDS, AggregatedDataset, ShardBuilder, load_shard  # noqa: E402
 from samrl_policy.networks import Actor  # noqa: E402
 from samrl_policy.q_learning import QConfig, discounted_returns, train_q  # noqa: E402
-from samrl_policy.training import Run  # noqa: E402
+from samrl_policy.training import Run, read_table  # noqa: E402
 
 CONFIG = QConfig(episodes=40, episodes_per_shard=10, epochs=10, batch_size=32, learning_rate=3e-3,
                  network=SMALL_NETWORK)
@@ -113,7 +113,8 @@ def test_q_is_shipped_with_a_card_and_logs(finished):
     assert stored == record and torch.equal(loaded.return_mean, q.return_mean)
     card = json.loads((directory / 'checkpoints' / 'q_card.json').read_text())
     assert card['data']['episodes'] == CONFIG.episodes and card['config']['gamma'] == CONFIG.gamma
-    assert card['data']['training_samples'] + card['data']['heldout_samples'] == card['data']['samples']
+    counts = card['data']
+    assert counts['training_samples'] + counts['validation_samples'] + counts['heldout_samples'] == counts['samples']
     assert (directory / 'q_curves.png').is_file() and (directory / 'logs' / 'q_fit.csv').is_file()
 
 
@@ -149,3 +150,20 @@ def test_a_stopped_q_run_goes_on_and_ends_as_the_run_that_never_stopped(finished
         assert torch.equal(resumed.state_dict()[name], value), name
     for table in ('q_epochs', 'q_fit'):
         assert (stopped / 'logs' / f'{table}.csv').read_text() == (directory / 'logs' / f'{table}.csv').read_text()
+
+
+def test_the_published_q_is_the_epoch_with_the_lowest_validation_loss(finished):
+    directory, q, record = finished
+    rows = read_table(directory / 'logs' / 'q_epochs.csv')
+    losses = [row['validation_loss'] for row in rows]
+    metrics = record['metrics']
+    assert len(losses) == CONFIG.epochs and metrics['best_epoch'] == int(np.argmin(losses))
+    assert metrics['validation_loss'] == pytest.approx(min(losses))
+    assert record['data']['validation_samples'] > 0 and not (directory / 'checkpoints' / 'q_best_epoch.pt').exists()
+    data = AggregatedDataset(RETURN_FIELDS, CONFIG.max_bytes)
+    data.load(sorted((directory / 'data').glob('q_*.npz')))
+    with Run(directory, asdict(CONFIG), CONFIG.seed, 'pytest', progress=False) as run:     # the fit's own split
+        train_idx, _ = data.split_by_episode(run.rng('q-split'), CONFIG.heldout_fraction)
+        _, validation_idx = q_learning.split_episodes(data, train_idx, run.rng('q-validation'),
+                                                      CONFIG.validation_fraction)
+    assert q_learning.validation_loss(q, data, validation_idx) == pytest.approx(min(losses), rel=1e-5)
