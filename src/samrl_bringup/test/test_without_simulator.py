@@ -28,7 +28,8 @@ NODE_PACKAGES = ('samrl_description', 'samrl_common', 'samrl_model', 'samrl_perc
 # samrl_policy.model_env_init draws Learn@Sim's episode starts in M from the PyBullet world's randomisation.
 SIM_SIDE = {'samrl_model.sim_adapter', 'samrl_model.render_bench', 'samrl_model.physics.bench',
             'samrl_model.real2sim.bench', 'samrl_perception.segmentation.dataset',
-            'samrl_perception.segmentation.bench', 'samrl_policy.model_env_init'}
+            'samrl_perception.segmentation.bench', 'samrl_policy.model_env_init',
+            'samrl_policy.world_eval'}
 NODES = ('samrl_model.model_node', 'samrl_perception.capture_node', 'samrl_perception.segmentation_node')
 TASK, TARGET, SEED = 'peg_insertion', 'hole_block', 3
 SIZE = (320, 240)                       # width, height (px)

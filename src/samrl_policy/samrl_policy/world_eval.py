@@ -6,6 +6,8 @@ controller removes the last two: each step it reads the world's true object plac
 pose (privileged, as the oracles do), renders them as M does from the world's camera, and applies
 the actor's action. Its success rate is what a perfect tracker with no latency would reach, so the
 gap to Table I's column is M's physics alone (`samrl eval <task> --controller actor`).
+
+Sim-side, as the benches are: it imports the simulator, and no node imports it.
 """
 
 from __future__ import annotations
