@@ -34,6 +34,11 @@ GRADIENT_REL_TOLERANCE = 1e-2         # measured: 1e-10 (kinematic blocks) to 7e
 RIGID_REST_TOLERANCE = 1e-3           # m / rad: held objects and the pancake after 1 s
 THREAD_MAX_SAG_RAD = 0.5              # the sim's joints sag up to 0.36 rad under gravity
 SEGMENT_LENGTH_M = 0.010
+PEG_BESIDE_BLOCK_M = -0.15            # the peg over bare table, beside the hole block
+PRESS_STEP_M = 0.01                   # pushed down 1 cm per control step
+PRESS_STEPS = 25                      # from its start height (<= 0.30 m) to the table
+PRESS_DEPTH_TOLERANCE_M = 1.5e-3      # measured: resting 0.5-1 mm in, as nimble's contacts settle
+BLOCKED_GRADIENT_TOLERANCE = 1e-2     # d z / d a_z into the table (measured: 3e-3 FD, 2e-4 autograd)
 TAIL_TIP_LINK = 9
 
 
@@ -153,6 +158,37 @@ def test_gripper_gradients_with_the_pancake_on_the_table(models):
     assert _relative_error(jac_a[gripper], fd_a[gripper]) < GRADIENT_REL_TOLERANCE
     pancake = model.dof_slice('pancake')
     assert jac_a[pancake].abs().max() < 1e-9                  # the blade is far from the pancake
+
+
+def _peg_pressed_on_the_table(model, start: torch.Tensor, steps: int) -> torch.Tensor:
+    """The peg moved beside the block (y - 0.15 m) and pushed straight down for `steps` control steps."""
+    state = start.clone()
+    state[1] += PEG_BESIDE_BLOCK_M
+    state[model.num_dofs:] = 0.0
+    down = torch.tensor([0.0, 0.0, -PRESS_STEP_M, 0.0, 0.0, 0.0], dtype=torch.float64)
+    for _ in range(steps):
+        state = control_step(model, state, down).detach()
+    return state
+
+
+def _peg_bottom_z(model, state: torch.Tensor) -> float:
+    return float(held_object_pose(model, state).position[2]) - 0.5 * model.config.objects.peg.length_m   # upright
+
+
+def test_a_blocked_tool_stops_at_the_table(models):
+    """A held peg pushed into the table stays on it; before the fix it went on at the commanded speed."""
+    model, start = models['peg_insertion']
+    assert model.tool_stopped_by_contacts and not models['spatula_flipping'][0].tool_stopped_by_contacts
+    resting = _peg_pressed_on_the_table(model, start, PRESS_STEPS)
+    pressed = _peg_pressed_on_the_table(model, start, 2 * PRESS_STEPS)
+    assert abs(_peg_bottom_z(model, resting)) < PRESS_DEPTH_TOLERANCE_M
+    assert abs(_peg_bottom_z(model, pressed) - _peg_bottom_z(model, resting)) < PRESS_DEPTH_TOLERANCE_M
+    # Gradients through the contact: pushing further down moves nothing, sideways moves the peg.
+    action = torch.tensor([0.002, 0.001, -0.005, 0.0, 0.0, 0.0], dtype=torch.float64)
+    jac_a, _ = _jacobians(model, pressed, action)
+    fd_a, _ = _finite_differences(model, pressed, action)
+    assert abs(float(fd_a[2, 2])) < BLOCKED_GRADIENT_TOLERANCE and abs(float(jac_a[2, 2])) < BLOCKED_GRADIENT_TOLERANCE
+    assert _relative_error(jac_a[:2, :2], fd_a[:2, :2]) < GRADIENT_REL_TOLERANCE
 
 
 def _tail_tip_in_world_offset(pose_of_base: Pose, pose_of_link: Pose) -> np.ndarray:

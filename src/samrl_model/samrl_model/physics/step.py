@@ -10,11 +10,15 @@ with R_t the TCP rotation at the start of the step and q_k the Euler angles at s
 body-frame angular velocity R(t)^T r / T is constant along the rotation exp(r t / T) R_t, so a free
 gripper ends at the commanded pose (up to the O(dt^2) error of integrating Euler rates). A gripper
 blocked by a contact is stopped by it in that substep and pushed again in the next, as a stiff
-velocity controller would be. Gravity on the six gripper dofs is cancelled by joint forces
-(nimble's g(q) at the substep's positions, passed as the action; its own dependence on the state
-is not differentiated, a term of order dt^2 that the velocity reset removes). Cancelling the
-Coriolis forces too was tried and rejected: their undifferentiated velocity dependence raised the
-finite-difference error of d(thread)/d(rotation action) from 7e-5 to 5e-2. Setting velocities is
+velocity controller would be: its position advances by the velocity the contacts left it
+(_gripper_after_contacts; nimble's own step advances positions by the velocity it starts with), so
+d s_{t+1} / d a_t through a blocking contact is nimble's velocity Jacobian, about zero into it. The
+spatula is the exception (physics.model.TOOLS_THROUGH_TABLE). Gravity on the six gripper dofs is
+cancelled by joint forces (nimble's g(q) at the substep's positions, passed as the action; its own
+dependence on the state is not differentiated, a term of order dt^2 that the velocity reset
+removes). Cancelling the Coriolis forces too was tried and rejected: their undifferentiated
+velocity dependence raised the finite-difference error of d(thread)/d(rotation action) from 7e-5
+to 5e-2. Setting velocities is
 done in torch, so d s_{t+1} / d a_t flows through it, and d s_{t+1} / d s_t through nimble's
 backpropagation of every substep (nimble.timestep).
 """
@@ -66,9 +70,25 @@ def control_step(model: PhysicsModel, state: torch.Tensor, action: torch.Tensor)
     linear = action[:3] / model.config.control_period_s
     angular = body_angular_velocity(model, state, action)
     for _ in range(model.config.substeps):
-        state = _with_gripper_velocity(model, state, gripper_velocity(model, state, linear, angular))
-        state = nimble.timestep(model.world, state, holding_forces(model, state))
+        driven = _with_gripper_velocity(model, state, gripper_velocity(model, state, linear, angular))
+        state = nimble.timestep(model.world, driven, holding_forces(model, driven))
+        if model.tool_stopped_by_contacts:
+            state = _gripper_after_contacts(model, driven, state)
     return state
+
+
+def _gripper_after_contacts(model: PhysicsModel, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """`after` with the gripper's position advanced by the velocity the contacts left it.
+
+    nimble advances positions with the velocity the substep starts with and applies contact impulses
+    to the velocity only. The gripper's velocity is set again before every substep, so without this
+    a blocked tool would go on at the commanded speed (0.8 mm per substep at 0.2 m/s) and, past
+    nimble's 3 cm contact clipping depth, through the table. Free, the two velocities agree to the
+    substep's small acceleration.
+    """
+    n, dt = model.num_dofs, model.world.getTimeStep()
+    position = before[:GRIPPER_DOFS] + dt * after[n:n + GRIPPER_DOFS]
+    return torch.cat([position, after[GRIPPER_DOFS:]])
 
 
 def rollout(model: PhysicsModel, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
