@@ -3,13 +3,16 @@
 An episode in M (model_env.ModelEnv) starts where the task's randomisation, seeded, puts the real
 (here simulated) world: the PyBullet World is reset with the seed, settles, and M's state is
 copied from it (samrl_model.sim_adapter.state_from_sim), with the static bodies' poses and the
-thread's spring rest angles, which M's world holds outside its state vector. This is the only
+thread's spring rest angles, which M's world holds outside its state vector: those that make the
+settled thread's shape M's equilibrium (samrl_model.physics.sync.equilibrium_rest_rad). This is the only
 module of the episode environment that needs the simulator; on a robot the start would come from
 Real2Sim's fit of the first frame instead.
 """
 from __future__ import annotations
 
+from samrl_model.physics.builder import set_thread_rest
 from samrl_model.physics.model import PhysicsModel
+from samrl_model.physics.sync import equilibrium_rest_rad
 from samrl_model.sim_adapter import state_from_sim
 from samrl_policy.model_env import STATIC_BODIES, EpisodeStart
 from samrl_sim.world import World
@@ -29,9 +32,13 @@ class SimEpisodeStarts:
         self.world.reset(seed=seed)
         poses = self.world.object_poses()
         statics = {name: pose for name, pose in poses.items() if name in STATIC_BODIES}
-        rest = getattr(self.world.task, 'bends', None)        # the thread's motor targets (needle only)
-        state = state_from_sim(model, self.world, thread_rest_rad=rest)
-        return EpisodeStart(state, statics, None if rest is None else rest.copy())
+        state = state_from_sim(model, self.world)
+        if model.task != 'needle_threading':
+            return EpisodeStart(state, statics, None)
+        # The thread's springs rest where its settled shape is M's equilibrium, not at the motor targets.
+        rest = equilibrium_rest_rad(model, state)
+        set_thread_rest(model.world.getSkeleton('gripper'), rest)
+        return EpisodeStart(state, statics, rest)
 
     def close(self) -> None:
         if self.world is not None:

@@ -17,6 +17,8 @@ from samrl_policy.model_env import ACTION_DIM, PROPRIO_SIZE, EpisodeStart, Model
 IMAGE_SIZE = (48, 64)                # (height, width): not square, so the axes cannot be swapped unseen
 SEED = 5
 OBSERVE_BUDGET_S = 2.0               # generous: measured 0.06 s at 64x64 after the first call
+STILL_STEPS = 10                      # 1 s
+STILL_TOLERANCE_RAD = 1e-3            # measured: under 1e-4
 MOVE = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])   # +x at the per-step limit
 
 
@@ -100,6 +102,18 @@ def test_the_same_seed_starts_the_same_episode(envs):
     assert not torch.equal(env.state, first)
     env.reset(SEED)
     assert torch.equal(env.state, first)
+
+
+def test_the_thread_starts_at_rest_in_its_settled_shape(envs):
+    """M's springs rest where the world's settled thread is in equilibrium: standing still keeps its shape
+    (from the sim's motor targets it moved 0.18 rad in 1 s)."""
+    env = envs['needle_threading']
+    env.reset(SEED)
+    thread = env.model.dof_slice('thread')
+    start = env.state[thread].clone()
+    for _ in range(STILL_STEPS):
+        env.step(np.zeros(ACTION_DIM))
+    assert float((env.state[thread] - start).abs().max()) < STILL_TOLERANCE_RAD
 
 
 def test_episode_starts_can_come_without_a_simulator():

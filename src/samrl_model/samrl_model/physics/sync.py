@@ -73,3 +73,22 @@ def body_pose(model: PhysicsModel, state: torch.Tensor, skeleton: str, body: str
 def held_object_pose(model: PhysicsModel, state: torch.Tensor) -> Pose:
     """World pose of the grasped object in M for `state`."""
     return body_pose(model, state, 'gripper', model.held_object)
+
+
+def equilibrium_rest_rad(model: PhysicsModel, state: torch.Tensor) -> np.ndarray:
+    """Thread spring rest angles (rad) that make the thread's shape in `state` M's equilibrium.
+
+    A thread seen at rest holds its shape against gravity. With rest angles r and stiffness k, joint i
+    is at rest where k (r_i - q_i) = g_i(q) (nimble's generalised gravity force, at zero velocity),
+    so r = q + g(q) / k. The sim's motor targets are not that: PyBullet's motors hold the thread
+    softer towards its tip than M's springs, so from the targets M's thread sprang up in the first
+    control step of an episode (tip 0.24 rad off the world's, seed 900000001). On a robot only the
+    seen shape is known, and this is what it gives.
+    """
+    n = model.num_dofs
+    thread = model.dof_slice('thread')
+    positions = state.detach().numpy()[:n]
+    model.world.setState(np.concatenate([positions, np.zeros(n)]))
+    gravity = np.asarray(model.world.getCoriolisAndGravityForces())[thread]
+    stiffness = model.config.thread.stiffness_nm_per_rad
+    return positions[thread] + gravity / stiffness
