@@ -30,7 +30,7 @@ from samrl_viewpoint.views import ViewSpace
 
 STAGES = ('actor', 'fixed_actor', 'q')
 FINAL_FILES = {'actor': 'actor.pt', 'fixed_actor': 'fixed_actor.pt', 'q': 'q.pt'}
-TORCH_THREADS = 1          # small networks: one thread is faster than two on these cores (networks.py)
+TORCH_THREADS = 1          # collection (the expert's small tensors, single images); fits set their own
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,12 @@
 """The actor pi_sim(I) and the sensing-aware Q(I, a) (paper Sec. III-D, Eqs. 8 and 9).
 
 Both are a small CNN encoder of M's render (RGB, depth, target mask; 64x64) joined with the
-proprioception by an MLP head. Each network has its own encoder: the actor's features are
+proprioception by an MLP head. The encoder ends in a spatial soft-argmax (Levine et al. 2016,
+"End-to-end training of deep visuomotor policies"): each of K feature maps becomes the expected
+image position of its activation, which resolves positions to a fraction of a pixel: the peg's
+hole leaves 2 mm a side, a quarter of a pixel at the default view, and actors with the
+average-pooled encoder that came first did not learn to insert it (README, "Learn@Sim").
+Checkpoints from before store no `encoder` and load as 'pooled'. Each network has its own encoder: the actor's features are
 trained to imitate the expert, Q's to predict the return, and sharing them would let the Q
 regression change the actor.
 
@@ -29,7 +34,9 @@ IMAGE_PX = 64                   # side of the square render the networks see
 DEPTH_NEAR_M = 0.1              # depth maps to [-1, 1] over [near, far]; clamped outside
 DEPTH_FAR_M = 2.0               # (the camera arm keeps the work within about 1.5 m)
 NO_HIT_DEPTH_M = 0.0            # depth at or below this is "nothing hit" (model_env's convention)
-POOLED_GRID = 4                 # the encoder's last feature map is pooled to this many cells a side
+POOLED_GRID = 4                 # the pooled encoder's last feature map: this many cells a side
+ENCODERS = ('keypoints', 'pooled')
+LEGACY_ENCODER = 'pooled'       # what a stored config without an `encoder` entry was trained with
 MIN_STD = 1e-3                  # floor on a normalisation standard deviation (constant features)
 
 
@@ -39,18 +46,32 @@ class NetworkConfig:
 
     proprio_dim: int                                # P, the length of Observation.proprio
     image_px: int = IMAGE_PX
-    channels: tuple[int, ...] = (16, 32, 32, 64)    # one stride-2 convolution per entry
+    encoder: str = 'keypoints'                      # one of ENCODERS
+    keypoint_channels: tuple[int, ...] = (32, 32, 64)   # keypoints: 3x3 convolutions ...
+    keypoint_strides: tuple[int, ...] = (1, 2, 1)       # ... and their strides
+    keypoints: int = 32                             # keypoints: feature maps turned into (x, y)
+    channels: tuple[int, ...] = (16, 32, 32, 64)    # pooled: one stride-2 convolution per entry
     feature_dim: int = 128                          # image features fed to the head
     hidden: tuple[int, ...] = (256, 256)            # MLP head widths
     depth_near_m: float = DEPTH_NEAR_M
     depth_far_m: float = DEPTH_FAR_M
+
+    def __post_init__(self):
+        if self.encoder not in ENCODERS:
+            raise ValueError(f'unknown encoder {self.encoder!r}; expected one of {ENCODERS}')
+        if len(self.keypoint_strides) != len(self.keypoint_channels):
+            raise ValueError(f'keypoint_strides {self.keypoint_strides} and keypoint_channels '
+                             f'{self.keypoint_channels} differ in length')
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> NetworkConfig:
-        return cls(**{**values, 'channels': tuple(values['channels']), 'hidden': tuple(values['hidden'])})
+        values = {'encoder': LEGACY_ENCODER, **values}
+        tuples = {name: tuple(values[name]) for name in ('channels', 'hidden', 'keypoint_channels', 'keypoint_strides')
+                  if name in values}
+        return cls(**{**values, **tuples})
 
 
 def network_config_for(config: NetworkConfig | None, proprio_dim: int) -> NetworkConfig:
@@ -74,6 +95,48 @@ def scale_image(image: torch.Tensor, near_m: float, far_m: float) -> torch.Tenso
     return torch.cat([colour_and_mask[:, :DEPTH_CHANNEL], depth, colour_and_mask[:, DEPTH_CHANNEL + 1:]], dim=1)
 
 
+def image_encoder(config: NetworkConfig) -> nn.Module:
+    """The encoder `config.encoder` names."""
+    return KeypointEncoder(config) if config.encoder == 'keypoints' else ImageEncoder(config)
+
+
+def soft_argmax(features: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) feature maps -> (N, 2K): each map's expected (x, y) under a softmax over its
+    pixels, in [-1, 1] from the first pixel's centre to the last's."""
+    n, k, h, w = features.shape
+    weights = torch.softmax(features.flatten(2) / temperature, dim=2).view(n, k, h, w)
+    xs = torch.linspace(-1.0, 1.0, w, dtype=features.dtype, device=features.device)
+    ys = torch.linspace(-1.0, 1.0, h, dtype=features.dtype, device=features.device)
+    return torch.cat([(weights.sum(2) * xs).sum(2), (weights.sum(3) * ys).sum(2)], dim=1)
+
+
+class KeypointEncoder(nn.Module):
+    """(N, 5, H, W) image -> (N, feature_dim): 3x3 convolutions, then each of K maps becomes a
+    keypoint (its soft-argmax position); a learned temperature sharpens them."""
+
+    def __init__(self, config: NetworkConfig):
+        super().__init__()
+        self.near_m, self.far_m = config.depth_near_m, config.depth_far_m
+        widths = [IMAGE_CHANNELS, *config.keypoint_channels]
+        layers: list[nn.Module] = []
+        for inputs, outputs, stride in zip(widths[:-1], widths[1:], config.keypoint_strides):
+            layers += [nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1), nn.ReLU()]
+        self.convolutions = nn.Sequential(*layers, nn.Conv2d(widths[-1], config.keypoints, 1))
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.project = nn.Sequential(nn.Linear(2 * config.keypoints, config.feature_dim),
+                                     nn.LayerNorm(config.feature_dim), nn.Tanh())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        check_image(image)
+        features = self.convolutions(scale_image(image, self.near_m, self.far_m))
+        return self.project(soft_argmax(features, self.log_temperature.exp()))
+
+
+def check_image(image: torch.Tensor) -> None:
+    if image.dim() != 4 or image.shape[1] != IMAGE_CHANNELS:
+        raise ValueError(f'expected images of shape (N, {IMAGE_CHANNELS}, H, W), got {tuple(image.shape)}')
+
+
 class ImageEncoder(nn.Module):
     """(N, 5, H, W) image -> (N, feature_dim): stride-2 convolutions, pooled to a fixed grid."""
 
@@ -89,8 +152,7 @@ class ImageEncoder(nn.Module):
                                      nn.LayerNorm(config.feature_dim), nn.Tanh())
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        if image.dim() != 4 or image.shape[1] != IMAGE_CHANNELS:
-            raise ValueError(f'expected images of shape (N, {IMAGE_CHANNELS}, H, W), got {tuple(image.shape)}')
+        check_image(image)
         return self.project(self.convolutions(scale_image(image, self.near_m, self.far_m)))
 
 
@@ -127,7 +189,7 @@ class Actor(nn.Module):
     def __init__(self, config: NetworkConfig):
         super().__init__()
         self.config = config
-        self.encoder = ImageEncoder(config)
+        self.encoder = image_encoder(config)
         self.proprio = ProprioNormaliser(config.proprio_dim)
         self.head = mlp(config.feature_dim + config.proprio_dim, config.hidden, ACTION_DIM)
 
@@ -147,7 +209,7 @@ class QNetwork(nn.Module):
     def __init__(self, config: NetworkConfig):
         super().__init__()
         self.config = config
-        self.encoder = ImageEncoder(config)
+        self.encoder = image_encoder(config)
         self.proprio = ProprioNormaliser(config.proprio_dim)
         self.head = mlp(config.feature_dim + config.proprio_dim + ACTION_DIM, config.hidden, 1)
         self.register_buffer('return_mean', torch.zeros(()))

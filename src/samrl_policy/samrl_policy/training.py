@@ -40,6 +40,8 @@ STAGE_SEED_STRIDE = 100_000_000         # env seeds of one stage lie in [base, b
 RUN_SEED_STRIDE = 100_000               # ... and of one run seed in a block of this many episodes
 SEED_STAGES = {'dagger': 0, 'heldout': 1, 'evaluation': 2, 'q': 3, 'table1': 9}
 CURVES_DPI = 100
+FIT_TORCH_THREADS = 2                   # batches of 64 images: the keypoint actor's step takes 190 ms on
+                                        # two threads, 335 ms on one (the rest of a run keeps its own count)
 
 
 class RunError(ValueError):
@@ -232,7 +234,8 @@ def fit(run: Run, name: str, network: Actor | QNetwork, epoch: EpochStep, settin
         for row in history:                 # rows a stopped run saved but did not log (log skips the others)
             run.log(table, first_step + row['epoch'], {'name': name, **row})
     network.train()
-    with run.bar(total=settings.epochs, initial=len(history), desc=name, unit='epoch', leave=False) as bar:
+    with torch_threads(FIT_TORCH_THREADS), \
+            run.bar(total=settings.epochs, initial=len(history), desc=name, unit='epoch', leave=False) as bar:
         while not _fit_done(history, settings):
             metrics = {'epoch': len(history), **epoch(network, optimizer, run.rng(name, 'epoch', len(history)))}
             history.append(metrics)
@@ -242,6 +245,17 @@ def fit(run: Run, name: str, network: Actor | QNetwork, epoch: EpochStep, settin
             bar.set_postfix(loss=f'{metrics["loss"]:.4g}')
     network.eval()
     return history
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to `count` inside the block, put back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _fit_done(history: list[dict], settings: FitSettings) -> bool:

@@ -24,6 +24,7 @@ from samrl_policy.networks import (  # noqa: E402
     NetworkConfig,
     QNetwork,
     scale_image,
+    soft_argmax,
 )
 
 BATCH = 4
@@ -44,9 +45,10 @@ def _inputs(batch: int = BATCH, px: int = IMAGE_PX, requires_grad: bool = False)
     return image.requires_grad_(requires_grad), torch.randn(batch, PROPRIO_DIM)
 
 
+@pytest.mark.parametrize('encoder', ['keypoints', 'pooled'])
 @pytest.mark.parametrize('px', [32, IMAGE_PX])
-def test_the_actor_gives_bounded_actions_and_q_one_value_per_sample(px):
-    config = NetworkConfig(proprio_dim=PROPRIO_DIM)
+def test_the_actor_gives_bounded_actions_and_q_one_value_per_sample(px, encoder):
+    config = NetworkConfig(proprio_dim=PROPRIO_DIM, encoder=encoder)
     image, proprio = _inputs(px=px)
     action = Actor(config)(image, proprio)
     assert action.shape == (BATCH, ACTION_DIM) and action.abs().max() <= 1.0
@@ -98,3 +100,26 @@ def test_q_of_the_actors_action_has_a_gradient_with_respect_to_the_view_through_
     assert torch.isfinite(gradient).all() and gradient.abs().sum() > 0
     detached = env.observe(views.camera_pose(params))
     assert not detached.image.requires_grad                     # requires_grad=False renders without a graph
+
+
+def test_a_keypoint_lies_between_pixels_where_its_map_is_split_between_them():
+    """The soft-argmax resolves a position to a fraction of a pixel: what the peg's 2 mm needs."""
+    features = torch.full((1, 2, 9, 9), -50.0)
+    features[0, 0, 2, 6] = 0.0                                  # one pixel: its own centre
+    features[0, 1, 4, 3:5] = 0.0                                # two pixels alike: halfway between them
+    x0, x1, y0, y1 = soft_argmax(features, torch.tensor(1.0))[0].tolist()
+    step = 2.0 / 8                                              # [-1, 1] over 9 pixel centres
+    assert x0 == pytest.approx(-1 + 6 * step) and y0 == pytest.approx(-1 + 2 * step)
+    assert x1 == pytest.approx(-1 + 3.5 * step) and y1 == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_stored_config_without_an_encoder_is_the_pooled_one_and_a_bad_name_is_refused():
+    stored = NetworkConfig(proprio_dim=PROPRIO_DIM, encoder='pooled').to_dict()
+    del stored['encoder'], stored['keypoints'], stored['keypoint_channels'], stored['keypoint_strides']
+    assert NetworkConfig.from_dict(stored).encoder == 'pooled'     # checkpoints from before the keypoints
+    assert Actor(NetworkConfig.from_dict(stored)).load_state_dict(
+        Actor(NetworkConfig(proprio_dim=PROPRIO_DIM, encoder='pooled')).state_dict())
+    with pytest.raises(ValueError, match="unknown encoder 'resnet'"):
+        NetworkConfig(proprio_dim=PROPRIO_DIM, encoder='resnet')
+    with pytest.raises(ValueError, match='differ in length'):
+        NetworkConfig(proprio_dim=PROPRIO_DIM, keypoint_strides=(1, 2))
