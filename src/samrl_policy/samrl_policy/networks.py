@@ -6,9 +6,10 @@ proprioception by an MLP head. The encoder ends in a spatial soft-argmax (Levine
 image position of its activation, which resolves positions to a fraction of a pixel: the peg's
 hole leaves 2 mm a side, a quarter of a pixel at the default view, and actors with the
 average-pooled encoder that came first did not learn to insert it (README, "Learn@Sim").
-Checkpoints from before store no `encoder` and load as 'pooled'. Each network has its own encoder: the actor's features are
-trained to imitate the expert, Q's to predict the return, and sharing them would let the Q
-regression change the actor.
+Checkpoints from before store no `encoder` and load as 'pooled'.
+
+Each network has its own encoder: the actor's features are trained to imitate the expert, Q's to
+predict the return, and sharing them would let the Q regression change the actor.
 
 Both are differentiable with respect to the image: the view step backpropagates
 dQ(I(P), pi(I(P)))/dP through them and through the renderer (Eqs. 7 and 10). So there is no
