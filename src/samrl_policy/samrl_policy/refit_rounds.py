@@ -9,6 +9,7 @@ evaluation seeds. Only the run's files are read; nothing in the run is changed.
     python -m samrl_policy.refit_rounds out/learn_at_sim/needle_threading/actor --rounds 0-1
     python -m samrl_policy.refit_rounds out/learn_at_sim/needle_threading/actor --rounds 0-5 --equal-rounds
     python -m samrl_policy.refit_rounds out/learn_at_sim/needle_threading/actor --rounds 0-5 --labels-only
+    python -m samrl_policy.refit_rounds out/learn_at_sim/peg_insertion/fixed_actor --rounds 0-2 --encoder pooled
 
 Every report starts with the labels of each round: states, mean |a| and the fraction of labels at
 the action bound, per action dimension (translation x y z, rotation x y z, gripper).
@@ -24,7 +25,7 @@ import torch
 
 from samrl_policy.dagger import action_errors, actor_loss, success_rate
 from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset
-from samrl_policy.networks import Actor, network_config_for
+from samrl_policy.networks import ENCODERS, Actor, NetworkConfig
 from samrl_policy.training import episode_seed
 
 SATURATED = 0.99             # |a| above this is at the action bound (actions are in [-1, 1])
@@ -64,10 +65,10 @@ def epoch_batches(rng: np.random.Generator, count: int, batch_size: int, weights
 
 
 def refit(data: AggregatedDataset, epochs: int, learning_rate: float, batch_size: int, equal_rounds: bool,
-          seed: int = 0) -> tuple[Actor, list[float]]:
-    """A fresh actor fitted on `data` (Eq. 8 squared) with cosine decay; (the actor, loss per epoch)."""
+          seed: int = 0, encoder: str = NetworkConfig.encoder) -> tuple[Actor, list[float]]:
+    """A fresh actor with `encoder` fitted on `data` (Eq. 8 squared) with cosine decay; (the actor, loss per epoch)."""
     torch.manual_seed(seed)
-    actor = Actor(network_config_for(None, data.arrays['proprio'].shape[1]))
+    actor = Actor(NetworkConfig(proprio_dim=data.arrays['proprio'].shape[1], encoder=encoder))
     actor.proprio.fit(data.field('proprio').float())
     optimizer = torch.optim.Adam(actor.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--equal-rounds', action='store_true', help='weight every round equally, not every sample')
     parser.add_argument('--eval-episodes', type=int, default=20)
     parser.add_argument('--labels-only', action='store_true', help='only the label statistics, no refit')
+    parser.add_argument('--encoder', choices=ENCODERS, default=NetworkConfig.encoder,
+                        help='the actor\'s image encoder (default %(default)s; networks.py)')
     args = parser.parse_args(argv)
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.views import ViewSpace
@@ -124,12 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.labels_only:
         print(json.dumps(report, indent=2))
         return 0
-    actor, losses = refit(data, args.epochs, args.learning_rate, args.batch_size, args.equal_rounds)
+    actor, losses = refit(data, args.epochs, args.learning_rate, args.batch_size, args.equal_rounds,
+                          encoder=args.encoder)
     env = ModelEnv(config['task'], image_size=tuple(config['image_size']))
     seeds = [episode_seed('evaluation', config['seed'], i) for i in range(args.eval_episodes)]
     rate = success_rate(env, actor, ViewSpace(config['task']), seeds, config['fixed_view'],
                         config['max_episode_steps'], np.random.default_rng(START_VIEW_SEED))
-    print(json.dumps({**report, 'equal_rounds': args.equal_rounds, 'final_training_error': losses[-1],
+    print(json.dumps({**report, 'encoder': args.encoder, 'epochs': args.epochs,
+                      'equal_rounds': args.equal_rounds, 'final_training_error': losses[-1],
                       'training': action_errors(actor, data), 'heldout': action_errors(actor, heldout),
                       'success_rate': rate}, indent=2))
     return 0
