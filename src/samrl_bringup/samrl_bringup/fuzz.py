@@ -1030,7 +1030,7 @@ class TrackerRun(ModelRun):
 # camera goal out), not the policy's quality, and a small network keeps a control step cheap. Q is flat (its
 # return scale zeroed): an untrained Q falls by noise on most view steps, which viewpoint_node then refuses
 # without a goal; on a flat Q every step is kept, so good inputs give a goal each tick.
-TINY_NETWORK = {'channels': (4, 8), 'feature_dim': 16, 'hidden': (32,)}
+TINY_NETWORK = {'encoder': 'pooled', 'channels': (4, 8), 'feature_dim': 16, 'hidden': (32,)}
 STATE_JITTER_M = 0.005             # good model states move the objects by up to this much
 
 

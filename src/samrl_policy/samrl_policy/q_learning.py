@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from samrl_policy.checkpoints import save_network
+from samrl_policy.checkpoints import load_q, save_network
 from samrl_policy.dagger import learner_action
 from samrl_policy.dataset import RETURN_FIELDS, AggregatedDataset, ShardBuilder, save_shard
 from samrl_policy.interfaces import Env, ViewDistribution
@@ -185,7 +185,11 @@ def q_fit(q: QNetwork, data: AggregatedDataset, indices: np.ndarray) -> dict:
 
 # -- the run --------------------------------------------------------------------------------------
 def train_q(run: Run, env: Env, actor: Actor, views: ViewDistribution, config: QConfig) -> tuple[QNetwork, dict]:
-    """Collect the actor's returns, fit Q on the training episodes, report the held-out fit; (Q, its record)."""
+    """Collect the actor's returns, fit Q on the training episodes, report the held-out fit; (Q, its record).
+
+    A run that already published q.pt returns it: nothing is collected or fitted again."""
+    if (run.checkpoint_dir / 'q.pt').exists():
+        return load_q(run.checkpoint_dir / 'q.pt')
     collect_shards(run, env, actor.eval(), views, config)
     data = AggregatedDataset(RETURN_FIELDS, config.max_bytes)
     data.load(sorted(run.data_dir.glob('q_*.npz')))

@@ -155,7 +155,8 @@ class ToyViews:
 
 
 # -- what the tests share -------------------------------------------------------------------------
-SMALL_NETWORK = NetworkConfig(proprio_dim=PROPRIO_DIM, channels=(8, 16, 16), feature_dim=32, hidden=(64, 64))
+SMALL_NETWORK = NetworkConfig(proprio_dim=PROPRIO_DIM, encoder='pooled', channels=(8, 16, 16), feature_dim=32,
+                              hidden=(64, 64))
 NARROW_VIEWS = {'azimuth': (-0.3, 0.3), 'elevation': (0.8, 1.0), 'offset_m': (0.0, 0.05)}   # all see the work
 
 

@@ -28,6 +28,7 @@ from samrl_policy.networks import (  # noqa: E402
 )
 
 BATCH = 4
+KEYPOINTS = NetworkConfig(proprio_dim=PROPRIO_DIM)      # the default encoder (SMALL_NETWORK is pooled)
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +81,7 @@ def test_the_proprioception_and_return_normalisation_travel_in_the_state_dict():
 
 
 def test_q_of_the_actors_action_has_a_gradient_with_respect_to_the_image():
-    actor, q = Actor(SMALL_NETWORK), QNetwork(SMALL_NETWORK)
+    actor, q = Actor(KEYPOINTS), QNetwork(KEYPOINTS)
     image, proprio = _inputs(batch=1, px=32, requires_grad=True)
     value = q(image, proprio, actor(image, proprio))
     gradient, = torch.autograd.grad(value.sum(), image)
@@ -92,7 +93,7 @@ def test_q_of_the_actors_action_has_a_gradient_with_respect_to_the_view_through_
     """dQ(I(P), pi(I(P)))/dP: the chain of Eq. 7, through the toy renderer."""
     env, views = ToyEnv(), ToyViews()
     env.reset(4)
-    actor, q = Actor(SMALL_NETWORK), QNetwork(SMALL_NETWORK)
+    actor, q = Actor(KEYPOINTS), QNetwork(KEYPOINTS)
     params = views.default().clone().requires_grad_(True)
     obs = env.observe(views.camera_pose(params), requires_grad=True)
     image, proprio = obs.image[None], obs.proprio[None]

@@ -20,7 +20,7 @@ from samrl_policy.policy_core import InputError, PolicyCore, checked_progress, i
 
 torch.set_num_threads(1)     # the test machines have 2 cores shared with other jobs
 TASK = 'peg_insertion'
-TINY = NetworkConfig(proprio_dim=PROPRIO_SIZE, channels=(4, 8), feature_dim=16, hidden=(32,))
+TINY = NetworkConfig(proprio_dim=PROPRIO_SIZE, encoder='pooled', channels=(4, 8), feature_dim=16, hidden=(32,))
 IMAGE_SIZE = (64, 64)
 
 

@@ -8,6 +8,7 @@ works ranks them.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -150,6 +151,19 @@ def test_a_stopped_q_run_goes_on_and_ends_as_the_run_that_never_stopped(finished
         assert torch.equal(resumed.state_dict()[name], value), name
     for table in ('q_epochs', 'q_fit'):
         assert (stopped / 'logs' / f'{table}.csv').read_text() == (directory / 'logs' / f'{table}.csv').read_text()
+
+
+def test_a_finished_q_run_run_again_fits_nothing_and_returns_its_q(finished, tmp_path, monkeypatch):
+    directory, q, record = finished
+    shutil.copytree(directory, tmp_path / 'run')
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError('a finished run was fitted again')
+    monkeypatch.setattr(q_learning, 'fit', no_fit)
+    monkeypatch.setattr(q_learning, 'collect_shards', no_fit)
+    again, again_record = run_q(tmp_path / 'run')
+    assert again_record['metrics'] == record['metrics']
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), q.state_dict().values()))
 
 
 def test_the_published_q_is_the_epoch_with_the_lowest_validation_loss(finished):

@@ -17,7 +17,7 @@ from samrl_viewpoint.viewpoint_core import ViewpointCore, view_of_camera
 from samrl_viewpoint.views import params_of_look_at
 
 TASK = 'peg_insertion'
-TINY = NetworkConfig(proprio_dim=PROPRIO_SIZE, channels=(4, 8), feature_dim=16, hidden=(32,))
+TINY = NetworkConfig(proprio_dim=PROPRIO_SIZE, encoder='pooled', channels=(4, 8), feature_dim=16, hidden=(32,))
 IMAGE_SIZE = (64, 64)
 
 
