@@ -32,6 +32,8 @@ def add_learn_at_sim(train_sub, command, positive_int) -> None:
     learn.add_argument('--q-episodes', type=positive_int, help='actor rollouts for Q\'s returns')
     learn.add_argument('--q-epochs', type=positive_int, help='epochs of Q\'s regression')
     learn.add_argument('--max-steps', type=positive_int, help='cap on an episode\'s control steps')
+    learn.add_argument('--encoder', choices=('keypoints', 'world_keypoints', 'pooled'),
+                       help='image encoder of the actors and Q (default: NetworkConfig; samrl_policy/networks.py)')
 
 
 def add_table1_arguments(evaluation) -> None:
@@ -57,13 +59,24 @@ def add_heatmap(sub, command) -> None:
 def _dagger_config(args):
     from samrl_policy.dagger import DAggerConfig
     given = {'rounds': args.rounds, 'episodes_per_round': args.episodes_per_round, 'views_per_state': args.views,
-             'epochs_per_round': args.epochs, 'eval_episodes': args.eval_episodes, 'max_episode_steps': args.max_steps}
+             'epochs_per_round': args.epochs, 'eval_episodes': args.eval_episodes, 'max_episode_steps': args.max_steps,
+             'network': _network_config(args)}
     return replace(DAggerConfig(), **{k: v for k, v in given.items() if v is not None})
+
+
+def _network_config(args):
+    """The networks' config if --encoder names one; None keeps NetworkConfig's defaults."""
+    if args.encoder is None:
+        return None
+    from samrl_policy.model_env import PROPRIO_SIZE
+    from samrl_policy.networks import NetworkConfig
+    return NetworkConfig(proprio_dim=PROPRIO_SIZE, encoder=args.encoder)
 
 
 def _q_config(args):
     from samrl_policy.q_learning import QConfig
-    given = {'episodes': args.q_episodes, 'epochs': args.q_epochs, 'max_episode_steps': args.max_steps}
+    given = {'episodes': args.q_episodes, 'epochs': args.q_epochs, 'max_episode_steps': args.max_steps,
+             'network': _network_config(args)}
     config = replace(QConfig(), **{k: v for k, v in given.items() if v is not None})
     return replace(config, episodes_per_shard=min(config.episodes_per_shard, config.episodes))
 

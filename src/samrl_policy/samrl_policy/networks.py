@@ -9,6 +9,14 @@ data, an actor with the average-pooled encoder that came first inserted the peg 
 evaluation episodes in M, one with keypoints in 0.95 (README, "Learn@Sim"; `refit_rounds
 --encoder`). Checkpoints from before store no `encoder` and load as 'pooled'.
 
+The 'world_keypoints' encoder adds where each keypoint is in the world: the expected 3D point under
+the keypoint's softmax, back-projected from the depth plane with the render's intrinsics and moved
+to the world frame by the camera pose in the proprioception. A keypoint on the hole's rim then
+reads the same from every view, so a multi-view actor need not learn the projection geometry from
+its data (the image-plane actor of the peg's multi-view stage failed every evaluation episode).
+The camera pose enters detached, as in the proprioception (model_env.policy_proprio): dQ/dP still
+flows through the image only, read as the objects' apparent move.
+
 Each network has its own encoder: the actor's features are trained to imitate the expert, Q's to
 predict the return, and sharing them would let the Q regression change the actor.
 
@@ -30,6 +38,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from samrl_description.camera import CameraIntrinsics
 from samrl_policy.interfaces import ACTION_DIM, DEPTH_CHANNEL, IMAGE_CHANNELS
 
 IMAGE_PX = 64                   # side of the square render the networks see
@@ -37,7 +46,8 @@ DEPTH_NEAR_M = 0.1              # depth maps to [-1, 1] over [near, far]; clampe
 DEPTH_FAR_M = 2.0               # (the camera arm keeps the work within about 1.5 m)
 NO_HIT_DEPTH_M = 0.0            # depth at or below this is "nothing hit" (model_env's convention)
 POOLED_GRID = 4                 # the pooled encoder's last feature map: this many cells a side
-ENCODERS = ('keypoints', 'pooled')
+ENCODERS = ('keypoints', 'world_keypoints', 'pooled')
+CAMERA_FEATURES = slice(9, 18)  # model_env.policy_proprio: the camera's position and rotation columns 0, 1
 LEGACY_ENCODER = 'pooled'       # what a stored config without an `encoder` entry was trained with
 MIN_STD = 1e-3                  # floor on a normalisation standard deviation (constant features)
 
@@ -64,6 +74,9 @@ class NetworkConfig:
         if len(self.keypoint_strides) != len(self.keypoint_channels):
             raise ValueError(f'keypoint_strides {self.keypoint_strides} and keypoint_channels '
                              f'{self.keypoint_channels} differ in length')
+        if self.encoder == 'world_keypoints' and self.proprio_dim < CAMERA_FEATURES.stop:
+            raise ValueError(f"encoder 'world_keypoints' reads the camera pose from proprioception values "
+                             f"{CAMERA_FEATURES.start}-{CAMERA_FEATURES.stop - 1}; proprio_dim is {self.proprio_dim}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,16 +112,32 @@ def scale_image(image: torch.Tensor, near_m: float, far_m: float) -> torch.Tenso
 
 def image_encoder(config: NetworkConfig) -> nn.Module:
     """The encoder `config.encoder` names."""
-    return KeypointEncoder(config) if config.encoder == 'keypoints' else PooledEncoder(config)
+    encoders = {'keypoints': KeypointEncoder, 'world_keypoints': WorldKeypointEncoder, 'pooled': PooledEncoder}
+    return encoders[config.encoder](config)
+
+
+def encode(encoder: nn.Module, image: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+    """The encoder's features of `image`; the world-keypoint encoder also reads the camera pose in `proprio`."""
+    return encoder(image, proprio[:, CAMERA_FEATURES]) if isinstance(encoder, WorldKeypointEncoder) else encoder(image)
+
+
+def keypoint_weights(features: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) feature maps -> each map's softmax over its pixels, same shape."""
+    n, k, h, w = features.shape
+    return torch.softmax(features.flatten(2) / temperature, dim=2).view(n, k, h, w)
 
 
 def soft_argmax(features: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
     """(N, K, H, W) feature maps -> (N, 2K): each map's expected (x, y) under a softmax over its
     pixels, in [-1, 1] from the first pixel's centre to the last's."""
-    n, k, h, w = features.shape
-    weights = torch.softmax(features.flatten(2) / temperature, dim=2).view(n, k, h, w)
-    xs = torch.linspace(-1.0, 1.0, w, dtype=features.dtype, device=features.device)
-    ys = torch.linspace(-1.0, 1.0, h, dtype=features.dtype, device=features.device)
+    return expected_positions(keypoint_weights(features, temperature))
+
+
+def expected_positions(weights: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) softmax weights -> (N, 2K) expected (x, y) in [-1, 1] (all x, then all y)."""
+    h, w = weights.shape[2:]
+    xs = torch.linspace(-1.0, 1.0, w, dtype=weights.dtype, device=weights.device)
+    ys = torch.linspace(-1.0, 1.0, h, dtype=weights.dtype, device=weights.device)
     return torch.cat([(weights.sum(2) * xs).sum(2), (weights.sum(3) * ys).sum(2)], dim=1)
 
 
@@ -132,6 +161,45 @@ class KeypointEncoder(nn.Module):
         check_image(image)
         features = self.convolutions(scale_image(image, self.near_m, self.far_m))
         return self.project(soft_argmax(features, self.log_temperature.exp()))
+
+
+def optical_points(depth: torch.Tensor, far_m: float) -> torch.Tensor:
+    """(N, 1, H, W) depth in metres -> (N, 3, H, W) each pixel's point in the optical frame (x right,
+    y down, z forward), with the render's D435 intrinsics scaled to W x H and its pixel centres
+    (samrl_model.render). No hit (depth 0) is read as the far plane."""
+    h, w = depth.shape[2:]
+    k = CameraIntrinsics.d435(w, h)
+    z = torch.where(depth > NO_HIT_DEPTH_M, depth, torch.full_like(depth, far_m))
+    u = torch.arange(w, dtype=depth.dtype, device=depth.device).view(1, 1, 1, w)
+    v = torch.arange(h, dtype=depth.dtype, device=depth.device).view(1, 1, h, 1)
+    return torch.cat([(u - k.cx) / k.fx * z, (v - k.cy) / k.fy * z, z], dim=1)
+
+
+def camera_to_world(points: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
+    """(N, K, 3) optical-frame points, (N, 9) camera features (position, rotation columns 0 and 1;
+    model_env.pose_features) -> (N, K, 3) world points."""
+    x_axis, y_axis = camera[:, 3:6], camera[:, 6:9]
+    rotation = torch.stack([x_axis, y_axis, torch.linalg.cross(x_axis, y_axis)], dim=2)      # columns
+    return points @ rotation.transpose(1, 2) + camera[:, None, :3]
+
+
+class WorldKeypointEncoder(KeypointEncoder):
+    """(N, 5, H, W) image and (N, 9) camera pose -> (N, feature_dim): the keypoint encoder, each
+    keypoint also giving its expected world point (m) under its softmax."""
+
+    def __init__(self, config: NetworkConfig):
+        super().__init__(config)
+        self.project = nn.Sequential(nn.Linear(5 * config.keypoints, config.feature_dim),
+                                     nn.LayerNorm(config.feature_dim), nn.Tanh())
+
+    def forward(self, image: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
+        check_image(image)
+        features = self.convolutions(scale_image(image, self.near_m, self.far_m))
+        weights = keypoint_weights(features, self.log_temperature.exp())
+        points = nn.functional.adaptive_avg_pool2d(
+            optical_points(image[:, DEPTH_CHANNEL:DEPTH_CHANNEL + 1], self.far_m), weights.shape[2:])
+        world = camera_to_world(torch.einsum('nkhw,nchw->nkc', weights, points), camera)
+        return self.project(torch.cat([expected_positions(weights), world.flatten(1)], dim=1))
 
 
 def check_image(image: torch.Tensor) -> None:
@@ -196,7 +264,7 @@ class Actor(nn.Module):
         self.head = mlp(config.feature_dim + config.proprio_dim, config.hidden, ACTION_DIM)
 
     def forward(self, image: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
-        features = torch.cat([self.encoder(image), self.proprio(proprio)], dim=1)
+        features = torch.cat([encode(self.encoder, image, proprio), self.proprio(proprio)], dim=1)
         return torch.tanh(self.head(features))
 
 
@@ -224,7 +292,7 @@ class QNetwork(nn.Module):
 
     def standardised(self, image: torch.Tensor, proprio: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """(N,) the head's output: (return - return_mean) / return_std; what Eq. 9 is fitted on."""
-        features = torch.cat([self.encoder(image), self.proprio(proprio), action], dim=1)
+        features = torch.cat([encode(self.encoder, image, proprio), self.proprio(proprio), action], dim=1)
         return self.head(features).squeeze(1)
 
     def forward(self, image: torch.Tensor, proprio: torch.Tensor, action: torch.Tensor) -> torch.Tensor:

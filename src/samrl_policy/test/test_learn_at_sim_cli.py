@@ -22,15 +22,17 @@ def _weights(path):
 
 def test_learn_at_sim_then_table1_and_fig4(tmp_path):
     run = tmp_path / 'run'
-    out = _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY)
+    out = _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY, '--encoder', 'world_keypoints')
     assert 'actor.pt, fixed_actor.pt, q.pt' in out
     for name in ('actor', 'fixed_actor', 'q'):
         assert (run / f'{name}.pt').exists() and (run / f'{name}_card.json').exists()
         assert torch.load(run / f'{name}.pt', weights_only=True)
     card = json.loads((run / 'actor_card.json').read_text())
     assert 'learn-at-sim' in json.dumps(card)                      # the exact command is in the card
+    for name in ('actor', 'q'):                                    # --encoder reaches every network
+        assert torch.load(run / f'{name}.pt', weights_only=True)['config']['encoder'] == 'world_keypoints'
     before = _weights(run / 'actor.pt')
-    _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY)    # a finished run: nothing redone
+    _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY, '--encoder', 'world_keypoints')
     after = _weights(run / 'actor.pt')
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 

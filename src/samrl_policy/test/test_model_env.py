@@ -19,6 +19,8 @@ SEED = 5
 OBSERVE_BUDGET_S = 2.0               # generous: measured 0.06 s at 64x64 after the first call
 STILL_STEPS = 10                      # 1 s
 STILL_TOLERANCE_RAD = 1e-3            # measured: under 1e-4
+TABLE_TOLERANCE_M = 2e-3            # world points of rendered pixels: none below the table top (z = 0)
+CENTROID_SPREAD_M = 0.025           # the target's visible faces differ between views (measured 13 mm)
 MOVE = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])   # +x at the per-step limit
 
 
@@ -128,3 +130,21 @@ def test_episode_starts_can_come_without_a_simulator():
     env = ModelEnv('peg_insertion', image_size=IMAGE_SIZE, seed=0, episode_starts=nominal)
     assert env.evaluate()['success'] is False
     assert float(env.observe(_default_view('peg_insertion')).image[4].sum()) > 0.0
+
+
+def test_the_world_keypoints_geometry_puts_m_renders_where_the_objects_are(envs):
+    """The back-projection of networks.WorldKeypointEncoder matches the renderer: from five views no
+    rendered point lies below the table and the target's points agree in the world."""
+    from samrl_policy.networks import DEPTH_FAR_M, camera_to_world, optical_points
+    from samrl_viewpoint.views import ViewSpace
+    env, views = envs['peg_insertion'], ViewSpace('peg_insertion')
+    centroids = []
+    for params in [views.default(), *views.sample(np.random.default_rng(0), 4)]:
+        obs = env.observe(views.camera_pose(params))
+        points = optical_points(obs.image[None, 3:4], DEPTH_FAR_M).flatten(2).transpose(1, 2)
+        world = camera_to_world(points, obs.proprio[None, 9:18])[0]
+        hit, target = obs.image[3].flatten() > 0, obs.image[4].flatten() > 0.5
+        assert float(world[hit, 2].min()) > -TABLE_TOLERANCE_M
+        centroids.append(world[target].mean(dim=0))
+    spread = torch.stack(centroids) - torch.stack(centroids).mean(dim=0)
+    assert float(spread.norm(dim=1).max()) < CENTROID_SPREAD_M

@@ -15,6 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learning_toys import PROPRIO_DIM, SMALL_NETWORK, ToyEnv, ToyViews  # noqa: E402
 
+from samrl_description.camera import CameraIntrinsics  # noqa: E402
 from samrl_policy.interfaces import ACTION_DIM, DEPTH_CHANNEL  # noqa: E402
 from samrl_policy.networks import (  # noqa: E402
     DEPTH_FAR_M,
@@ -23,12 +24,15 @@ from samrl_policy.networks import (  # noqa: E402
     Actor,
     NetworkConfig,
     QNetwork,
+    camera_to_world,
+    optical_points,
     scale_image,
     soft_argmax,
 )
 
 BATCH = 4
 KEYPOINTS = NetworkConfig(proprio_dim=PROPRIO_DIM)      # the default encoder (SMALL_NETWORK is pooled)
+MODEL_PROPRIO_DIM = 19                                  # model_env.PROPRIO_SIZE: the camera pose is in it
 
 
 @pytest.fixture(autouse=True)
@@ -46,11 +50,12 @@ def _inputs(batch: int = BATCH, px: int = IMAGE_PX, requires_grad: bool = False)
     return image.requires_grad_(requires_grad), torch.randn(batch, PROPRIO_DIM)
 
 
-@pytest.mark.parametrize('encoder', ['keypoints', 'pooled'])
+@pytest.mark.parametrize('encoder', ['keypoints', 'world_keypoints', 'pooled'])
 @pytest.mark.parametrize('px', [32, IMAGE_PX])
 def test_the_actor_gives_bounded_actions_and_q_one_value_per_sample(px, encoder):
-    config = NetworkConfig(proprio_dim=PROPRIO_DIM, encoder=encoder)
-    image, proprio = _inputs(px=px)
+    config = NetworkConfig(proprio_dim=MODEL_PROPRIO_DIM, encoder=encoder)
+    image, _ = _inputs(px=px)
+    proprio = torch.randn(BATCH, MODEL_PROPRIO_DIM)
     action = Actor(config)(image, proprio)
     assert action.shape == (BATCH, ACTION_DIM) and action.abs().max() <= 1.0
     assert QNetwork(config)(image, proprio, action).shape == (BATCH,)
@@ -124,3 +129,29 @@ def test_a_stored_config_without_an_encoder_is_the_pooled_one_and_a_bad_name_is_
         NetworkConfig(proprio_dim=PROPRIO_DIM, encoder='resnet')
     with pytest.raises(ValueError, match='differ in length'):
         NetworkConfig(proprio_dim=PROPRIO_DIM, keypoint_strides=(1, 2))
+
+
+def test_a_pixel_goes_back_to_the_world_point_it_shows():
+    """optical_points and camera_to_world invert the pinhole projection of the render's intrinsics."""
+    height, width, far_m = 48, 64, 2.0
+    angle = 0.7                                                 # camera turned about the world's z
+    rotation = torch.tensor([[torch.cos(torch.tensor(angle)), -torch.sin(torch.tensor(angle)), 0.0],
+                             [torch.sin(torch.tensor(angle)), torch.cos(torch.tensor(angle)), 0.0],
+                             [0.0, 0.0, 1.0]]) @ torch.tensor([[1.0, 0, 0], [0, -1, 0], [0, 0, -1]])
+    position = torch.tensor([0.4, -0.1, 0.9])
+    camera = torch.cat([position, rotation[:, 0], rotation[:, 1]])[None]
+    depth = torch.zeros(1, 1, height, width)
+    depth[0, 0, 30, 10] = 0.8
+    points = optical_points(depth, far_m)
+    assert points[0, 2, 0, 0] == far_m                          # nothing hit: the far plane
+    optical = points[0, :, 30, 10]
+    k = CameraIntrinsics.d435(width, height)
+    assert k.fx * optical[0] / optical[2] + k.cx == pytest.approx(10.0)      # projects back to its pixel
+    assert k.fy * optical[1] / optical[2] + k.cy == pytest.approx(30.0)
+    world = camera_to_world(optical.view(1, 1, 3), camera)[0, 0]
+    assert torch.allclose(world, rotation @ optical + position, atol=1e-6)
+
+
+def test_the_world_keypoint_encoder_needs_the_camera_pose_in_the_proprioception():
+    with pytest.raises(ValueError, match="'world_keypoints' reads the camera pose"):
+        NetworkConfig(proprio_dim=PROPRIO_DIM, encoder='world_keypoints')
