@@ -10,6 +10,7 @@ evaluation seeds. Only the run's files are read; nothing in the run is changed.
     python -m samrl_policy.refit_rounds out/learn_at_sim/needle_threading/actor --rounds 0-5 --equal-rounds
     python -m samrl_policy.refit_rounds out/learn_at_sim/needle_threading/actor --rounds 0-5 --labels-only
     python -m samrl_policy.refit_rounds out/learn_at_sim/peg_insertion/fixed_actor --rounds 0-2 --encoder pooled
+    python -m samrl_policy.refit_rounds out/learn_at_sim/peg_insertion/actor --rounds 0-2 --save out/refit/actor.pt
 
 Every report starts with the labels of each round: states, mean |a| and the fraction of labels at
 the action bound, per action dimension (translation x y z, rotation x y z, gripper).
@@ -18,11 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from samrl_policy.checkpoints import save_network
 from samrl_policy.dagger import action_errors, actor_loss, success_rate
 from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset
 from samrl_policy.networks import ENCODERS, Actor, NetworkConfig
@@ -65,7 +69,7 @@ def epoch_batches(rng: np.random.Generator, count: int, batch_size: int, weights
 
 
 def refit(data: AggregatedDataset, epochs: int, learning_rate: float, batch_size: int, equal_rounds: bool,
-          seed: int = 0, encoder: str = NetworkConfig.encoder) -> tuple[Actor, list[float]]:
+          seed: int = 0, encoder: str = NetworkConfig.encoder, progress: bool = True) -> tuple[Actor, list[float]]:
     """A fresh actor with `encoder` fitted on `data` (Eq. 8 squared) with cosine decay; (the actor, loss per epoch)."""
     torch.manual_seed(seed)
     actor = Actor(NetworkConfig(proprio_dim=data.arrays['proprio'].shape[1], encoder=encoder))
@@ -73,7 +77,7 @@ def refit(data: AggregatedDataset, epochs: int, learning_rate: float, batch_size
     optimizer = torch.optim.Adam(actor.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
     rng, weights, losses = np.random.default_rng(seed), round_weights(data.arrays['round'], equal_rounds), []
-    for _ in range(epochs):
+    for _ in (bar := tqdm(range(epochs), desc='refit', unit='epoch', disable=not progress)):
         total = 0.0
         batches = epoch_batches(rng, len(data), batch_size, weights)
         for indices in batches:
@@ -85,6 +89,7 @@ def refit(data: AggregatedDataset, epochs: int, learning_rate: float, batch_size
             total += loss.item()
         schedule.step()                                                            # cosine decay per epoch
         losses.append(total / len(batches))
+        bar.set_postfix(loss=f'{losses[-1]:.4f}')
     return actor.eval(), losses
 
 
@@ -111,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--labels-only', action='store_true', help='only the label statistics, no refit')
     parser.add_argument('--encoder', choices=ENCODERS, default=NetworkConfig.encoder,
                         help='the actor\'s image encoder (default %(default)s; networks.py)')
+    parser.add_argument('--save', type=Path, help='write the refitted actor here (a checkpoint and its card)')
     args = parser.parse_args(argv)
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.views import ViewSpace
@@ -133,10 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [episode_seed('evaluation', config['seed'], i) for i in range(args.eval_episodes)]
     rate = success_rate(env, actor, ViewSpace(config['task']), seeds, config['fixed_view'],
                         config['max_episode_steps'], np.random.default_rng(START_VIEW_SEED))
-    print(json.dumps({**report, 'encoder': args.encoder, 'epochs': args.epochs,
-                      'equal_rounds': args.equal_rounds, 'final_training_error': losses[-1],
-                      'training': action_errors(actor, data), 'heldout': action_errors(actor, heldout),
-                      'success_rate': rate}, indent=2))
+    report = {**report, 'encoder': args.encoder, 'epochs': args.epochs, 'equal_rounds': args.equal_rounds,
+              'final_training_error': losses[-1], 'training': action_errors(actor, data),
+              'heldout': action_errors(actor, heldout), 'success_rate': rate}
+    if args.save:
+        command = 'python -m samrl_policy.refit_rounds ' + ' '.join(sys.argv[1:] if argv is None else argv)
+        save_network(args.save, actor, {'command': command, 'run': str(args.run), 'metrics': report})
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -47,3 +47,13 @@ def test_learn_at_sim_then_table1_and_fig4(tmp_path):
     png = tmp_path / 'fig4.png'
     _samrl('viewpoint', 'heatmap', 'peg_insertion', '--run-dir', str(run), '--grid', '3x2', '--png', str(png))
     assert png.stat().st_size > 1000 and png.with_suffix('.json').exists()
+
+    saved = tmp_path / 'refit' / 'actor.pt'                        # the diagnostic refit, kept for evaluation
+    done = subprocess.run([sys.executable, '-m', 'samrl_policy.refit_rounds', str(run / 'actor'), '--rounds', '0',
+                           '--epochs', '1', '--eval-episodes', '1', '--save', str(saved)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert torch.load(saved, weights_only=True)['config']['encoder'] == report['encoder'] == 'keypoints'
+    card = json.loads(saved.with_name('actor_card.json').read_text())
+    assert card['metrics']['success_rate'] == report['success_rate'] and '--save' in card['command']
