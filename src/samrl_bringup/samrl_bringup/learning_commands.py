@@ -32,7 +32,7 @@ def add_learn_at_sim(train_sub, command, positive_int) -> None:
     learn.add_argument('--q-episodes', type=positive_int, help='actor rollouts for Q\'s returns')
     learn.add_argument('--q-epochs', type=positive_int, help='epochs of Q\'s regression')
     learn.add_argument('--max-steps', type=positive_int, help='cap on an episode\'s control steps')
-    learn.add_argument('--encoder', choices=('keypoints', 'world_keypoints', 'pooled'),
+    learn.add_argument('--encoder', choices=('keypoints', 'world_keypoints', 'tool_keypoints', 'pooled'),
                        help='image encoder of the actors and Q (default: NetworkConfig; samrl_policy/networks.py)')
 
 

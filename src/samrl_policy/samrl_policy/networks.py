@@ -14,6 +14,7 @@ the keypoint's softmax, back-projected from the depth plane with the render's in
 to the world frame by the camera pose in the proprioception. A keypoint on the hole's rim then
 reads the same from every view, so a multi-view actor need not learn the projection geometry from
 its data (the image-plane actor of the peg's multi-view stage failed every evaluation episode).
+'tool_keypoints' gives the same points from the tool centre point instead of the world's origin.
 The camera pose enters detached, as in the proprioception (model_env.policy_proprio): dQ/dP still
 flows through the image only, read as the objects' apparent move.
 
@@ -46,8 +47,9 @@ DEPTH_NEAR_M = 0.1              # depth maps to [-1, 1] over [near, far]; clampe
 DEPTH_FAR_M = 2.0               # (the camera arm keeps the work within about 1.5 m)
 NO_HIT_DEPTH_M = 0.0            # depth at or below this is "nothing hit" (model_env's convention)
 POOLED_GRID = 4                 # the pooled encoder's last feature map: this many cells a side
-ENCODERS = ('keypoints', 'world_keypoints', 'pooled')
-CAMERA_FEATURES = slice(9, 18)  # model_env.policy_proprio: the camera's position and rotation columns 0, 1
+ENCODERS = ('keypoints', 'world_keypoints', 'tool_keypoints', 'pooled')
+TOOL_POSITION = slice(0, 3)     # model_env.policy_proprio: the tool centre point's position (m) ...
+CAMERA_FEATURES = slice(9, 18)  # ... and the camera's position and rotation columns 0, 1
 LEGACY_ENCODER = 'pooled'       # what a stored config without an `encoder` entry was trained with
 MIN_STD = 1e-3                  # floor on a normalisation standard deviation (constant features)
 
@@ -74,8 +76,8 @@ class NetworkConfig:
         if len(self.keypoint_strides) != len(self.keypoint_channels):
             raise ValueError(f'keypoint_strides {self.keypoint_strides} and keypoint_channels '
                              f'{self.keypoint_channels} differ in length')
-        if self.encoder == 'world_keypoints' and self.proprio_dim < CAMERA_FEATURES.stop:
-            raise ValueError(f"encoder 'world_keypoints' reads the camera pose from proprioception values "
+        if self.encoder in ('world_keypoints', 'tool_keypoints') and self.proprio_dim < CAMERA_FEATURES.stop:
+            raise ValueError(f"encoder {self.encoder!r} reads the camera pose from proprioception values "
                              f"{CAMERA_FEATURES.start}-{CAMERA_FEATURES.stop - 1}; proprio_dim is {self.proprio_dim}")
 
     def to_dict(self) -> dict:
@@ -112,13 +114,14 @@ def scale_image(image: torch.Tensor, near_m: float, far_m: float) -> torch.Tenso
 
 def image_encoder(config: NetworkConfig) -> nn.Module:
     """The encoder `config.encoder` names."""
-    encoders = {'keypoints': KeypointEncoder, 'world_keypoints': WorldKeypointEncoder, 'pooled': PooledEncoder}
+    encoders = {'keypoints': KeypointEncoder, 'world_keypoints': WorldKeypointEncoder,
+                'tool_keypoints': ToolKeypointEncoder, 'pooled': PooledEncoder}
     return encoders[config.encoder](config)
 
 
 def encode(encoder: nn.Module, image: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
-    """The encoder's features of `image`; the world-keypoint encoder also reads the camera pose in `proprio`."""
-    return encoder(image, proprio[:, CAMERA_FEATURES]) if isinstance(encoder, WorldKeypointEncoder) else encoder(image)
+    """The encoder's features of `image`; the 3D keypoint encoders also read poses in `proprio`."""
+    return encoder(image, proprio) if isinstance(encoder, WorldKeypointEncoder) else encoder(image)
 
 
 def keypoint_weights(features: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
@@ -184,22 +187,37 @@ def camera_to_world(points: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
 
 
 class WorldKeypointEncoder(KeypointEncoder):
-    """(N, 5, H, W) image and (N, 9) camera pose -> (N, feature_dim): the keypoint encoder, each
-    keypoint also giving its expected world point (m) under its softmax."""
+    """(N, 5, H, W) image and (N, P) proprioception -> (N, feature_dim): the keypoint encoder, each
+    keypoint also giving its expected world point (m) under its softmax (the camera pose read from
+    the proprioception)."""
 
     def __init__(self, config: NetworkConfig):
         super().__init__(config)
         self.project = nn.Sequential(nn.Linear(5 * config.keypoints, config.feature_dim),
                                      nn.LayerNorm(config.feature_dim), nn.Tanh())
 
-    def forward(self, image: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
         check_image(image)
         features = self.convolutions(scale_image(image, self.near_m, self.far_m))
         weights = keypoint_weights(features, self.log_temperature.exp())
         points = nn.functional.adaptive_avg_pool2d(
             optical_points(image[:, DEPTH_CHANNEL:DEPTH_CHANNEL + 1], self.far_m), weights.shape[2:])
-        world = camera_to_world(torch.einsum('nkhw,nchw->nkc', weights, points), camera)
+        world = camera_to_world(torch.einsum('nkhw,nchw->nkc', weights, points), proprio[:, CAMERA_FEATURES])
+        world = world - self.origin(proprio)[:, None, :]
         return self.project(torch.cat([expected_positions(weights), world.flatten(1)], dim=1))
+
+    def origin(self, proprio: torch.Tensor) -> torch.Tensor:
+        """(N, 3) the point the keypoints are given from: the world's origin."""
+        return torch.zeros_like(proprio[:, TOOL_POSITION])
+
+
+class ToolKeypointEncoder(WorldKeypointEncoder):
+    """The world-keypoint encoder with each point given from the tool centre point (world axes):
+    the actions move the tool, so what they need is where the work is from it (the hole from the
+    peg's tip), and the numbers stay small near the work."""
+
+    def origin(self, proprio: torch.Tensor) -> torch.Tensor:
+        return proprio[:, TOOL_POSITION]
 
 
 def check_image(image: torch.Tensor) -> None:

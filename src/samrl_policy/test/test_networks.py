@@ -50,7 +50,7 @@ def _inputs(batch: int = BATCH, px: int = IMAGE_PX, requires_grad: bool = False)
     return image.requires_grad_(requires_grad), torch.randn(batch, PROPRIO_DIM)
 
 
-@pytest.mark.parametrize('encoder', ['keypoints', 'world_keypoints', 'pooled'])
+@pytest.mark.parametrize('encoder', ['keypoints', 'world_keypoints', 'tool_keypoints', 'pooled'])
 @pytest.mark.parametrize('px', [32, IMAGE_PX])
 def test_the_actor_gives_bounded_actions_and_q_one_value_per_sample(px, encoder):
     config = NetworkConfig(proprio_dim=MODEL_PROPRIO_DIM, encoder=encoder)
@@ -155,3 +155,16 @@ def test_a_pixel_goes_back_to_the_world_point_it_shows():
 def test_the_world_keypoint_encoder_needs_the_camera_pose_in_the_proprioception():
     with pytest.raises(ValueError, match="'world_keypoints' reads the camera pose"):
         NetworkConfig(proprio_dim=PROPRIO_DIM, encoder='world_keypoints')
+
+
+def test_the_tool_keypoints_are_the_world_keypoints_seen_from_the_tool():
+    from samrl_policy.networks import ToolKeypointEncoder, WorldKeypointEncoder
+    world = WorldKeypointEncoder(NetworkConfig(proprio_dim=MODEL_PROPRIO_DIM, encoder='world_keypoints'))
+    tool = ToolKeypointEncoder(NetworkConfig(proprio_dim=MODEL_PROPRIO_DIM, encoder='tool_keypoints'))
+    tool.load_state_dict(world.state_dict())
+    image, _ = _inputs()
+    proprio = torch.randn(BATCH, MODEL_PROPRIO_DIM)
+    proprio[:, :3] = 0.0                                        # the tool at the world's origin: the same points
+    assert torch.allclose(world(image, proprio), tool(image, proprio), atol=1e-6)
+    proprio[:, :3] = 0.3
+    assert not torch.allclose(world(image, proprio), tool(image, proprio), atol=1e-3)
