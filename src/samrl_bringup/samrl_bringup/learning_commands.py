@@ -13,6 +13,7 @@ from samrl_description.tasks import TASK_NAMES
 
 DEFAULT_RUN_DIR = 'out/learn_at_sim/{task}'
 DEFAULT_TABLE1_EPISODES = 200
+ENCODER_NAMES = ('keypoints', 'world_keypoints', 'tool_keypoints', 'pooled')  # networks.ENCODERS, without torch
 HEATMAP_SEED = 424242           # the state Fig. 4 is drawn for: an episode seed outside every training block
 
 
@@ -32,7 +33,7 @@ def add_learn_at_sim(train_sub, command, positive_int) -> None:
     learn.add_argument('--q-episodes', type=positive_int, help='actor rollouts for Q\'s returns')
     learn.add_argument('--q-epochs', type=positive_int, help='epochs of Q\'s regression')
     learn.add_argument('--max-steps', type=positive_int, help='cap on an episode\'s control steps')
-    learn.add_argument('--encoder', choices=('keypoints', 'world_keypoints', 'tool_keypoints', 'pooled'),
+    learn.add_argument('--encoder', choices=ENCODER_NAMES,
                        help='image encoder of the actors and Q (default: NetworkConfig; samrl_policy/networks.py)')
 
 

@@ -20,6 +20,12 @@ def _weights(path):
     return {k: v for k, v in torch.load(path, weights_only=True)['state_dict'].items()}
 
 
+def test_the_cli_offers_exactly_the_networks_encoders():
+    from samrl_bringup.learning_commands import ENCODER_NAMES
+    from samrl_policy.networks import ENCODERS
+    assert ENCODER_NAMES == ENCODERS
+
+
 def test_learn_at_sim_then_table1_and_fig4(tmp_path):
     run = tmp_path / 'run'
     out = _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY, '--encoder', 'world_keypoints')
