@@ -33,6 +33,10 @@ def add_learn_at_sim(train_sub, command, positive_int) -> None:
     learn.add_argument('--q-episodes', type=positive_int, help='actor rollouts for Q\'s returns')
     learn.add_argument('--q-epochs', type=positive_int, help='epochs of Q\'s regression')
     learn.add_argument('--max-steps', type=positive_int, help='cap on an episode\'s control steps')
+    learn.add_argument('--beta-rounds', type=positive_int,
+                       help='DAgger round from which the learner acts alone (linear beta schedule; default: '
+                            'DAggerConfig). Keep it below --rounds: the learner\'s recovery labels come from its '
+                            'own states')
     learn.add_argument('--encoder', choices=ENCODER_NAMES,
                        help='image encoder of the actors and Q (default: NetworkConfig; samrl_policy/networks.py)')
 
@@ -62,6 +66,8 @@ def _dagger_config(args):
     given = {'rounds': args.rounds, 'episodes_per_round': args.episodes_per_round, 'views_per_state': args.views,
              'epochs_per_round': args.epochs, 'eval_episodes': args.eval_episodes, 'max_episode_steps': args.max_steps,
              'network': _network_config(args)}
+    if args.beta_rounds is not None:
+        given.update(beta='linear', beta_parameter=float(args.beta_rounds))
     return replace(DAggerConfig(), **{k: v for k, v in given.items() if v is not None})
 
 
@@ -84,7 +90,12 @@ def _q_config(args):
 
 def cmd_learn_at_sim(args) -> int:
     from samrl_policy.learn_at_sim import LearnAtSimConfig, learn_at_sim
+    from samrl_policy.dagger import beta_schedule
     config = LearnAtSimConfig(args.task, seed=args.seed, dagger=_dagger_config(args), q=_q_config(args))
+    last_beta = beta_schedule(config.dagger.beta, config.dagger.beta_parameter)(config.dagger.rounds - 1)
+    if last_beta > 0.0:
+        print(f'warning: beta is {last_beta:.2f} in the last DAgger round, so the learner never acts alone and '
+              'its drift is never labelled; --beta-rounds below --rounds fixes that', file=sys.stderr)
     run_dir = Path(args.run_dir or DEFAULT_RUN_DIR.format(task=args.task))
     records = learn_at_sim(run_dir, config, 'samrl ' + ' '.join(sys.argv[1:]))
     for stage, record in records.items():

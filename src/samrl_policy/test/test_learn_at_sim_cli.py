@@ -26,6 +26,16 @@ def test_the_cli_offers_exactly_the_networks_encoders():
     assert ENCODER_NAMES == ENCODERS
 
 
+def test_beta_rounds_sets_when_the_learner_acts_alone():
+    from samrl_bringup.cli import build_parser
+    from samrl_bringup.learning_commands import _dagger_config
+    from samrl_policy.dagger import beta_schedule
+    args = build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--rounds', '3', '--beta-rounds', '1'])
+    config = _dagger_config(args)
+    schedule = beta_schedule(config.beta, config.beta_parameter)
+    assert [schedule(r) for r in range(config.rounds)] == [1.0, 0.0, 0.0]
+
+
 def test_learn_at_sim_then_table1_and_fig4(tmp_path):
     run = tmp_path / 'run'
     out = _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY, '--encoder', 'world_keypoints')
