@@ -5,6 +5,7 @@ Heavy imports (torch, nimble, Mitsuba) happen inside the commands, so `samrl --h
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -88,9 +89,16 @@ def _q_config(args):
     return replace(config, episodes_per_shard=min(config.episodes_per_shard, config.episodes))
 
 
+def _exit_on_sigterm() -> None:
+    """`kill` stops a run as Ctrl-C does: the episode under way is not recorded as one that killed the
+    process (training.EpisodeLedger), so the resumed run collects it again instead of skipping it."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def cmd_learn_at_sim(args) -> int:
-    from samrl_policy.learn_at_sim import LearnAtSimConfig, learn_at_sim
+    _exit_on_sigterm()
     from samrl_policy.dagger import beta_schedule
+    from samrl_policy.learn_at_sim import LearnAtSimConfig, learn_at_sim
     config = LearnAtSimConfig(args.task, seed=args.seed, dagger=_dagger_config(args), q=_q_config(args))
     last_beta = beta_schedule(config.dagger.beta, config.dagger.beta_parameter)(config.dagger.rounds - 1)
     if last_beta > 0.0:

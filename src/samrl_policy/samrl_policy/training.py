@@ -153,8 +153,8 @@ class EpisodeLedger:
     nimble's LCP solver can abort the whole process on a degenerate contact (ODE's assertion
     `alphanew != 0`, the same in every rerun of the episode), and no Python handler runs then. The
     file outlives such a death, and the resumed collection skips that episode instead of dying in it
-    again. A Python exception, Ctrl-C included, marks the episode finished: only a process killed
-    outright (an abort, SIGKILL) leaves it marked.
+    again. A Python exception, Ctrl-C included (and SIGTERM, which the training commands turn into an
+    exit), marks the episode finished: only a process killed outright (an abort, SIGKILL) leaves it marked.
     """
 
     def __init__(self, path: Path):

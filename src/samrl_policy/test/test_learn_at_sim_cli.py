@@ -1,7 +1,9 @@
 """`samrl train learn-at-sim`, `eval table1` and `viewpoint heatmap` on a tiny configuration, as processes."""
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import torch
 
@@ -34,6 +36,23 @@ def test_beta_rounds_sets_when_the_learner_acts_alone():
     config = _dagger_config(args)
     schedule = beta_schedule(config.beta, config.beta_parameter)
     assert [schedule(r) for r in range(config.rounds)] == [1.0, 0.0, 0.0]
+
+
+def test_a_killed_run_does_not_skip_the_episode_it_was_in(tmp_path):
+    run = tmp_path / 'run'
+    process = subprocess.Popen([sys.executable, '-m', 'samrl_bringup.cli', 'train', 'learn-at-sim', 'peg_insertion',
+                                '--run-dir', str(run), *TINY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(run.glob('actor/data/*.running')) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ledgers = list(run.glob('actor/data/*.running'))
+        assert ledgers, 'no episode started within 300 s'
+        process.terminate()
+        assert process.wait(timeout=120) == 128 + signal.SIGTERM
+    finally:
+        process.kill()
+    assert json.loads(ledgers[0].read_text()) == {'skipped': [], 'running': None}
 
 
 def test_learn_at_sim_then_table1_and_fig4(tmp_path):
