@@ -15,6 +15,7 @@ COLOR_INFO_TOPIC = '/camera/camera/color/camera_info'
 DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
 DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
 JOINT_STATES_TOPIC = '/joint_states'
+CAMERA_GOAL_TOPIC = '/samrl/camera_goal'     # geometry_msgs/PoseStamped of the optical frame in the world
 
 # Published by the sim bridge only (privileged: ablations and monitoring, never on a robot).
 GROUND_TRUTH_LABELS_TOPIC = '/samrl/sim/ground_truth/labels'

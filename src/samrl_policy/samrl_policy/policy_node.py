@@ -5,6 +5,10 @@ the camera's pose (tf world -> camera_color_optical_frame) with the Panda's hand
 world -> panda_grasptarget), runs the actor of `run_dir` and publishes the end-effector command on
 /samrl/ee_command, stamped with the tick's stamp (the bridge drops commands of an earlier episode). Only
 the newest tick is acted on; a tick without a usable input is skipped with the reason logged.
+
+With `lockstep` (the sim bridge's lock-step, Algorithm 1 one step at a time) each tick is acted on once,
+on the model state of the frame taken after viewpoint_node's camera goal of that step (Alg. 1 line 7's
+update), or, with `wait_for_view` false, of the first frame of the step (samrl_common.lockstep).
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from samrl_common import msgs
+from samrl_common.lockstep import StepGate
 from samrl_common.runtime import QOS_LATCHED, Node, run_node
 from samrl_common.stage_times import StageTimes
 from samrl_common.tf import TransformBuffer, TransformError
 from samrl_common.tf_ros import TransformListener
-from samrl_description.names import OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
+from samrl_description.names import CAMERA_GOAL_TOPIC, OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
 from samrl_description.tasks import TASK_NAMES, check_task
+from samrl_model.tracking_inputs import stamp_ns
 from samrl_policy.learn_at_sim import load_policies
 from samrl_policy.policy_core import InputError, PolicyCore, checked_progress, image_size_of
 
@@ -32,6 +38,12 @@ class PolicyParams:
     run_dir: str = field(default=DEFAULT_RUN_DIR, metadata={
         'description': 'Learn@Sim run directory with actor.pt, fixed_actor.pt and q.pt ({task} is replaced by '
                        'the task)'})
+    lockstep: bool = field(default=False, metadata={
+        'description': 'act once per control step of a lock-step world (the sim bridge\'s lockstep), on the model '
+                       'state of the frame after the view step, instead of on the newest tick'})
+    wait_for_view: bool = field(default=True, metadata={
+        'description': 'lockstep: wait for viewpoint_node\'s camera goal of each step; false when no '
+                       'viewpoint_node runs (the first frame of the step is acted on)'})
 
     def __post_init__(self):
         check_task(self.task)
@@ -53,19 +65,39 @@ class PolicyNode(Node):
         self.create_subscription('samrl_interfaces/msg/ModelState', '/samrl/model/state', self.on_model_state,
                                  QOS_LATCHED)
         self.create_subscription('samrl_interfaces/msg/TaskState', '/samrl/task_state', self.on_task_state)
-        self.create_timer(PROCESS_PERIOD_S, self.act_on_newest)
-        self.logger.info(f'actor of {run_dir} on {self.params.task}')
+        self.gate = StepGate(self.params.wait_for_view) if self.params.lockstep else None
+        if self.gate is None:
+            self.create_timer(PROCESS_PERIOD_S, self.act_on_newest)
+        elif self.params.wait_for_view:
+            self.create_subscription('geometry_msgs/msg/PoseStamped', CAMERA_GOAL_TOPIC, self.on_camera_goal)
+        self.logger.info(f'actor of {run_dir} on {self.params.task}' + (' (lock-step)' if self.gate else ''))
 
     def on_model_state(self, message) -> None:
         self.model_state = message
+        self._act_if_due()
 
     def on_task_state(self, message) -> None:
         self.tick = message
+        if self.gate is not None and not message.done:
+            self.gate.tick(stamp_ns(message.header.stamp))
+            self._act_if_due()
+
+    def on_camera_goal(self, message) -> None:
+        self.gate.camera_goal(stamp_ns(message.header.stamp))
+        self._act_if_due()
+
+    def _act_if_due(self) -> None:
+        if self.gate is not None and self.model_state is not None and self.tick is not None \
+                and self.gate.ready(stamp_ns(self.model_state.header.stamp)) and not self._act(self.tick):
+            self.gate.retry()
 
     def act_on_newest(self) -> None:
         tick, self.tick = self.tick, None
-        if tick is None or tick.done:
-            return
+        if tick is not None and not tick.done:
+            self._act(tick)
+
+    def _act(self, tick) -> bool:
+        """Publish the actor's command answering `tick`; False (reason logged) when an input is unusable."""
         try:
             if self.model_state is None:
                 raise InputError('no model state on /samrl/model/state yet')
@@ -74,12 +106,13 @@ class PolicyNode(Node):
             command = self.core.act(self.model_state, tcp, camera, checked_progress(tick.step, tick.max_steps))
         except (InputError, TransformError) as exc:
             self.logger.warn_throttled(type(exc).__name__, f'tick skipped: {exc}', SKIP_LOG_PERIOD_S)
-            return
+            return False
         self.command_pub.publish(command_msg(command, tick.header.stamp))
         stages = ', '.join(f'{stage} {seconds * 1e3:.0f} ms' for stage, seconds in command.timings_s.items())
         self.logger.info(f'episode {tick.episode} step {tick.step}: {stages}')
         if self.times.record(command.timings_s):
             self.logger.info(self.times.line())
+        return True
 
     def destroy(self) -> None:
         self.logger.info(self.times.table())

@@ -160,6 +160,57 @@ def test_the_nodes_turn_the_worlds_ticks_and_ms_state_into_commands_and_view_ste
             assert summary in process.output(), process.output()[-3000:]
 
 
+LOCKSTEP_STEPS = 3
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(3 * START_TIMEOUT_S)
+def test_in_lockstep_each_control_step_is_one_view_step_then_one_command(tmp_path):
+    """Algorithm 1 one step at a time: the world steps only on a command, the view step answers the step's
+    first frame and the actor the frame after the camera goal. The test node stands in for model_node:
+    it answers each frame with M's nominal state stamped as that frame."""
+    from samrl_common.runtime import QOS_LATCHED, QOS_SENSOR_DATA
+    from samrl_common.testing import node_graph
+    from samrl_description.names import COLOR_TOPIC
+
+    (tmp_path / 'run').mkdir()
+    run_dir = write_run(tmp_path / 'run')
+    with node_graph(tmp_path, 'lockstep_test') as (start, node, _):
+        ticks, commands, goals, frames = [], [], [], []
+        state_pub = node.create_publisher('samrl_interfaces/msg/ModelState', '/samrl/model/state', QOS_LATCHED)
+
+        def on_frame(image):
+            frames.append(image.header.stamp)
+            state = model_state()
+            state.header.stamp = image.header.stamp
+            state_pub.publish(state)
+
+        node.create_subscription('sensor_msgs/msg/Image', COLOR_TOPIC, on_frame, QOS_SENSOR_DATA)
+        node.create_subscription('samrl_interfaces/msg/TaskState', '/samrl/task_state', ticks.append)
+        node.create_subscription('samrl_interfaces/msg/EndEffectorCommand', '/samrl/ee_command', commands.append)
+        node.create_subscription('geometry_msgs/msg/PoseStamped', '/samrl/camera_goal', goals.append)
+        policy = start('samrl_policy.policy_node', f'task:={TASK}', f'run_dir:={run_dir}', 'lockstep:=true')
+        viewpoint = start('samrl_viewpoint.viewpoint_node', f'task:={TASK}', f'run_dir:={run_dir}', 'lockstep:=true')
+        bridge = start('samrl_sim.bridge_node', f'task:={TASK}', 'image_width:=32', 'image_height:=32',
+                       'lockstep:=true', 'lockstep_repeat_s:=2.0')
+        assert node.spin_until(lambda: len(commands) >= LOCKSTEP_STEPS, START_TIMEOUT_S), \
+            policy.output()[-2000:] + viewpoint.output()[-2000:] + bridge.output()[-2000:]
+        stamps = [stamp_to_ns(c.header.stamp) for c in commands]          # the ticks answered
+        goal_ns, frame_ns = [stamp_to_ns(g.header.stamp) for g in goals], [stamp_to_ns(f) for f in frames]
+        assert len(set(stamps)) == len(stamps)                             # no tick answered twice
+        steps = {stamp_to_ns(t.header.stamp): t.step for t in ticks}
+        assert [steps[s] for s in stamps[:LOCKSTEP_STEPS]] == list(range(LOCKSTEP_STEPS))   # a step per command
+        for tick, next_tick in zip(stamps, stamps[1:]):
+            in_step = [g for g in goal_ns if tick <= g < next_tick]
+            assert len(in_step) == 1                                       # one view step per control step
+            assert any(in_step[0] < f < next_tick for f in frame_ns)       # then a frame from the view
+        assert 'lock-step' in bridge.output() and policy.alive() and viewpoint.alive()
+
+
+def stamp_to_ns(stamp) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
 def test_the_actor_on_the_worlds_truth_commands_what_policy_node_would(tmp_path):
     """world_eval's controller and policy_node's core give one command for one state (M = the world's truth)."""
     from samrl_model.sim_adapter import placements

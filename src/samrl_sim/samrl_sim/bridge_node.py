@@ -6,6 +6,11 @@ oracle controllers only, the privileged SimState. Takes end-effector commands fo
 and camera pose goals for the camera arm; every command is validated by samrl_sim.safety and a
 rejected one is logged with its reason and never moves an arm. Seeds, returns and when to stop
 are kept by the ROS-free samrl_sim.episodes.
+
+The world steps on a timer (control_rate_hz, camera frames at camera_rate_hz), or, with `lockstep`,
+when a command comes, with a frame after each step and each camera goal: Algorithm 1 one control step
+at a time, as an arm that holds still until it is told to move. Each command's latency (its tick's stamp
+to its arrival, in the closing summary) is then the controller's whole time per control step.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from samrl_common.images import array_to_image
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node, stamp_now, stamp_to_s
 from samrl_common.tf_ros import StaticTransformBroadcaster, TransformBroadcaster, to_msg
 from samrl_description.names import (
+    CAMERA_GOAL_TOPIC,
     COLOR_INFO_TOPIC,
     COLOR_TOPIC,
     DEPTH_INFO_TOPIC,
@@ -34,6 +40,8 @@ from samrl_sim.episodes import EpisodeBook, check_seed, episode_over
 from samrl_sim.world import World, WorldConfig, read_body_states
 
 REJECTION_LOG_PERIOD_S = 1.0
+LOCKSTEP_POLL_S = 0.1          # how often lock-step checks for a step to announce again
+REPEAT_LOG_PERIOD_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,14 @@ class BridgeParams:
     publish_sim_state: bool = field(default=True, metadata={'description': 'publish privileged SimState'})
     publish_ground_truth_labels: bool = field(default=True, metadata={
         'description': 'publish the privileged object label image of each frame (oracle masks, IoU checks)'})
+    lockstep: bool = field(default=False, metadata={
+        'description': 'Algorithm 1 in lock-step: the world takes a control step when a command comes (as an arm '
+                       'holding still until it is told to move) and a camera frame after each step and each camera '
+                       'move, instead of both on timers; the command latency is then the time per control step'})
+    lockstep_repeat_s: float = field(default=5.0, metadata={
+        'description': 'lockstep: a frame of the unchanged world is published again after this long without a '
+                       'command (s), so a frame lost before its subscribers were up does not stall the graph',
+        'range': (0.5, 600.0)})
 
     def __post_init__(self):
         check_task(self.task)
@@ -58,8 +74,11 @@ class BridgeParams:
             raise ValueError(f'control_rate_hz must divide the 240 Hz physics rate, got {self.control_rate_hz}')
         if not 0 < self.camera_rate_hz <= 60:
             raise ValueError(f'camera_rate_hz must be in (0, 60], got {self.camera_rate_hz}')
+        if not 0.5 <= self.lockstep_repeat_s <= 600.0:
+            raise ValueError(f'lockstep_repeat_s must be in [0.5, 600] s, got {self.lockstep_repeat_s}')
         if not (16 <= self.image_width <= 1280 and 16 <= self.image_height <= 960):
-            raise ValueError(f'image size must be within 16..1280 x 16..960, got {self.image_width}x{self.image_height}')
+            raise ValueError(f'image size must be within 16..1280 x 16..960, '
+                             f'got {self.image_width}x{self.image_height}')
 
 
 class SimBridge(Node):
@@ -71,13 +90,18 @@ class SimBridge(Node):
         self.episodes = EpisodeBook(p.seed, p.episodes)
         self.images_published = 0
         self.rejected = 0
+        self.last_frame_s = time.monotonic()
         self._make_interfaces()
-        self._start_episode(p.seed)
         self.tf_static.send(self._tf_messages(static=True, stamp=stamp_now()))
-        self.create_timer(1.0 / p.control_rate_hz, self.on_control)
-        self.create_timer(1.0 / p.camera_rate_hz, self.on_camera)
-        self.logger.info(f'{p.task}: control {p.control_rate_hz} Hz, camera {p.image_width}x{p.image_height} '
-                         f'at {p.camera_rate_hz} Hz')
+        self._start_episode(p.seed)
+        if p.lockstep:
+            self.create_timer(LOCKSTEP_POLL_S, self.on_lockstep_wait)
+            pace = 'lock-step: a control step per command, a frame after each step and camera move'
+        else:
+            self.create_timer(1.0 / p.control_rate_hz, self.on_control)
+            self.create_timer(1.0 / p.camera_rate_hz, self.on_camera)
+            pace = f'control {p.control_rate_hz} Hz, camera at {p.camera_rate_hz} Hz'
+        self.logger.info(f'{p.task}: {pace}, images {p.image_width}x{p.image_height}')
 
     def _make_interfaces(self) -> None:
         self.color_pub = self.create_publisher('sensor_msgs/msg/Image', COLOR_TOPIC, QOS_SENSOR_DATA)
@@ -91,7 +115,7 @@ class SimBridge(Node):
         self.tf = TransformBroadcaster(self)
         self.tf_static = StaticTransformBroadcaster(self)
         self.create_subscription('samrl_interfaces/msg/EndEffectorCommand', '/samrl/ee_command', self.on_command)
-        self.create_subscription('geometry_msgs/msg/PoseStamped', '/samrl/camera_goal', self.on_camera_goal)
+        self.create_subscription('geometry_msgs/msg/PoseStamped', CAMERA_GOAL_TOPIC, self.on_camera_goal)
         self.create_service('samrl_interfaces/srv/ResetEpisode', '/samrl/reset_episode', self.on_reset)
 
     # -- episodes --------------------------------------------------------------------------------
@@ -99,7 +123,9 @@ class SimBridge(Node):
         self.command = None
         self.world.reset(seed)
         self.episodes.start(seed, time.time())
-        self._publish_state(self.world.task_state())
+        self._publish_state(self.world.task_state(), step_began=True)
+        if self.params.lockstep:
+            self.on_camera()
 
     def on_reset(self, request):
         Response = msgs.samrl_interfaces.srv.ResetEpisode.Response
@@ -131,6 +157,8 @@ class SimBridge(Node):
         if not self.episodes.accept_command(stamp_to_s(message.header.stamp), time.time()):
             return
         self.command = conv.command_from_msg(message)
+        if self.params.lockstep:
+            self.on_control()
 
     def on_camera_goal(self, message) -> None:
         if message.header.frame_id not in ('', 'world'):
@@ -139,6 +167,8 @@ class SimBridge(Node):
         result = self.world.move_camera(conv.camera_goal_from_msg(message))
         if not result.ok:
             self._reject(f'camera goal: {result.reason}')
+        if self.params.lockstep:        # Alg. 1 line 7 updates M from the new view (or the kept one)
+            self.on_camera()
 
     def _reject(self, reason: str) -> None:
         self.rejected += 1
@@ -158,12 +188,26 @@ class SimBridge(Node):
             else:
                 state = result.state
         self.episodes.add_reward(state.reward)
-        self._publish_state(state)
+        self._publish_state(state, step_began=True)
         if episode_over(state.success, state.truncated):
-            self._finish_episode(state)
+            self._finish_episode(state)          # a new episode publishes its first frame
+        elif self.params.lockstep:
+            self.on_camera()
 
-    def _publish_state(self, state) -> None:
+    def on_lockstep_wait(self) -> None:
+        """Lock-step: nothing moves without a command, but a step nobody answered is announced again (its
+        tick and a frame): messages sent before their subscribers were up are lost."""
+        if time.monotonic() - self.last_frame_s >= self.params.lockstep_repeat_s:
+            self.logger.warn_throttled('repeat', f'lock-step: no command for {self.params.lockstep_repeat_s:.1f} s;'
+                                       ' tick and frame sent again', REPEAT_LOG_PERIOD_S)
+            self._publish_state(self.world.task_state())
+            self.on_camera()
+
+    def _publish_state(self, state, step_began: bool = False) -> None:
+        """TaskState (the tick), joint states, tf and SimState; `step_began`: a new control step's first tick."""
         stamp = stamp_now()
+        if step_began and self.params.lockstep:
+            self.episodes.step_began(stamp_to_s(stamp))
         book = self.episodes
         self.task_pub.publish(conv.task_state_msg(state, book.seed, book.episode_return,
                                                   self.world.task.max_episode_steps, stamp))
@@ -188,6 +232,7 @@ class SimBridge(Node):
             labels = label_image(image.seg, self.world.task.object_bodies())
             self.labels_pub.publish(array_to_image(labels, 'mono8', stamp, OPTICAL_FRAME))
         self._send_tf(stamp)  # the camera pose at exactly the image's stamp
+        self.last_frame_s = time.monotonic()
 
     def _send_tf(self, stamp) -> None:
         self.tf.send(self._tf_messages(static=False, stamp=stamp))

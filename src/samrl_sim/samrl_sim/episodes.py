@@ -8,7 +8,8 @@ Times are passed in, never read here.
 It also measures how long the graph takes to answer the world: a command carries the stamp of the
 TaskState (tick) it answers, and its latency is its arrival minus that stamp. Both are read on the
 bridge's wall clock (the bridge stamps TaskState with stamp_now(), time.time_ns), so the difference
-holds even when the controller runs on a machine whose clock differs.
+holds even when the controller runs on a machine whose clock differs. In lock-step a command is also
+stale when it answers an earlier control step than the current one (`step_began`): one command, one step.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class EpisodeBook:
             raise ValueError(f'episodes must be >= 0, got {limit}')
         self.limit = limit
         self.seed, self.start_s, self.episode_return = first_seed, float('-inf'), 0.0
+        self.step_start_s = float('-inf')     # lock-step: the first tick of the current control step
         self.finished, self.successes = 0, 0
         self.command_latency = Durations()    # of the commands accepted (s)
         self.stale_commands = 0
@@ -48,6 +50,11 @@ class EpisodeBook:
     def start(self, seed: int, now_s: float) -> None:
         """Begin an episode with `seed` at wall time `now_s` (seconds): its return starts at 0."""
         self.seed, self.start_s, self.episode_return = seed, now_s, 0.0
+
+    def step_began(self, tick_stamp_s: float) -> None:
+        """Lock-step: a control step began with the tick stamped `tick_stamp_s`; commands answering
+        earlier ticks are stale from now on."""
+        self.step_start_s = tick_stamp_s
 
     def next_seed(self) -> int:
         """The seed of the episode that follows the current one (wrapping after MAX_SEED, so every
@@ -67,8 +74,9 @@ class EpisodeBook:
         self.episode_return += reward
 
     def is_stale(self, stamp_s: float) -> bool:
-        """Whether a command stamped `stamp_s` was computed before this episode began (and must not act on it)."""
-        return stamp_s < self.start_s
+        """Whether a command stamped `stamp_s` was computed before this episode (or, in lock-step, this control
+        step) began, and must not act on it."""
+        return stamp_s < max(self.start_s, self.step_start_s)
 
     def accept_command(self, stamp_s: float, arrival_s: float) -> bool:
         """Whether a command answering the tick stamped `stamp_s` (wall time, s), arriving at `arrival_s`,

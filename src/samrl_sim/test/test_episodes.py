@@ -96,6 +96,17 @@ def test_commands_stamped_before_the_episode_began_are_stale():
     assert book.is_stale(T0_S + 5.0)                       # computed during the previous episode
 
 
+def test_in_lockstep_a_command_for_an_earlier_control_step_is_stale():
+    book = EpisodeBook(FIRST_SEED)
+    book.start(FIRST_SEED, T0_S)
+    book.step_began(T0_S + 0.01)
+    assert book.accept_command(T0_S + 0.01, T0_S + 0.9)
+    book.step_began(T0_S + 1.0)                            # the world stepped: its tick's answer is used up
+    assert not book.accept_command(T0_S + 0.01, T0_S + 1.1)  # a second answer to the first tick
+    assert book.accept_command(T0_S + 1.0, T0_S + 1.9)
+    assert book.stale_commands == 1
+
+
 def test_an_accepted_commands_latency_is_its_arrival_after_the_tick_it_answers():
     book = EpisodeBook(FIRST_SEED)
     book.start(FIRST_SEED, T0_S)

@@ -6,6 +6,11 @@ and, when the step is accepted, sends the new view's camera_color_optical_frame 
 goal on /samrl/camera_goal (geometry_msgs/PoseStamped, what the sim bridge and the camera arm take).
 The first view is the camera's pose from tf when it is known at start-up, else the task's default view.
 A tick without a usable input is skipped with the reason logged.
+
+With `lockstep` (the sim bridge's lock-step, Algorithm 1 one step at a time) there is no timer: one view
+step per control step, on the first model state from a frame of that step (samrl_common.lockstep), and
+the goal is sent even when the step is refused or skipped (then the camera's current pose), because the
+actor waits for the frame after it.
 """
 
 from __future__ import annotations
@@ -14,19 +19,20 @@ from dataclasses import dataclass, field
 
 from samrl_common import msgs
 from samrl_common.conversions import pose_msg
+from samrl_common.lockstep import StepGate
 from samrl_common.runtime import QOS_LATCHED, Node, run_node, stamp_now
 from samrl_common.stage_times import StageTimes
 from samrl_common.tf import TransformBuffer, TransformError
 from samrl_common.tf_ros import TransformListener
-from samrl_description.names import OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
+from samrl_description.names import CAMERA_GOAL_TOPIC, OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
 from samrl_description.tasks import TASK_NAMES, check_task
+from samrl_model.tracking_inputs import stamp_ns
 from samrl_policy.policy_core import InputError, checked_progress, image_size_of
 from samrl_policy.policy_node import DEFAULT_RUN_DIR, networks_of
 from samrl_viewpoint.view_step import DEFAULT_STEP_SIZE
 from samrl_viewpoint.viewpoint_core import ViewpointCore
 
 SKIP_LOG_PERIOD_S = 2.0
-CAMERA_GOAL_TOPIC = '/samrl/camera_goal'
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,9 @@ class ViewpointParams:
     step_size: float = field(default=DEFAULT_STEP_SIZE, metadata={
         'description': 'lambda of Eq. 10 (view-parameter units squared per unit of Q); the step is also bounded '
                        'to one control step of the camera arm', 'range': (0.0, 100.0)})
+    lockstep: bool = field(default=False, metadata={
+        'description': 'one view step per control step of a lock-step world (the sim bridge\'s lockstep), on the '
+                       'first model state of that step, instead of `rate` Hz'})
 
     def __post_init__(self):
         check_task(self.task)
@@ -61,14 +70,26 @@ class ViewpointNode(Node):
         self.create_subscription('samrl_interfaces/msg/ModelState', '/samrl/model/state', self.on_model_state,
                                  QOS_LATCHED)
         self.create_subscription('samrl_interfaces/msg/TaskState', '/samrl/task_state', self.on_task_state)
-        self.create_timer(1.0 / p.rate, self.on_tick)
-        self.logger.info(f'view steps of {self.run_dir} on {p.task} at {p.rate} Hz')
+        self.gate = StepGate(after_camera_goal=False) if p.lockstep else None
+        if self.gate is None:
+            self.create_timer(1.0 / p.rate, self.on_tick)
+        pace = 'one per control step (lock-step)' if p.lockstep else f'at {p.rate} Hz'
+        self.logger.info(f'view steps of {self.run_dir} on {p.task} {pace}')
 
     def on_model_state(self, message) -> None:
         self.model_state = message
+        self._step_if_due()
 
     def on_task_state(self, message) -> None:
         self.episode = message
+        if self.gate is not None and not message.done:
+            self.gate.tick(stamp_ns(message.header.stamp))
+            self._step_if_due()
+
+    def _step_if_due(self) -> None:
+        if self.gate is not None and self.model_state is not None \
+                and self.gate.ready(stamp_ns(self.model_state.header.stamp)):
+            self.on_tick()
 
     def on_tick(self) -> None:
         try:
@@ -80,13 +101,15 @@ class ViewpointNode(Node):
             result = core.step(self.model_state, tcp, progress)
         except (InputError, TransformError) as exc:
             self.logger.warn_throttled(type(exc).__name__, f'view step skipped: {exc}', SKIP_LOG_PERIOD_S)
+            if self.gate is not None and not self._keep_camera():
+                self.gate.retry()
             return
         stages = ', '.join(f'{stage} {seconds * 1e3:.0f} ms' for stage, seconds in result.timings_s.items())
         if result.failure:
             self.logger.warn_throttled('view step', f'camera kept: {result.failure}', SKIP_LOG_PERIOD_S)
         self.logger.info(f'view step {"accepted" if result.accepted else "refused"}: Q {result.q_before:.3f} -> '
                          f'{result.q_after:.3f}; {stages}')
-        if result.accepted:
+        if result.accepted or self.gate is not None:
             self.goal_pub.publish(goal_msg(core.goal()))
         if self.times.record(result.timings_s):
             self.logger.info(self.times.line())
@@ -94,6 +117,17 @@ class ViewpointNode(Node):
     def destroy(self) -> None:
         self.logger.info(self.times.table())
         super().destroy()
+
+    def _keep_camera(self) -> bool:
+        """Lock-step without a view step: the current view as the goal, so the control step goes on;
+        False when there is no pose to send (the next frame of the step tries again)."""
+        try:
+            pose = self.core.goal() if self.core is not None else self.tf.buffer.lookup(WORLD_FRAME, OPTICAL_FRAME)
+        except TransformError as exc:
+            self.logger.warn_throttled('keep', f'no camera pose to keep ({exc})', SKIP_LOG_PERIOD_S)
+            return False
+        self.goal_pub.publish(goal_msg(pose))
+        return True
 
     def _start(self) -> ViewpointCore:
         try:

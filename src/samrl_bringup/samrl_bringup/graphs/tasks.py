@@ -3,14 +3,16 @@ or the real cell (`use_sim:=false`, ROS 2 only), perception, the model M and a c
 process each.
 
     samrl launch needle_threading [episodes:=5] [seed:=0] [controller:=oracle|samrl|none]
-                                  [segmentation:=mask_rcnn|oracle|none] [model:=true|false] ...
+                                  [segmentation:=mask_rcnn|oracle|none] [model:=true|false]
+                                  [lockstep:=false|true] ...
     ros2 launch samrl_bringup needle_threading.launch.py use_sim:=false robot_sn:=... franka_ip:=...
 
 sim_bridge -> capture_node (synchronized RGB-D + camera pose) -> segmentation_node (object masks,
 the target's cloud); model_node serves Real2Sim updates and renders of M. `controller:=samrl` runs
 the Learn@Sim actor (policy_node) and the view step (viewpoint_node) on M's state instead of the
 oracle (Alg. 1 without a residual policy). With `controller:=none` only the world runs, for another
-controller (or a person with `ros2 topic pub`) to drive it;
+controller (or a person with `ros2 topic pub`) to drive it. `lockstep:=true` runs Algorithm 1 one
+control step at a time (samrl_common.lockstep) instead of every node at its own rate.
 `segmentation:=oracle` uses the simulator's labels (ablations only); `segmentation:=none` leaves
 perception out. With `use_sim:=false` the drivers, the arm adapters and the calibration publisher
 (graphs/hardware.py) replace the bridge, and the oracle (it reads the simulator's state) is left out.
@@ -60,7 +62,12 @@ def _sim_bridge(task: str, args: dict[str, str], param_files: tuple[str, ...]) -
                     parameters={'task': task, 'episodes': int_argument(args, 'episodes'),
                                 'seed': int_argument(args, 'seed'),
                                 'image_width': int_argument(args, 'image_width', 16),
-                                'image_height': int_argument(args, 'image_height', 16)})
+                                'image_height': int_argument(args, 'image_height', 16),
+                                'lockstep': _lockstep(args)})
+
+
+def _lockstep(args: dict[str, str]) -> bool:
+    return args['lockstep'] == 'true'
 
 
 def _shared_nodes(task: str, args: dict[str, str], user_files: tuple[str, ...]) -> list[NodeSpec]:
@@ -79,12 +86,13 @@ def _shared_nodes(task: str, args: dict[str, str], user_files: tuple[str, ...]) 
     return nodes
 
 
-def _samrl_controller(task: str, user_files: tuple[str, ...]) -> list[NodeSpec]:
+def _samrl_controller(task: str, args: dict[str, str], user_files: tuple[str, ...]) -> list[NodeSpec]:
     """The learned controller: the actor on M's state and the view step moving the camera."""
+    parameters = {'task': task, 'lockstep': _lockstep(args)}
     return [NodeSpec('samrl_policy', 'policy_node', 'samrl_policy.policy_node', 'policy_node',
-                     param_files=user_files, parameters={'task': task}),
+                     param_files=user_files, parameters=parameters),
             NodeSpec('samrl_viewpoint', 'viewpoint_node', 'samrl_viewpoint.viewpoint_node', 'viewpoint_node',
-                     param_files=user_files, parameters={'task': task})]
+                     param_files=user_files, parameters=parameters)]
 
 
 def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
@@ -97,7 +105,7 @@ def build(task: str, args: dict[str, str]) -> list[NodeSpec]:
             others.append(NodeSpec('samrl_sim', 'oracle_controller', 'samrl_sim.oracle_node', 'oracle_controller',
                                    param_files=sim_files, parameters={'task': task}))
         elif args['controller'] == 'samrl':
-            others += _samrl_controller(task, user_files)
+            others += _samrl_controller(task, args, user_files)
     else:
         hardware.check_arguments(args)
         if args['segmentation'] == 'oracle':
@@ -131,6 +139,10 @@ def task_graph(task: str) -> Graph:
             LaunchArgument('segmentation', 'mask_rcnn', 'object masks: the trained network, the simulator\'s '
                            'labels (ablations, use_sim:=true only) or no perception nodes', SEGMENTATION),
             LaunchArgument('model', 'true', 'run model_node (Real2Sim and renders of M)', SWITCH),
+            LaunchArgument('lockstep', 'false', 'use_sim:=true: Algorithm 1 one control step at a time: the world '
+                           'steps when a command comes and sends a frame after each step and camera move; the '
+                           'view step and the actor act once per step (the bridge\'s command latency is then the '
+                           'time per control step)', SWITCH),
             LaunchArgument('image_width', '640', 'use_sim:=true: camera image width (px)'),
             LaunchArgument('image_height', '480', 'use_sim:=true: camera image height (px)'),
             LaunchArgument('params_file', '', "ROS 2 parameter file for samrl's nodes, applied after the shipped "
