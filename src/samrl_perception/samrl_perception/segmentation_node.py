@@ -35,6 +35,7 @@ from pathlib import Path
 
 from samrl_common.images import array_to_image
 from samrl_common.runtime import QOS_FRAMES, QOS_SENSOR_DATA, Node, run_node
+from samrl_common.stage_times import StageTimes
 from samrl_description.names import GROUND_TRUTH_LABELS_TOPIC
 from samrl_description.objects import OBJECT_CLASSES
 from samrl_perception.capture_node import RGBD_TOPIC
@@ -130,6 +131,7 @@ class SegmentationNode(Node):
         self.newest = None                          # (arrival time, RGBDFrame message) not yet segmented
         self.oracle_labels = OracleLabels()
         self.segmented, self.drops = 0, DropLog(self.logger, DROP_LOG_PERIOD_S)
+        self.times = StageTimes('frame')
         self.masks_pub = self.create_publisher('samrl_interfaces/msg/ObjectMasks', MASKS_TOPIC, QOS_SENSOR_DATA)
         self.points_pub = self.create_publisher('sensor_msgs/msg/PointCloud2', TARGET_POINTS_TOPIC, QOS_SENSOR_DATA)
         self.overlay_pub = self.create_publisher('sensor_msgs/msg/Image', OVERLAY_TOPIC, QOS_SENSOR_DATA)
@@ -196,14 +198,20 @@ class SegmentationNode(Node):
 
     def _process(self, arrived: float, message) -> bool:
         """Publish the frame's masks; False while it waits for its oracle labels."""
+        started = time.perf_counter()
         frame = decode_frame(message)
+        decoded = time.perf_counter()
         segmentation = self._segment(frame)
         if segmentation is None:                # oracle labels not here yet
             overdue = self.oracle_labels.overdue(arrived, time.monotonic())
             if overdue is not None:
                 raise overdue
             return False
+        segmented = time.perf_counter()
         self._publish(message.header, frame, segmentation)
+        if self.times.record({'decode': decoded - started, 'segment': segmented - decoded,
+                              'publish': time.perf_counter() - segmented}):
+            self.logger.info(self.times.line())
         return True
 
     def _segment(self, frame: DecodedFrame) -> Segmentation | None:
@@ -229,6 +237,7 @@ class SegmentationNode(Node):
         self.logger.info(f'received {frames.received + frames.superseded} frames, segmented {self.segmented}; '
                          f'dropped: {self.drops.summary()}, superseded before delivery {frames.superseded}, '
                          f'undecodable {frames.dropped}')
+        self.logger.info(self.times.table())
         super().destroy()
 
 

@@ -22,6 +22,7 @@ from samrl_common import msgs
 from samrl_common.conversions import camera_info_msg
 from samrl_common.images import array_to_image
 from samrl_common.runtime import QOS_SENSOR_DATA, Node, run_node, stamp_now, stamp_to_s
+from samrl_common.stage_times import Durations
 from samrl_common.tf_ros import StaticTransformBroadcaster, TransformBroadcaster, to_msg
 from samrl_description.names import (
     CAMERA_GOAL_TOPIC,
@@ -90,6 +91,7 @@ class SimBridge(Node):
         self.episodes = EpisodeBook(p.seed, p.episodes)
         self.images_published = 0
         self.rejected = 0
+        self.physics_s, self.render_s = Durations(), Durations()      # the world's own share of a step
         self.last_frame_s = time.monotonic()
         self._make_interfaces()
         self.tf_static.send(self._tf_messages(static=True, stamp=stamp_now()))
@@ -178,6 +180,7 @@ class SimBridge(Node):
     # -- loops -----------------------------------------------------------------------------------
     def on_control(self) -> None:
         command, self.command = self.command, None
+        started = time.perf_counter()
         if command is None:
             state = self.world.hold()
         else:
@@ -187,6 +190,7 @@ class SimBridge(Node):
                 state = self.world.hold()
             else:
                 state = result.state
+        self.physics_s.add(time.perf_counter() - started)
         self.episodes.add_reward(state.reward)
         self._publish_state(state, step_began=True)
         if episode_over(state.success, state.truncated):
@@ -219,7 +223,9 @@ class SimBridge(Node):
 
     def on_camera(self) -> None:
         p = self.params
+        started = time.perf_counter()
         image = self.world.render(p.image_width, p.image_height)
+        self.render_s.add(time.perf_counter() - started)
         stamp = stamp_now()
         color, depth = conv.image_msgs(image.rgb, image.depth_m, stamp, OPTICAL_FRAME)
         info = camera_info_msg(self.world.camera_intrinsics(p.image_width, p.image_height), stamp, OPTICAL_FRAME)
@@ -245,7 +251,8 @@ class SimBridge(Node):
     def destroy(self) -> None:
         # Here rather than at the episode limit so that a graph stopped by Ctrl-C also gets the summary.
         self.logger.info(self.episodes.summary())
-        self.logger.info(f'published {self.images_published} camera images')
+        self.logger.info(f'published {self.images_published} camera images; world step (physics) '
+                         f'{self.physics_s.spread().text_ms()}, render {self.render_s.spread().text_ms()}')
         super().destroy()
         self.world.close()
 
