@@ -36,10 +36,12 @@ def camera_goal_from_msg(message) -> CameraPoseGoal:
 
 
 def image_msgs(rgb: np.ndarray, depth_m: np.ndarray, stamp, frame_id: str) -> tuple:
-    """(rgb8 colour, 16UC1 depth in mm) as realsense2_camera publishes them."""
+    """(rgb8 colour, 16UC1 depth in mm) as realsense2_camera publishes them; a non-finite depth (TinyRenderer
+    gave one NaN pixel in about 500 frames of a lock-step run) is published as 0, the camera's "no return"."""
     Image = msgs.sensor_msgs.msg.Image
     height, width = rgb.shape[:2]
     color = Image(height=height, width=width, encoding='rgb8', step=width * 3, data=np.ascontiguousarray(rgb).tobytes())
+    depth_m = np.where(np.isfinite(depth_m), depth_m, 0.0)
     depth_mm = np.clip(np.round(depth_m * DEPTH_UNITS_PER_M), 0, MAX_DEPTH_MM).astype('<u2')
     depth = Image(height=height, width=width, encoding='16UC1', step=width * 2, data=depth_mm.tobytes())
     for message in (color, depth):

@@ -63,3 +63,15 @@ def test_object_appears_at_its_projected_pixel(client):
     rows, cols = np.nonzero(image.seg == marker)
     expected = k.project(camera.inverse().apply([0.2, -0.05, 0.1]))
     assert np.allclose([cols.mean(), rows.mean()], expected, atol=0.5)
+
+
+def test_a_non_finite_depth_is_published_as_no_return():
+    import warnings
+
+    from samrl_common.runtime import stamp_now
+    from samrl_sim.conversions import image_msgs
+    depth = np.array([[0.5, np.nan], [np.inf, 0.0]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                    # no "invalid value encountered in cast"
+        _, message = image_msgs(np.zeros((2, 2, 3), np.uint8), depth, stamp_now(), 'camera')
+    assert np.frombuffer(bytes(message.data), '<u2').tolist() == [500, 0, 0, 0]
