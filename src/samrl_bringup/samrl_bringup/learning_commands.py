@@ -38,6 +38,9 @@ def add_learn_at_sim(train_sub, command, positive_int) -> None:
                        help='DAgger round from which the learner acts alone (linear beta schedule; default: '
                             'DAggerConfig). Keep it below --rounds: the learner\'s recovery labels come from its '
                             'own states')
+    learn.add_argument('--no-tool-position', dest='tool_position', action='store_false',
+                       help='leave the tool\'s world position out of the networks\' heads, so that they read where '
+                            'things are from the image only (NetworkConfig.tool_position; with tool_keypoints)')
     learn.add_argument('--encoder', choices=ENCODER_NAMES,
                        help='image encoder of the actors and Q (default: NetworkConfig; samrl_policy/networks.py)')
 
@@ -73,12 +76,13 @@ def _dagger_config(args):
 
 
 def _network_config(args):
-    """The networks' config if --encoder names one; None keeps NetworkConfig's defaults."""
-    if args.encoder is None:
+    """The networks' config if --encoder or --no-tool-position changes it; None keeps NetworkConfig's defaults."""
+    if args.encoder is None and args.tool_position:
         return None
     from samrl_policy.model_env import PROPRIO_SIZE
     from samrl_policy.networks import NetworkConfig
-    return NetworkConfig(proprio_dim=PROPRIO_SIZE, encoder=args.encoder)
+    encoder = args.encoder or NetworkConfig.encoder
+    return NetworkConfig(proprio_dim=PROPRIO_SIZE, encoder=encoder, tool_position=args.tool_position)
 
 
 def _q_config(args):

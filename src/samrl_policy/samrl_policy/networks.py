@@ -69,6 +69,10 @@ class NetworkConfig:
     hidden: tuple[int, ...] = (256, 256)            # MLP head widths
     depth_near_m: float = DEPTH_NEAR_M
     depth_far_m: float = DEPTH_FAR_M
+    # The tool's world position among the head's inputs. False: the head sees where things are only
+    # through the image (with 'tool_keypoints', from the tool), so it cannot tie its moves to tool
+    # positions in the world and extrapolate them where the expert's episodes never went.
+    tool_position: bool = True
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
@@ -253,12 +257,17 @@ def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
 
 
 class ProprioNormaliser(nn.Module):
-    """Standardises the proprioception with the training data's statistics (buffers, saved with the weights)."""
+    """Standardises the proprioception with the training data's statistics (buffers, saved with the weights);
+    the values in `dropped` come out as 0."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, dropped: slice | None = None):
         super().__init__()
         self.register_buffer('mean', torch.zeros(dim))
         self.register_buffer('std', torch.ones(dim))
+        keep = torch.ones(dim)
+        if dropped is not None:
+            keep[dropped] = 0.0
+        self.register_buffer('keep', keep, persistent=False)     # from the config, not the checkpoint
 
     def fit(self, proprio: torch.Tensor) -> None:
         """Set the statistics from (N, P) training proprioception."""
@@ -266,7 +275,12 @@ class ProprioNormaliser(nn.Module):
         self.std.copy_(proprio.std(dim=0, unbiased=False).clamp(min=MIN_STD))
 
     def forward(self, proprio: torch.Tensor) -> torch.Tensor:
-        return (proprio - self.mean) / self.std
+        return (proprio - self.mean) / self.std * self.keep
+
+
+def proprio_normaliser(config: NetworkConfig) -> ProprioNormaliser:
+    """The head's proprioception input of `config`: without the tool's position unless config.tool_position."""
+    return ProprioNormaliser(config.proprio_dim, None if config.tool_position else TOOL_POSITION)
 
 
 class Actor(nn.Module):
@@ -278,7 +292,7 @@ class Actor(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = image_encoder(config)
-        self.proprio = ProprioNormaliser(config.proprio_dim)
+        self.proprio = proprio_normaliser(config)
         self.head = mlp(config.feature_dim + config.proprio_dim, config.hidden, ACTION_DIM)
 
     def forward(self, image: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
@@ -298,7 +312,7 @@ class QNetwork(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = image_encoder(config)
-        self.proprio = ProprioNormaliser(config.proprio_dim)
+        self.proprio = proprio_normaliser(config)
         self.head = mlp(config.feature_dim + config.proprio_dim + ACTION_DIM, config.hidden, 1)
         self.register_buffer('return_mean', torch.zeros(()))
         self.register_buffer('return_std', torch.ones(()))

@@ -69,10 +69,12 @@ def epoch_batches(rng: np.random.Generator, count: int, batch_size: int, weights
 
 
 def refit(data: AggregatedDataset, epochs: int, learning_rate: float, batch_size: int, equal_rounds: bool,
-          seed: int = 0, encoder: str = NetworkConfig.encoder, progress: bool = True) -> tuple[Actor, list[float]]:
+          seed: int = 0, encoder: str = NetworkConfig.encoder, progress: bool = True,
+          tool_position: bool = True) -> tuple[Actor, list[float]]:
     """A fresh actor with `encoder` fitted on `data` (Eq. 8 squared) with cosine decay; (the actor, loss per epoch)."""
     torch.manual_seed(seed)
-    actor = Actor(NetworkConfig(proprio_dim=data.arrays['proprio'].shape[1], encoder=encoder))
+    actor = Actor(NetworkConfig(proprio_dim=data.arrays['proprio'].shape[1], encoder=encoder,
+                                tool_position=tool_position))
     actor.proprio.fit(data.field('proprio').float())
     optimizer = torch.optim.Adam(actor.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--labels-only', action='store_true', help='only the label statistics, no refit')
     parser.add_argument('--encoder', choices=ENCODERS, default=NetworkConfig.encoder,
                         help='the actor\'s image encoder (default %(default)s; networks.py)')
+    parser.add_argument('--no-tool-position', dest='tool_position', action='store_false',
+                        help='leave the tool\'s world position out of the head\'s inputs (NetworkConfig.tool_position)')
     parser.add_argument('--save', type=Path, help='write the refitted actor here (a checkpoint and its card)')
     args = parser.parse_args(argv)
     from samrl_policy.model_env import ModelEnv
@@ -134,12 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     actor, losses = refit(data, args.epochs, args.learning_rate, args.batch_size, args.equal_rounds,
-                          encoder=args.encoder)
+                          encoder=args.encoder, tool_position=args.tool_position)
     env = ModelEnv(config['task'], image_size=tuple(config['image_size']))
     seeds = [episode_seed('evaluation', config['seed'], i) for i in range(args.eval_episodes)]
     rate = success_rate(env, actor, ViewSpace(config['task']), seeds, config['fixed_view'],
                         config['max_episode_steps'], np.random.default_rng(START_VIEW_SEED))
-    report = {**report, 'encoder': args.encoder, 'epochs': args.epochs, 'equal_rounds': args.equal_rounds,
+    report = {**report, 'encoder': args.encoder, 'tool_position': args.tool_position, 'epochs': args.epochs,
+              'equal_rounds': args.equal_rounds,
               'final_training_error': losses[-1], 'training': action_errors(actor, data),
               'heldout': action_errors(actor, heldout), 'success_rate': rate}
     if args.save:

@@ -28,7 +28,7 @@ def test_the_cli_offers_exactly_the_networks_encoders():
     assert ENCODER_NAMES == ENCODERS
 
 
-def test_beta_rounds_sets_when_the_learner_acts_alone():
+def test_beta_rounds_and_no_tool_position_reach_the_configs():
     from samrl_bringup.cli import build_parser
     from samrl_bringup.learning_commands import _dagger_config
     from samrl_policy.dagger import beta_schedule
@@ -36,6 +36,9 @@ def test_beta_rounds_sets_when_the_learner_acts_alone():
     config = _dagger_config(args)
     schedule = beta_schedule(config.beta, config.beta_parameter)
     assert [schedule(r) for r in range(config.rounds)] == [1.0, 0.0, 0.0]
+    assert config.network is None                                  # NetworkConfig's defaults
+    args = build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--no-tool-position'])
+    assert not _dagger_config(args).network.tool_position
 
 
 def test_a_killed_run_does_not_skip_the_episode_it_was_in(tmp_path):

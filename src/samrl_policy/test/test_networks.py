@@ -85,6 +85,20 @@ def test_the_proprioception_and_return_normalisation_travel_in_the_state_dict():
     assert state['return_mean'] == -1.0 and state['return_std'] == 1.0
 
 
+def test_without_the_tool_position_the_head_does_not_see_where_the_tool_is():
+    torch.manual_seed(0)
+    image, proprio = torch.rand(BATCH, 5, IMAGE_PX, IMAGE_PX), torch.randn(BATCH, MODEL_PROPRIO_DIM)
+    moved = proprio.clone()
+    moved[:, :3] += 0.3                                          # the tool 0.3 m away, the image the same
+    for tool_position in (True, False):
+        actor = Actor(NetworkConfig(proprio_dim=MODEL_PROPRIO_DIM, tool_position=tool_position)).eval()
+        with torch.no_grad():
+            same = torch.allclose(actor(image, proprio), actor(image, moved))
+        assert same != tool_position
+        assert 'proprio.keep' not in actor.state_dict()          # rebuilt from the config, not stored
+    assert NetworkConfig.from_dict({'proprio_dim': MODEL_PROPRIO_DIM}).tool_position   # older checkpoints
+
+
 def test_q_of_the_actors_action_has_a_gradient_with_respect_to_the_image():
     actor, q = Actor(KEYPOINTS), QNetwork(KEYPOINTS)
     image, proprio = _inputs(batch=1, px=32, requires_grad=True)
