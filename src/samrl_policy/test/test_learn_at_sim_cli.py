@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import torch
 
 TINY = ['--rounds', '1', '--episodes-per-round', '1', '--views', '2', '--epochs', '1', '--eval-episodes', '1',
@@ -95,3 +96,18 @@ def test_learn_at_sim_then_table1_and_fig4(tmp_path):
     assert torch.load(saved, weights_only=True)['config']['encoder'] == report['encoder'] == 'keypoints'
     card = json.loads(saved.with_name('actor_card.json').read_text())
     assert card['metrics']['success_rate'] == report['success_rate'] and '--save' in card['command']
+
+    trace = tmp_path / 'trace.json'                                # the learner beside the expert, step by step
+    done = subprocess.run([sys.executable, '-m', 'samrl_policy.action_trace', str(run), '--steps', '2',
+                           '--json', str(trace)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(trace.read_text())['rows']
+    assert [row['step'] for row in rows] == [0, 1] and 'cos' in done.stdout
+    assert all(len(row['actor']) == len(row['expert']) == 7 and -1 <= row['translation_cosine'] <= 1 for row in rows)
+
+
+def test_the_trace_cosine_compares_directions():
+    from samrl_policy.action_trace import cosine
+    assert cosine(np.array([1.0, 0, 0]), np.array([-2.0, 0, 0])) == -1.0
+    assert cosine(np.array([1.0, 1.0, 0]), np.array([0, 0, 3.0])) == 0.0
+    assert cosine(np.zeros(3), np.array([1.0, 0, 0])) == 0.0          # no move has no direction
