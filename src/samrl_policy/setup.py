@@ -9,7 +9,8 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    package_data={PACKAGE: ['py.typed']},
+    # The shipped Learn@Sim networks, their cards and the actor stage's config install with the code.
+    package_data={PACKAGE: ['py.typed', 'trained/*/*.pt', 'trained/*/*.json', 'trained/*/actor/config.json']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),

@@ -300,9 +300,10 @@ def _evaluate_controller(args) -> dict:
     if args.controller == 'oracle':
         from samrl_sim.evaluate import evaluate
         return evaluate(args.task, 'oracle', episodes=args.episodes, seed=args.seed, progress=True)
+    from samrl_policy.learn_at_sim import run_dir_of
     from samrl_policy.world_eval import ActorOnTruth
     from samrl_sim.evaluate import evaluate_agent
-    run_dir = Path(args.run_dir.format(task=args.task))
+    run_dir = run_dir_of(args.run_dir, args.task)
     agent = ActorOnTruth(args.task, run_dir, args.controller)
     return {**evaluate_agent(args.task, agent, args.controller, args.episodes, args.seed, progress=True),
             'run_dir': str(run_dir)}
@@ -519,8 +520,9 @@ def _add_eval(sub) -> None:
                             help='controller to evaluate: the task\'s oracle, or the multi-view or Fixed-View '
                                  'Learn@Sim actor of --run-dir acting on the world\'s true state from the task\'s '
                                  'camera (M\'s physics gap alone: no tracking error, no latency)')
-    evaluation.add_argument('--run-dir', default='out/learn_at_sim/{task}',
-                            help='Learn@Sim run directory of the actors ({task} is replaced; default %(default)s)')
+    evaluation.add_argument('--run-dir', default=learning_commands.SHIPPED,
+                            help='Learn@Sim run directory of the actors ({task} is replaced), or "shipped" for the '
+                                 'networks in the package (default)')
     evaluation.add_argument('--episodes', type=_positive_int,
                             help=f'episodes (default 50; table1: {learning_commands.DEFAULT_TABLE1_EPISODES} per task '
                                  f'and condition)')
@@ -645,6 +647,7 @@ def _add_train(sub) -> None:
                              'DAgger; default 0)')
     _add_json(expert)
     learning_commands.add_learn_at_sim(train_sub, _command, _positive_int)
+    learning_commands.add_ship(train_sub, _command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""`samrl train learn-at-sim`, `samrl eval table1` and `samrl viewpoint heatmap`: Learn@Sim from the command line.
+"""`samrl train learn-at-sim|ship`, `samrl eval table1` and `samrl viewpoint heatmap`: Learn@Sim from the command
+line.
 
 Heavy imports (torch, nimble, Mitsuba) happen inside the commands, so `samrl --help` stays fast.
 """
@@ -12,7 +13,9 @@ from pathlib import Path
 
 from samrl_description.tasks import TASK_NAMES
 
-DEFAULT_RUN_DIR = 'out/learn_at_sim/{task}'
+DEFAULT_RUN_DIR = 'out/learn_at_sim/{task}'   # where training writes
+SHIPPED = 'shipped'                            # learn_at_sim.SHIPPED, without torch: the networks in the package
+TABLE1_RECORDS = 'out/table1/{task}_shipped_seed{seed}.jsonl'   # Table I's episode records of shipped networks
 DEFAULT_TABLE1_EPISODES = 200
 ENCODER_NAMES = ('keypoints', 'world_keypoints', 'tool_keypoints', 'pooled')  # networks.ENCODERS, without torch
 HEATMAP_SEED = 424242           # the state Fig. 4 is drawn for: an episode seed outside every training block
@@ -45,10 +48,20 @@ def add_learn_at_sim(train_sub, command, positive_int) -> None:
                        help='image encoder of the actors and Q (default: NetworkConfig; samrl_policy/networks.py)')
 
 
+def add_ship(train_sub, command) -> None:
+    """`samrl train ship <task> --run-dir D`: a finished run's networks into the package."""
+    ship = command(train_sub, 'ship', 'copy a finished Learn@Sim run\'s actor.pt, fixed_actor.pt and q.pt with their '
+                   'cards into samrl_policy/trained/<task>, the networks the nodes and evaluations use by default',
+                   cmd_ship)
+    ship.add_argument('task', choices=TASK_NAMES)
+    ship.add_argument('--run-dir', required=True, help='the finished run directory ({task} is replaced)')
+
+
 def add_table1_arguments(evaluation) -> None:
     evaluation.add_argument('--tasks', default='all', help='table1: comma-separated tasks or "all"')
-    evaluation.add_argument('--runs', default=DEFAULT_RUN_DIR,
-                            help=f'table1: run directory of each task\'s networks (default {DEFAULT_RUN_DIR})')
+    evaluation.add_argument('--runs', default=SHIPPED,
+                            help=f'table1: run directory of each task\'s networks ({{task}} is replaced), or '
+                                 f'{SHIPPED!r} for the networks in the package (default)')
     evaluation.add_argument('--png', default='out/table1.png', help='table1: bar chart to write')
 
 
@@ -58,7 +71,8 @@ def add_heatmap(sub, command) -> None:
     heatmap = command(viewpoint_sub, 'heatmap', 'Fig. 4: Q(I(P), pi(I(P))) over camera azimuth and elevation for one '
                       'state, as a PNG heat map (and JSON)', cmd_heatmap)
     heatmap.add_argument('task', choices=TASK_NAMES)
-    heatmap.add_argument('--run-dir', help=f'run directory with actor.pt and q.pt (default {DEFAULT_RUN_DIR})')
+    heatmap.add_argument('--run-dir', default=SHIPPED,
+                         help=f'run directory with actor.pt and q.pt, or {SHIPPED!r} (default)')
     heatmap.add_argument('--seed', type=int, default=HEATMAP_SEED, help='episode seed of the state drawn')
     heatmap.add_argument('--steps', type=int, default=0, help='actor steps taken before the state is drawn')
     heatmap.add_argument('--grid', default='24x12', help='azimuths x elevations (default 24x12)')
@@ -118,15 +132,33 @@ def cmd_learn_at_sim(args) -> int:
     return 0
 
 
+def cmd_ship(args) -> int:
+    from samrl_policy.learn_at_sim import ship
+    for path in ship(Path(args.run_dir.format(task=args.task)), args.task):
+        print(f'wrote {path} ({path.stat().st_size / 2 ** 10:.0f} KiB)')
+    return 0
+
+
+def table1_records(run_dir: Path, task: str, seed: int) -> Path:
+    """Where Table I keeps a run's episode records (a rerun goes on from them): beside the networks, except for
+    the shipped ones, which stay out of the source tree."""
+    from samrl_policy.learn_at_sim import is_shipped
+    if is_shipped(run_dir):
+        path = Path(TABLE1_RECORDS.format(task=task, seed=seed))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+    return run_dir / f'table1_seed{seed}.jsonl'
+
+
 def cmd_table1(args, tasks: tuple[str, ...], write_json) -> int:
-    from samrl_policy.learn_at_sim import load_policies
+    from samrl_policy.learn_at_sim import load_policies, run_dir_of
     from samrl_policy.table1 import evaluate_task_isolated, format_summary, plot_table1, summarise
     summaries = []
     for task in tasks:
-        run_dir = Path(args.runs.format(task=task))
+        run_dir = run_dir_of(args.runs, task)
         load_policies(run_dir)                   # a missing network is named here, before any worker starts
         records = evaluate_task_isolated(task, run_dir, args.episodes, args.seed,
-                                         run_dir / f'table1_seed{args.seed}.jsonl')
+                                         table1_records(run_dir, task, args.seed))
         summaries.append(summarise(records, task))
         print(format_summary(summaries[-1]))
     plot_table1(summaries, Path(args.png))
@@ -138,12 +170,12 @@ def cmd_table1(args, tasks: tuple[str, ...], write_json) -> int:
 def cmd_heatmap(args) -> int:
     import torch
 
-    from samrl_policy.learn_at_sim import load_policies, run_image_size
+    from samrl_policy.learn_at_sim import load_policies, run_dir_of, run_image_size
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.active_view import sensing_q
     from samrl_viewpoint.heatmap import q_heatmap
     from samrl_viewpoint.views import ViewSpace
-    run_dir = Path(args.run_dir or DEFAULT_RUN_DIR.format(task=args.task))
+    run_dir = run_dir_of(args.run_dir, args.task)
     policies = load_policies(run_dir)
     env, views = ModelEnv(args.task, image_size=run_image_size(run_dir), seed=args.seed), ViewSpace(args.task)
     default = views.default()

@@ -9,7 +9,8 @@
 
 Each stage is a training.Run in its own folder under the run directory; rerunning the command
 goes on after the last finished round or epoch. The final networks are copied to
-<run>/actor.pt, fixed_actor.pt and q.pt, each with its card.
+<run>/actor.pt, fixed_actor.pt and q.pt, each with its card. `ship` copies a finished run's networks
+into the package (samrl_policy/trained/<task>), where the nodes and evaluations find them by default.
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ from samrl_viewpoint.views import ViewSpace
 STAGES = ('actor', 'fixed_actor', 'q')
 FINAL_FILES = {'actor': 'actor.pt', 'fixed_actor': 'fixed_actor.pt', 'q': 'q.pt'}
 TORCH_THREADS = 1          # collection (the expert's small tensors, single images); fits set their own
+SHIPPED = 'shipped'        # the run-directory argument naming the networks that ship with the package
+SHIPPED_DIR = Path(__file__).resolve().parent / 'trained'
+SHIPPED_MAX_BYTES = 20 * 2 ** 20   # a task's shipped networks stay small: they live in the repository
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,29 @@ def learn_at_sim(run_dir: Path, config: LearnAtSimConfig, command: str, progress
     return records
 
 
+def run_dir_of(run_dir: str | Path, task: str) -> Path:
+    """A run-directory argument as a path: 'shipped' is the networks shipped for the task; {task} is replaced."""
+    if str(run_dir) == SHIPPED:
+        return SHIPPED_DIR / task
+    return Path(str(run_dir).format(task=task))
+
+
+def is_shipped(run_dir: Path) -> bool:
+    return Path(run_dir).resolve().parent == SHIPPED_DIR
+
+
+def _missing_networks(run_dir: Path) -> list[str]:
+    return [name for name in FINAL_FILES.values() if not (run_dir / name).exists()]
+
+
 def load_policies(run_dir: Path):
     """The three networks of a finished run, for Table I and the nodes (weights_only loads)."""
     from samrl_policy.table1 import Policies
     run_dir = Path(run_dir)
-    missing = [name for name in FINAL_FILES.values() if not (run_dir / name).exists()]
+    missing = _missing_networks(run_dir)
+    if missing and is_shipped(run_dir):
+        raise FileNotFoundError(f'no networks ship for {run_dir.name} yet: train them with `samrl train learn-at-sim '
+                                f'{run_dir.name}` and give that run directory instead of {SHIPPED!r}')
     if missing:
         raise FileNotFoundError(f'{run_dir} has no {", ".join(missing)}: run `samrl train learn-at-sim` to the end')
     actor, _ = load_actor(run_dir / FINAL_FILES['actor'])
@@ -104,3 +126,31 @@ def run_image_size(run_dir: Path) -> tuple[int, int]:
     """(height, width) of the renders a run's networks were trained on."""
     config = json.loads((Path(run_dir) / 'actor' / 'config.json').read_text())
     return tuple(config['image_size'])
+
+
+def ship(run_dir: Path, task: str) -> list[Path]:
+    """Copy a finished run's networks, their cards and the actor stage's config (the render size and the whole
+    training configuration) to SHIPPED_DIR/<task>; returns the files written. Refuses an unfinished run, one of
+    another task and one over SHIPPED_MAX_BYTES."""
+    run_dir = Path(run_dir)
+    missing = _missing_networks(run_dir)
+    if missing:
+        raise FileNotFoundError(f'{run_dir} has no {", ".join(missing)}: run `samrl train learn-at-sim` to the end')
+    config = run_dir / 'actor' / 'config.json'
+    trained_for = json.loads(config.read_text())['task']
+    if trained_for != task:
+        raise ValueError(f'{run_dir} was trained for {trained_for}, not {task}')
+    sources = [run_dir / name for name in FINAL_FILES.values()]
+    sources += [card_path(path) for path in sources]
+    size = sum(path.stat().st_size for path in sources)
+    if size > SHIPPED_MAX_BYTES:
+        raise ValueError(f'{run_dir}\'s networks take {size / 2 ** 20:.1f} MiB, over the '
+                         f'{SHIPPED_MAX_BYTES / 2 ** 20:.0f} MiB that may ship')
+    target = SHIPPED_DIR / task
+    (target / 'actor').mkdir(parents=True, exist_ok=True)
+    written = [target / 'actor' / 'config.json']
+    shutil.copyfile(config, written[0])
+    for path in sources:
+        shutil.copyfile(path, target / path.name)
+        written.append(target / path.name)
+    return written

@@ -24,20 +24,19 @@ from samrl_common.tf_ros import TransformListener
 from samrl_description.names import CAMERA_GOAL_TOPIC, OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
 from samrl_description.tasks import TASK_NAMES, check_task
 from samrl_model.tracking_inputs import stamp_ns
-from samrl_policy.learn_at_sim import load_policies
+from samrl_policy.learn_at_sim import SHIPPED, load_policies, run_dir_of
 from samrl_policy.policy_core import InputError, PolicyCore, checked_progress, image_size_of
 
 PROCESS_PERIOD_S = 0.005          # how often the newest tick is looked for
 SKIP_LOG_PERIOD_S = 2.0
-DEFAULT_RUN_DIR = 'out/learn_at_sim/{task}'
+RUN_DIR_DESCRIPTION = (f'Learn@Sim run directory with actor.pt, fixed_actor.pt and q.pt ({{task}} is replaced by the '
+                       f'task), or {SHIPPED!r}: the networks that ship with samrl_policy (samrl_policy/trained/<task>)')
 
 
 @dataclass(frozen=True)
 class PolicyParams:
     task: str = field(default='needle_threading', metadata={'description': 'task: ' + ', '.join(TASK_NAMES)})
-    run_dir: str = field(default=DEFAULT_RUN_DIR, metadata={
-        'description': 'Learn@Sim run directory with actor.pt, fixed_actor.pt and q.pt ({task} is replaced by '
-                       'the task)'})
+    run_dir: str = field(default=SHIPPED, metadata={'description': RUN_DIR_DESCRIPTION})
     lockstep: bool = field(default=False, metadata={
         'description': 'act once per control step of a lock-step world (the sim bridge\'s lockstep), on the model '
                        'state of the frame after the view step, instead of on the newest tick'})
@@ -54,7 +53,7 @@ class PolicyParams:
 class PolicyNode(Node):
     def __init__(self, argv=None):
         super().__init__('policy_node', params=PolicyParams, argv=argv)
-        run_dir = self.params.run_dir.format(task=self.params.task)
+        run_dir = run_dir_of(self.params.run_dir, self.params.task)
         actor = networks_of(run_dir).actor
         self.core = PolicyCore(self.params.task, actor, image_size_of(run_dir, actor))
         self.times = StageTimes('control step')

@@ -19,7 +19,7 @@ import torch
 from samrl_description.tasks import GRIPPER_WIDTHS_M, check_task
 from samrl_model.sim_adapter import placements
 from samrl_policy.dagger import learner_action
-from samrl_policy.learn_at_sim import load_policies
+from samrl_policy.learn_at_sim import SHIPPED, load_policies, run_dir_of
 from samrl_policy.model_env import command_from_action
 from samrl_policy.policy_core import ModelStateView, checked_progress, image_size_of
 from samrl_sim.commands import EeDeltaCommand
@@ -116,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
                                      description='one episode of an actor in M and in the PyBullet world, side '
                                                  'by side (per step: the task\'s measures as M / world)')
     parser.add_argument('task')
-    parser.add_argument('--run-dir', default='out/learn_at_sim/{task}')
+    parser.add_argument('--run-dir', default=SHIPPED, help='run directory ({task} is replaced), or "shipped" (default)')
     parser.add_argument('--actor', default='fixed_actor', choices=ACTORS)
     parser.add_argument('--seed', type=int, default=900000000, help='the episode\'s seed (default: Table I\'s first)')
     parser.add_argument('--steps', type=int, help='at most this many steps (default: the task\'s budget)')
     parser.add_argument('--json', metavar='PATH', help='also write the rows as JSON')
     args = parser.parse_args(argv)
-    rows = side_by_side(args.task, Path(args.run_dir.format(task=args.task)), args.seed, args.actor, args.steps)
+    rows = side_by_side(args.task, run_dir_of(args.run_dir, args.task), args.seed, args.actor, args.steps)
     print(format_side_by_side(rows))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,9 @@ from samrl_common.tf_ros import TransformListener
 from samrl_description.names import CAMERA_GOAL_TOPIC, OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
 from samrl_description.tasks import TASK_NAMES, check_task
 from samrl_model.tracking_inputs import stamp_ns
+from samrl_policy.learn_at_sim import SHIPPED, run_dir_of
 from samrl_policy.policy_core import InputError, checked_progress, image_size_of
-from samrl_policy.policy_node import DEFAULT_RUN_DIR, networks_of
+from samrl_policy.policy_node import RUN_DIR_DESCRIPTION, networks_of
 from samrl_viewpoint.view_step import DEFAULT_STEP_SIZE
 from samrl_viewpoint.viewpoint_core import ViewpointCore
 
@@ -38,9 +39,7 @@ SKIP_LOG_PERIOD_S = 2.0
 @dataclass(frozen=True)
 class ViewpointParams:
     task: str = field(default='needle_threading', metadata={'description': 'task: ' + ', '.join(TASK_NAMES)})
-    run_dir: str = field(default=DEFAULT_RUN_DIR, metadata={
-        'description': 'Learn@Sim run directory with actor.pt, fixed_actor.pt and q.pt ({task} is replaced by '
-                       'the task)'})
+    run_dir: str = field(default=SHIPPED, metadata={'description': RUN_DIR_DESCRIPTION})
     rate: float = field(default=2.0, metadata={'description': 'view steps per second (Hz)', 'range': (0.1, 10.0)})
     step_size: float = field(default=DEFAULT_STEP_SIZE, metadata={
         'description': 'lambda of Eq. 10 (view-parameter units squared per unit of Q); the step is also bounded '
@@ -59,7 +58,7 @@ class ViewpointNode(Node):
     def __init__(self, argv=None):
         super().__init__('viewpoint_node', params=ViewpointParams, argv=argv)
         p = self.params
-        self.run_dir = p.run_dir.format(task=p.task)
+        self.run_dir = run_dir_of(p.run_dir, p.task)
         self.networks = networks_of(self.run_dir)
         self.core: ViewpointCore | None = None     # made on the first tick, from the camera's pose if known
         self.model_state = None

@@ -1,0 +1,80 @@
+"""The networks that ship with samrl_policy: `samrl train ship` puts a finished run's there, and 'shipped' finds
+them (the default run directory of the nodes and evaluations)."""
+import json
+
+import pytest
+
+from samrl_policy import learn_at_sim
+from samrl_policy.checkpoints import save_network
+from samrl_policy.learn_at_sim import SHIPPED, load_policies, run_dir_of, ship
+from samrl_policy.model_env import PROPRIO_SIZE
+from samrl_policy.networks import Actor, NetworkConfig, QNetwork
+from samrl_policy.policy_core import image_size_of
+
+TASK = 'peg_insertion'
+IMAGE_SIZE = (48, 64)        # not the networks' square default, so that the shipped config must be read
+TINY = NetworkConfig(proprio_dim=PROPRIO_SIZE, encoder='pooled', channels=(4, 8), feature_dim=16, hidden=(32,))
+
+
+@pytest.fixture
+def shipped_dir(tmp_path, monkeypatch):
+    """SHIPPED_DIR in a temporary folder, so that the tests never write into the package."""
+    monkeypatch.setattr(learn_at_sim, 'SHIPPED_DIR', tmp_path / 'trained')
+    return tmp_path / 'trained'
+
+
+def _finished_run(run_dir, task=TASK):
+    """A run directory as learn_at_sim leaves it, with untrained tiny networks."""
+    for name, network in (('actor.pt', Actor(TINY)), ('fixed_actor.pt', Actor(TINY)), ('q.pt', QNetwork(TINY))):
+        save_network(run_dir / name, network, {'command': 'test'})
+    (run_dir / 'actor').mkdir()
+    (run_dir / 'actor' / 'config.json').write_text(json.dumps({'task': task, 'image_size': list(IMAGE_SIZE)}))
+    return run_dir
+
+
+def test_run_dir_arguments():
+    assert run_dir_of('out/learn_at_sim/{task}', TASK).as_posix() == 'out/learn_at_sim/peg_insertion'
+    assert run_dir_of(SHIPPED, TASK) == learn_at_sim.SHIPPED_DIR / TASK
+
+
+def test_ship_copies_the_networks_cards_and_render_size(tmp_path, shipped_dir):
+    run_dir = _finished_run(tmp_path / 'run')
+    written = ship(run_dir, TASK)
+    target = run_dir_of(SHIPPED, TASK)
+    assert target == shipped_dir / TASK
+    assert {p.name for p in written} == {'config.json', 'actor.pt', 'fixed_actor.pt', 'q.pt', 'actor_card.json',
+                                         'fixed_actor_card.json', 'q_card.json'}
+    policies = load_policies(target)
+    assert image_size_of(target, policies.actor) == IMAGE_SIZE
+    assert (target / 'actor.pt').read_bytes() == (run_dir / 'actor.pt').read_bytes()
+
+
+def test_ship_refuses_unfinished_foreign_and_oversized_runs(tmp_path, shipped_dir, monkeypatch):
+    run_dir = _finished_run(tmp_path / 'run')
+    (run_dir / 'q.pt').unlink()
+    with pytest.raises(FileNotFoundError, match='q.pt'):
+        ship(run_dir, TASK)
+    with pytest.raises(ValueError, match='trained for needle_threading'):
+        ship(_finished_run(tmp_path / 'needle', 'needle_threading'), TASK)
+    monkeypatch.setattr(learn_at_sim, 'SHIPPED_MAX_BYTES', 1000)
+    with pytest.raises(ValueError, match='MiB'):
+        ship(_finished_run(tmp_path / 'big'), TASK)
+    assert not shipped_dir.exists()
+
+
+def test_a_task_without_shipped_networks_is_named(shipped_dir):
+    with pytest.raises(FileNotFoundError, match='no networks ship for spatula_flipping'):
+        load_policies(run_dir_of(SHIPPED, 'spatula_flipping'))
+
+
+def test_the_cli_names_the_same_shipped_token():
+    from samrl_bringup.learning_commands import SHIPPED as CLI_SHIPPED
+    assert CLI_SHIPPED == SHIPPED
+
+
+def test_table1_keeps_the_records_of_shipped_networks_out_of_the_package(tmp_path, shipped_dir, monkeypatch):
+    from samrl_bringup.learning_commands import table1_records
+    monkeypatch.chdir(tmp_path)
+    records = table1_records(run_dir_of(SHIPPED, TASK), TASK, 7)
+    assert records.as_posix() == 'out/table1/peg_insertion_shipped_seed7.jsonl' and records.parent.is_dir()
+    assert table1_records(tmp_path / 'run', TASK, 7) == tmp_path / 'run' / 'table1_seed7.jsonl'
