@@ -44,6 +44,9 @@ def add_learn_at_sim(train_sub, command, positive_int) -> None:
     learn.add_argument('--no-tool-position', dest='tool_position', action='store_false',
                        help='leave the tool\'s world position out of the networks\' heads, so that they read where '
                             'things are from the image only (NetworkConfig.tool_position; with tool_keypoints)')
+    learn.add_argument('--no-pinned-actions', dest='pin_actions', action='store_false',
+                       help='let the actors learn every action dimension; by default those the expert kept constant '
+                            'in round 0 are output as that constant (DAggerConfig.pin_constant_actions)')
     learn.add_argument('--encoder', choices=ENCODER_NAMES,
                        help='image encoder of the actors and Q (default: NetworkConfig; samrl_policy/networks.py)')
 
@@ -83,7 +86,7 @@ def _dagger_config(args):
     from samrl_policy.dagger import DAggerConfig
     given = {'rounds': args.rounds, 'episodes_per_round': args.episodes_per_round, 'views_per_state': args.views,
              'epochs_per_round': args.epochs, 'eval_episodes': args.eval_episodes, 'max_episode_steps': args.max_steps,
-             'network': _network_config(args)}
+             'network': _network_config(args), 'pin_constant_actions': args.pin_actions}
     if args.beta_rounds is not None:
         given.update(beta='linear', beta_parameter=float(args.beta_rounds))
     return replace(DAggerConfig(), **{k: v for k, v in given.items() if v is not None})

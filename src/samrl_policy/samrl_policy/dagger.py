@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -43,7 +43,7 @@ import torch
 from samrl_policy.checkpoints import card_path, load_actor, save_network
 from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset, ShardBuilder, load_shard, save_shard
 from samrl_policy.interfaces import ACTION_DIM, Env, Expert, Observation, ViewDistribution
-from samrl_policy.networks import Actor, NetworkConfig, network_config_for
+from samrl_policy.networks import Actor, NetworkConfig, constant_actions, network_config_for
 from samrl_policy.training import (
     EpisodeLedger,
     FitSettings,
@@ -117,6 +117,7 @@ class DAggerConfig:
     eval_episodes: int = 10
     seed: int = 0
     network: NetworkConfig | None = None  # None: NetworkConfig defaults with the env's proprio size
+    pin_constant_actions: bool = True    # the actor outputs round 0's constant label dimensions as they are
     max_bytes: int = 6 * 2 ** 30         # the data set's memory bound (dataset.py)
 
     def __post_init__(self) -> None:
@@ -357,8 +358,11 @@ def _load_rounds(run: Run, data: AggregatedDataset, last_round: int) -> None:
 
 
 def _new_actor(run: Run, config: DAggerConfig, data: AggregatedDataset) -> Actor:
-    """A seeded actor whose proprioception normalisation comes from round 0's data."""
+    """A seeded actor whose proprioception normalisation, and with config.pin_constant_actions the action
+    dimensions it pins, come from round 0's data."""
     network = network_config_for(config.network, data.arrays['proprio'].shape[1])
+    if config.pin_constant_actions and not network.pinned_actions:
+        network = replace(network, pinned_actions=constant_actions(data.field('action')))
     with torch.random.fork_rng():
         torch.manual_seed(run.torch_seed('actor', 'init'))
         actor = Actor(network)

@@ -52,6 +52,7 @@ TOOL_POSITION = slice(0, 3)     # model_env.policy_proprio: the tool centre poin
 CAMERA_FEATURES = slice(9, 18)  # ... and the camera's position and rotation columns 0, 1
 LEGACY_ENCODER = 'pooled'       # what a stored config without an `encoder` entry was trained with
 MIN_STD = 1e-3                  # floor on a normalisation standard deviation (constant features)
+PIN_TOLERANCE = 1e-6            # an action dimension whose labels all lie this close to one value is constant
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ class NetworkConfig:
     # through the image (with 'tool_keypoints', from the tool), so it cannot tie its moves to tool
     # positions in the world and extrapolate them where the expert's episodes never went.
     tool_position: bool = True
+    # Action dimensions the actor outputs as fixed values instead of learning them, (index, value) pairs.
+    # DAgger pins those its expert kept constant in round 0 (the peg stays upright, so its rotations about
+    # x and y are 0): the learner's small errors there cannot add up to states the expert never shows.
+    pinned_actions: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
@@ -83,6 +88,10 @@ class NetworkConfig:
         if self.encoder in ('world_keypoints', 'tool_keypoints') and self.proprio_dim < CAMERA_FEATURES.stop:
             raise ValueError(f"encoder {self.encoder!r} reads the camera pose from proprioception values "
                              f"{CAMERA_FEATURES.start}-{CAMERA_FEATURES.stop - 1}; proprio_dim is {self.proprio_dim}")
+        for index, value in self.pinned_actions:
+            if not (0 <= index < ACTION_DIM and -1.0 <= value <= 1.0):
+                raise ValueError(f'pinned action ({index}, {value}): expected an index in 0..{ACTION_DIM - 1} and a '
+                                 'value in [-1, 1]')
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,7 +101,16 @@ class NetworkConfig:
         values = {'encoder': LEGACY_ENCODER, **values}
         tuples = {name: tuple(values[name]) for name in ('channels', 'hidden', 'keypoint_channels', 'keypoint_strides')
                   if name in values}
+        if 'pinned_actions' in values:
+            tuples['pinned_actions'] = tuple((int(index), float(value)) for index, value in values['pinned_actions'])
         return cls(**{**values, **tuples})
+
+
+def constant_actions(labels: torch.Tensor) -> tuple[tuple[int, float], ...]:
+    """(index, value) of each dimension of (N, ACTION_DIM) labels that never varies (within PIN_TOLERANCE)."""
+    spread = labels.max(dim=0).values - labels.min(dim=0).values
+    return tuple((index, float(labels[:, index].mean())) for index in range(labels.shape[1])
+                 if spread[index] <= PIN_TOLERANCE)
 
 
 def network_config_for(config: NetworkConfig | None, proprio_dim: int) -> NetworkConfig:
@@ -294,10 +312,15 @@ class Actor(nn.Module):
         self.encoder = image_encoder(config)
         self.proprio = proprio_normaliser(config)
         self.head = mlp(config.feature_dim + config.proprio_dim, config.hidden, ACTION_DIM)
+        free, pinned = torch.ones(ACTION_DIM), torch.zeros(ACTION_DIM)
+        for index, value in config.pinned_actions:
+            free[index], pinned[index] = 0.0, value
+        self.register_buffer('free', free, persistent=False)          # from the config, not the checkpoint
+        self.register_buffer('pinned', pinned, persistent=False)
 
     def forward(self, image: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
         features = torch.cat([encode(self.encoder, image, proprio), self.proprio(proprio)], dim=1)
-        return torch.tanh(self.head(features))
+        return torch.tanh(self.head(features)) * self.free + self.pinned
 
 
 class QNetwork(nn.Module):

@@ -25,6 +25,7 @@ from samrl_policy.networks import (  # noqa: E402
     NetworkConfig,
     QNetwork,
     camera_to_world,
+    constant_actions,
     optical_points,
     scale_image,
     soft_argmax,
@@ -97,6 +98,30 @@ def test_without_the_tool_position_the_head_does_not_see_where_the_tool_is():
         assert same != tool_position
         assert 'proprio.keep' not in actor.state_dict()          # rebuilt from the config, not stored
     assert NetworkConfig.from_dict({'proprio_dim': MODEL_PROPRIO_DIM}).tool_position   # older checkpoints
+
+
+def test_pinned_action_dimensions_come_out_as_their_values_and_the_others_are_learned():
+    pins = ((3, 0.0), (6, 0.5))
+    actor = Actor(NetworkConfig(proprio_dim=PROPRIO_DIM, pinned_actions=pins))
+    image, proprio = _inputs()
+    action = actor(image, proprio)
+    assert torch.equal(action[:, 3], torch.zeros(BATCH)) and torch.equal(action[:, 6], torch.full((BATCH,), 0.5))
+    assert action[:, :3].abs().min() > 0.0
+    assert 'free' not in actor.state_dict() and 'pinned' not in actor.state_dict()   # rebuilt from the config
+    stored = NetworkConfig.from_dict(actor.config.to_dict() | {'pinned_actions': [[3, 0.0], [6, 0.5]]})
+    assert stored.pinned_actions == pins
+    assert NetworkConfig.from_dict({'proprio_dim': PROPRIO_DIM}).pinned_actions == ()     # older checkpoints
+    for bad in (((7, 0.0),), ((2, 1.5),)):
+        with pytest.raises(ValueError, match='pinned action'):
+            NetworkConfig(proprio_dim=PROPRIO_DIM, pinned_actions=bad)
+
+
+def test_constant_actions_are_the_label_dimensions_that_never_vary():
+    labels = torch.rand(50, ACTION_DIM)
+    labels[:, 3], labels[:, 4], labels[:, 6] = 0.0, 1e-8 * torch.rand(50), 0.5
+    pins = constant_actions(labels)
+    assert [index for index, _ in pins] == [3, 4, 6]
+    assert pins[0][1] == 0.0 and abs(pins[1][1]) < 1e-7 and pins[2][1] == 0.5
 
 
 def test_q_of_the_actors_action_has_a_gradient_with_respect_to_the_image():
