@@ -44,9 +44,9 @@ def add_learn_at_sim(train_sub, command, positive_int) -> None:
     learn.add_argument('--no-tool-position', dest='tool_position', action='store_false',
                        help='leave the tool\'s world position out of the networks\' heads, so that they read where '
                             'things are from the image only (NetworkConfig.tool_position; with tool_keypoints)')
-    learn.add_argument('--no-pinned-actions', dest='pin_actions', action='store_false',
-                       help='let the actors learn every action dimension; by default those the expert kept constant '
-                            'in round 0 are output as that constant (DAggerConfig.pin_constant_actions)')
+    learn.add_argument('--pin-actions', dest='pin_actions', action='store_true',
+                       help='output the action dimensions the expert kept constant in round 0 as that constant instead '
+                            'of learning them (DAggerConfig.pin_constant_actions)')
     learn.add_argument('--encoder', choices=ENCODER_NAMES,
                        help='image encoder of the actors and Q (default: NetworkConfig; samrl_policy/networks.py)')
 

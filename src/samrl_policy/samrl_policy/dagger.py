@@ -117,7 +117,9 @@ class DAggerConfig:
     eval_episodes: int = 10
     seed: int = 0
     network: NetworkConfig | None = None  # None: NetworkConfig defaults with the env's proprio size
-    pin_constant_actions: bool = True    # the actor outputs round 0's constant label dimensions as they are
+    # The actor outputs round 0's constant label dimensions as they are. Off by default: the peg's expert never
+    # tilts, but contact in M tilts the peg under a learner, and a pinned actor cannot take the tilt back (README).
+    pin_constant_actions: bool = False
     max_bytes: int = 6 * 2 ** 30         # the data set's memory bound (dataset.py)
 
     def __post_init__(self) -> None:

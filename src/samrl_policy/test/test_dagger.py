@@ -100,11 +100,11 @@ def test_dagger_reduces_the_action_error_against_the_expert(finished):
     assert rounds[-1]['heldout_l2'] < rounds[0]['heldout_l2']
 
 
-def test_the_actor_pins_the_actions_the_expert_kept_constant_in_round_0(finished, tmp_path):
+def test_the_actor_pins_the_actions_the_expert_kept_constant_in_round_0_when_asked(finished, tmp_path):
     _, actor, _ = finished
-    assert actor.config.pinned_actions == ((3, 0.0), (4, 0.0), (5, 0.0), (6, 0.0))   # ToyExpert moves x, y, z only
-    unpinned, _ = run_dagger(tmp_path / 'unpinned', replace(CONFIG, rounds=1, pin_constant_actions=False))
-    assert unpinned.config.pinned_actions == ()
+    assert actor.config.pinned_actions == ()                                   # off by default
+    pinned, _ = run_dagger(tmp_path / 'pinned', replace(CONFIG, rounds=1, pin_constant_actions=True))
+    assert pinned.config.pinned_actions == ((3, 0.0), (4, 0.0), (5, 0.0), (6, 0.0))  # ToyExpert moves x, y, z only
 
 
 def test_a_run_leaves_data_checkpoints_cards_logs_and_curves(finished):

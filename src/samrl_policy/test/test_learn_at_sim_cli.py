@@ -38,10 +38,10 @@ def test_beta_rounds_and_no_tool_position_reach_the_configs():
     schedule = beta_schedule(config.beta, config.beta_parameter)
     assert [schedule(r) for r in range(config.rounds)] == [1.0, 0.0, 0.0]
     assert config.network is None                                  # NetworkConfig's defaults
-    assert config.pin_constant_actions
+    assert not config.pin_constant_actions
     args = build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--no-tool-position',
-                                      '--no-pinned-actions'])
-    assert not _dagger_config(args).network.tool_position and not _dagger_config(args).pin_constant_actions
+                                      '--pin-actions'])
+    assert not _dagger_config(args).network.tool_position and _dagger_config(args).pin_constant_actions
 
 
 def test_a_killed_run_does_not_skip_the_episode_it_was_in(tmp_path):
