@@ -78,3 +78,27 @@ def test_table1_keeps_the_records_of_shipped_networks_out_of_the_package(tmp_pat
     records = table1_records(run_dir_of(SHIPPED, TASK), TASK, 7)
     assert records.as_posix() == 'out/table1/peg_insertion_shipped_seed7.jsonl' and records.parent.is_dir()
     assert table1_records(tmp_path / 'run', TASK, 7) == tmp_path / 'run' / 'table1_seed7.jsonl'
+
+
+def _shipped_tasks() -> list[str]:
+    return sorted(path.name for path in learn_at_sim.SHIPPED_DIR.glob('*') if path.is_dir())
+
+
+def test_the_package_ships_networks():
+    assert _shipped_tasks(), f'no networks under {learn_at_sim.SHIPPED_DIR}'
+
+
+@pytest.mark.parametrize('task', _shipped_tasks())
+def test_each_shipped_network_loads_and_has_a_card_from_the_training_command(task):
+    run_dir = run_dir_of(SHIPPED, task)
+    policies = load_policies(run_dir)                    # weights_only loads (checkpoints.load_network)
+    assert policies.actor.config.proprio_dim == PROPRIO_SIZE
+    assert image_size_of(run_dir, policies.actor) == tuple(json.loads(
+        (run_dir / 'actor' / 'config.json').read_text())['image_size'])
+    size = 0
+    for name in ('actor', 'fixed_actor', 'q'):
+        card = json.loads((run_dir / f'{name}_card.json').read_text())
+        assert card['command'].startswith(f'samrl train learn-at-sim {task}'), card['command']
+        assert isinstance(card['seed'], int) and card['metrics']
+        size += (run_dir / f'{name}.pt').stat().st_size
+    assert size <= learn_at_sim.SHIPPED_MAX_BYTES
