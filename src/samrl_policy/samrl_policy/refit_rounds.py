@@ -11,9 +11,12 @@ evaluation seeds. Only the run's files are read; nothing in the run is changed.
     python -m samrl_policy.refit_rounds out/learn_at_sim/needle_threading/actor --rounds 0-5 --labels-only
     python -m samrl_policy.refit_rounds out/learn_at_sim/peg_insertion/fixed_actor --rounds 0-2 --encoder pooled
     python -m samrl_policy.refit_rounds out/learn_at_sim/peg_insertion/actor --rounds 0-2 --save out/refit/actor.pt
+    python -m samrl_policy.refit_rounds out/learn_at_sim/peg_insertion/actor --rounds 0-1 \
+        --checkpoint out/learn_at_sim/peg_insertion/actor.pt       # that actor's errors on the shards, no refit
 
 Every report starts with the labels of each round: states, mean |a| and the fraction of labels at
-the action bound, per action dimension (translation x y z, rotation x y z, gripper).
+the action bound, per action dimension (translation x y z, rotation x y z, gripper). The actor's
+errors are also given per action dimension: which of the moves it has not learned.
 """
 from __future__ import annotations
 
@@ -26,13 +29,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from samrl_policy.checkpoints import save_network
+from samrl_policy.checkpoints import load_actor, save_network
 from samrl_policy.dagger import action_errors, actor_loss, success_rate
 from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset
 from samrl_policy.networks import ENCODERS, Actor, NetworkConfig
 from samrl_policy.training import episode_seed
 
 SATURATED = 0.99             # |a| above this is at the action bound (actions are in [-1, 1])
+DECIDED = 0.5                # |a| of a label at least this says clearly which way to move
+EVAL_BATCH = 256
 START_VIEW_SEED = 1          # rng of the evaluation's start views (one set for every refit compared)
 TORCH_THREADS = 2
 
@@ -58,6 +63,29 @@ def label_statistics(data: AggregatedDataset) -> dict[int, dict]:
         result[int(name)] = {'states': len(labels), 'mean_abs': np.round(labels.mean(axis=0), 3).tolist(),
                              'saturated': np.round((labels > SATURATED).mean(axis=0), 3).tolist()}
     return result
+
+
+def _rounded(values: torch.Tensor) -> list[float]:
+    return np.round(values.numpy(), 3).tolist()
+
+
+@torch.no_grad()
+def dimension_errors(actor: Actor, data: AggregatedDataset) -> dict[str, list[float]]:
+    """Per action dimension, over every sample: mean |pi(I) - a|; and over the labels with |a| >= DECIDED, the
+    share of outputs with the label's sign and the outputs' mean |pi(I)| (a hedging actor stays near 0)."""
+    outputs, labels = [], []
+    for start in range(0, len(data), EVAL_BATCH):
+        batch = data.demo_batch(np.arange(start, min(start + EVAL_BATCH, len(data))))
+        outputs.append(actor(batch.images, batch.proprio))
+        labels.append(batch.expert_actions)
+    output, label = torch.cat(outputs), torch.cat(labels)
+    decided = label.abs() >= DECIDED
+    agrees = (torch.sign(output) == torch.sign(label)) & decided
+    count = decided.sum(dim=0).clamp(min=1)
+    return {'mean_abs_error': _rounded((output - label).abs().mean(dim=0)),
+            'decided_share': _rounded(decided.float().mean(dim=0)),
+            'decided_sign_agreement': _rounded(agrees.sum(dim=0) / count),
+            'decided_mean_abs_output': _rounded((output.abs() * decided).sum(dim=0) / count)}
 
 
 def epoch_batches(rng: np.random.Generator, count: int, batch_size: int, weights: np.ndarray | None):
@@ -95,6 +123,13 @@ def refit(data: AggregatedDataset, epochs: int, learning_rate: float, batch_size
     return actor.eval(), losses
 
 
+def _errors(actor: Actor, data: AggregatedDataset, heldout: AggregatedDataset) -> dict:
+    with torch.no_grad():
+        return {'training': action_errors(actor, data), 'heldout': action_errors(actor, heldout),
+                'training_per_dimension': dimension_errors(actor, data),
+                'heldout_per_dimension': dimension_errors(actor, heldout)}
+
+
 def parse_rounds(text: str) -> list[int]:
     """'0-5' or '0,1,4' -> the round numbers."""
     try:
@@ -121,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--no-tool-position', dest='tool_position', action='store_false',
                         help='leave the tool\'s world position out of the head\'s inputs (NetworkConfig.tool_position)')
     parser.add_argument('--save', type=Path, help='write the refitted actor here (a checkpoint and its card)')
+    parser.add_argument('--checkpoint', type=Path,
+                        help='no refit: report this actor\'s errors on the rounds\' shards and the held-out one')
     args = parser.parse_args(argv)
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.views import ViewSpace
@@ -137,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.labels_only:
         print(json.dumps(report, indent=2))
         return 0
+    if args.checkpoint:
+        actor = load_actor(args.checkpoint)[0].eval()
+        report = {**report, 'checkpoint': str(args.checkpoint), **_errors(actor, data, heldout)}
+        print(json.dumps(report, indent=2))
+        return 0
     actor, losses = refit(data, args.epochs, args.learning_rate, args.batch_size, args.equal_rounds,
                           encoder=args.encoder, tool_position=args.tool_position)
     env = ModelEnv(config['task'], image_size=tuple(config['image_size']))
@@ -145,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                         config['max_episode_steps'], np.random.default_rng(START_VIEW_SEED))
     report = {**report, 'encoder': args.encoder, 'tool_position': args.tool_position, 'epochs': args.epochs,
               'equal_rounds': args.equal_rounds,
-              'final_training_error': losses[-1], 'training': action_errors(actor, data),
-              'heldout': action_errors(actor, heldout), 'success_rate': rate}
+              'final_training_error': losses[-1], **_errors(actor, data, heldout), 'success_rate': rate}
     if args.save:
         command = 'python -m samrl_policy.refit_rounds ' + ' '.join(sys.argv[1:] if argv is None else argv)
         save_network(args.save, actor, {'command': command, 'run': str(args.run), 'metrics': report})

@@ -56,3 +56,28 @@ def test_label_statistics_count_each_state_once_and_the_labels_at_the_bound():
     stats = label_statistics(data)[3]
     assert stats['states'] == 2
     assert stats['saturated'][0] == 0.5 and stats['saturated'][5] == 0.5 and stats['mean_abs'][0] == 0.75
+
+
+def test_dimension_errors_show_a_hedging_dimension():
+    """An actor that gets dimension 0 right and answers 0.2 where dimension 5's label is -1 or +1."""
+    from samrl_policy.refit_rounds import dimension_errors
+    builder = ShardBuilder()
+    labels = [[1.0, 0, 0, 0, 0, -1.0, 0], [-1.0, 0, 0, 0, 0, 1.0, 0], [0.2, 0, 0, 0, 0, 0.1, 0]]
+    for step, action in enumerate(labels):
+        builder.append(torch.zeros(5, 8, 8), proprio=np.full(4, float(step)), action=np.array(action), episode=0,
+                       round=0, step=step, view=0, view_params=np.zeros(5))
+    data = AggregatedDataset(DEMO_FIELDS)
+    data.add(builder.build())
+
+    class Hedging(torch.nn.Module):
+        def forward(self, image, proprio):
+            action = torch.zeros(len(proprio), 7)
+            action[:, 0] = torch.tensor([1.0, -1.0, 0.2])[proprio[:, 0].long()]
+            action[:, 5] = 0.2
+            return action
+
+    errors = dimension_errors(Hedging(), data)
+    assert errors['mean_abs_error'][0] == 0.0 and errors['mean_abs_error'][5] == pytest.approx(0.7)
+    assert errors['decided_share'][5] == pytest.approx(0.667, abs=1e-3)
+    assert errors['decided_sign_agreement'][0] == 1.0 and errors['decided_sign_agreement'][5] == 0.5
+    assert errors['decided_mean_abs_output'][5] == pytest.approx(0.2)
