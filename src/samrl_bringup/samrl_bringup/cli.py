@@ -646,7 +646,7 @@ def _add_train(sub) -> None:
                         help='share of steps that execute a uniformly random action instead (a poor learner under '
                              'DAgger; default 0)')
     _add_json(expert)
-    learning_commands.add_learn_at_sim(train_sub, _command, _positive_int)
+    learning_commands.add_learn_at_sim(train_sub, _command, _positive_int, _size)
     learning_commands.add_ship(train_sub, _command)
 
 

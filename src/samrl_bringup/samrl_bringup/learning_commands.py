@@ -21,7 +21,7 @@ ENCODER_NAMES = ('keypoints', 'world_keypoints', 'tool_keypoints', 'pooled')  # 
 HEATMAP_SEED = 424242           # the state Fig. 4 is drawn for: an episode seed outside every training block
 
 
-def add_learn_at_sim(train_sub, command, positive_int) -> None:
+def add_learn_at_sim(train_sub, command, positive_int, size) -> None:
     """`samrl train learn-at-sim <task>`: DAgger actors (multi-view, fixed-view) and Q, resumable."""
     learn = command(train_sub, 'learn-at-sim', 'Learn@Sim in M: the multi-view and Fixed-View DAgger actors and the '
                     'sensing-aware Q; rerunning the same command goes on after the last finished round or epoch',
@@ -29,6 +29,8 @@ def add_learn_at_sim(train_sub, command, positive_int) -> None:
     learn.add_argument('task', choices=TASK_NAMES)
     learn.add_argument('--run-dir', help=f'run directory (default {DEFAULT_RUN_DIR})')
     learn.add_argument('--seed', type=int, default=0, help='run seed: episodes, views, network initialisation')
+    learn.add_argument('--size', type=size, help='WxH of M\'s renders that the networks see (default: '
+                                                 'LearnAtSimConfig, 64x64); more pixels cost render and fit time')
     learn.add_argument('--rounds', type=positive_int, help='DAgger rounds (default: DAggerConfig)')
     learn.add_argument('--episodes-per-round', type=positive_int, help='DAgger episodes per round')
     learn.add_argument('--views', type=positive_int, help='renders of each visited state (K of Eq. 8)')
@@ -120,7 +122,8 @@ def cmd_learn_at_sim(args) -> int:
     _exit_on_sigterm()
     from samrl_policy.dagger import beta_schedule
     from samrl_policy.learn_at_sim import LearnAtSimConfig, learn_at_sim
-    config = LearnAtSimConfig(args.task, seed=args.seed, dagger=_dagger_config(args), q=_q_config(args))
+    sized = {} if args.size is None else {'image_size': (args.size[1], args.size[0])}      # (height, width)
+    config = LearnAtSimConfig(args.task, seed=args.seed, dagger=_dagger_config(args), q=_q_config(args), **sized)
     last_beta = beta_schedule(config.dagger.beta, config.dagger.beta_parameter)(config.dagger.rounds - 1)
     if last_beta > 0.0:
         print(f'warning: beta is {last_beta:.2f} in the last DAgger round, so the learner never acts alone and '

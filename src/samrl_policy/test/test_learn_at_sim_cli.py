@@ -39,6 +39,7 @@ def test_beta_rounds_and_no_tool_position_reach_the_configs():
     assert [schedule(r) for r in range(config.rounds)] == [1.0, 0.0, 0.0]
     assert config.network is None                                  # NetworkConfig's defaults
     assert not config.pin_constant_actions
+    assert build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--size', '128x96']).size == (128, 96)
     args = build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--no-tool-position',
                                       '--pin-actions'])
     assert not _dagger_config(args).network.tool_position and _dagger_config(args).pin_constant_actions
@@ -63,8 +64,10 @@ def test_a_killed_run_does_not_skip_the_episode_it_was_in(tmp_path):
 
 def test_learn_at_sim_then_table1_and_fig4(tmp_path):
     run = tmp_path / 'run'
-    out = _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY, '--encoder', 'world_keypoints')
+    out = _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY, '--encoder', 'world_keypoints',
+                 '--size', '48x40')
     assert 'actor.pt, fixed_actor.pt, q.pt' in out
+    assert json.loads((run / 'actor' / 'config.json').read_text())['image_size'] == [40, 48]   # (height, width)
     for name in ('actor', 'fixed_actor', 'q'):
         assert (run / f'{name}.pt').exists() and (run / f'{name}_card.json').exists()
         assert torch.load(run / f'{name}.pt', weights_only=True)
@@ -73,7 +76,8 @@ def test_learn_at_sim_then_table1_and_fig4(tmp_path):
     for name in ('actor', 'q'):                                    # --encoder reaches every network
         assert torch.load(run / f'{name}.pt', weights_only=True)['config']['encoder'] == 'world_keypoints'
     before = _weights(run / 'actor.pt')
-    _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY, '--encoder', 'world_keypoints')
+    _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(run), *TINY, '--encoder', 'world_keypoints',
+           '--size', '48x40')
     after = _weights(run / 'actor.pt')
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
