@@ -20,6 +20,7 @@
     samrl calibrate hand-eye --samples FILE --out FILE   the camera on the Rizon's flange (OpenCV), with its residual
     samrl train expert peg_insertion --episodes 20 --seed 0   the trajectory-optimisation expert in the model M
     samrl train learn-at-sim needle_threading [--run-dir DIR]  DAgger actors and Q in M (resumable)
+    samrl train ship needle_threading --run-dir DIR         a finished run's networks into the package
     samrl eval table1 [--tasks all] [--episodes 200]       the paper's Table I in M (JSON and a bar chart)
     samrl viewpoint heatmap needle_threading [--run-dir DIR]  Fig. 4: Q over camera azimuth and elevation
 
