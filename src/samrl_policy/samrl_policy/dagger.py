@@ -238,13 +238,20 @@ def train_epoch(actor: Actor, optimizer: torch.optim.Optimizer, dataset: Aggrega
 
 
 @torch.no_grad()
-def action_errors(actor: Actor, dataset: AggregatedDataset) -> dict:
-    """Over every sample: mean ||pi(I) - a||^2 (the loss) and mean ||pi(I) - a|| (Eq. 8, action units)."""
-    squared = []
+def predictions(actor: Actor, dataset: AggregatedDataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 7) actor outputs and (N, 7) expert labels over every sample, in batches."""
+    outputs, labels = [], []
     for start in range(0, len(dataset), EVAL_BATCH):
         batch = dataset.demo_batch(np.arange(start, min(start + EVAL_BATCH, len(dataset))))
-        squared.append((actor(batch.images, batch.proprio) - batch.expert_actions).pow(2).sum(dim=1))
-    squared = torch.cat(squared)
+        outputs.append(actor(batch.images, batch.proprio))
+        labels.append(batch.expert_actions)
+    return torch.cat(outputs), torch.cat(labels)
+
+
+def action_errors(actor: Actor, dataset: AggregatedDataset) -> dict:
+    """Over every sample: mean ||pi(I) - a||^2 (the loss) and mean ||pi(I) - a|| (Eq. 8, action units)."""
+    output, label = predictions(actor, dataset)
+    squared = (output - label).pow(2).sum(dim=1)
     return {'mse': squared.mean().item(), 'l2': squared.sqrt().mean().item()}
 
 

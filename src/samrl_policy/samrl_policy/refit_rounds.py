@@ -30,14 +30,13 @@ import torch
 from tqdm import tqdm
 
 from samrl_policy.checkpoints import load_actor, save_network
-from samrl_policy.dagger import action_errors, actor_loss, success_rate
+from samrl_policy.dagger import action_errors, actor_loss, predictions, success_rate
 from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset
 from samrl_policy.networks import ENCODERS, Actor, NetworkConfig
 from samrl_policy.training import episode_seed
 
 SATURATED = 0.99             # |a| above this is at the action bound (actions are in [-1, 1])
 DECIDED = 0.5                # |a| of a label at least this says clearly which way to move
-EVAL_BATCH = 256
 START_VIEW_SEED = 1          # rng of the evaluation's start views (one set for every refit compared)
 TORCH_THREADS = 2
 
@@ -73,12 +72,7 @@ def _rounded(values: torch.Tensor) -> list[float]:
 def dimension_errors(actor: Actor, data: AggregatedDataset) -> dict[str, list[float]]:
     """Per action dimension, over every sample: mean |pi(I) - a|; and over the labels with |a| >= DECIDED, the
     share of outputs with the label's sign and the outputs' mean |pi(I)| (a hedging actor stays near 0)."""
-    outputs, labels = [], []
-    for start in range(0, len(data), EVAL_BATCH):
-        batch = data.demo_batch(np.arange(start, min(start + EVAL_BATCH, len(data))))
-        outputs.append(actor(batch.images, batch.proprio))
-        labels.append(batch.expert_actions)
-    output, label = torch.cat(outputs), torch.cat(labels)
+    output, label = predictions(actor, data)
     decided = label.abs() >= DECIDED
     agrees = (torch.sign(output) == torch.sign(label)) & decided
     count = decided.sum(dim=0).clamp(min=1)
