@@ -72,6 +72,7 @@ def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed:
     q_of_view = sensing_q(env.observe, policies.actor, policies.q_network, views)
     seconds = dict.fromkeys(STAGES, 0.0)
     accepted = failed = steps = 0
+    q_values: list[float] = []        # Q at the view acted from, one per view step
     outcome = None
     for steps in range(1, env.max_episode_steps + 1):
         if condition == 'ours':       # Alg. 1 lines 5-13: move the camera up dQ/dP, then act from there
@@ -79,6 +80,7 @@ def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed:
             seconds['view step'] += result.timings_s['total']
             accepted += result.accepted
             failed += bool(result.failure)
+            q_values.append(result.q_after if result.accepted else result.q_before)
         clock = time.perf_counter()
         observation = env.observe(camera.pose())
         seconds['render'] += time.perf_counter() - clock
@@ -91,8 +93,12 @@ def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed:
         seconds['physics'] += time.perf_counter() - clock
         if outcome.done:
             break
-    return {'condition': condition, 'seed': seed, 'success': bool(outcome.success), 'steps': steps,
-            'view_steps_accepted': accepted, 'view_steps_failed': failed, 'seconds': seconds}
+    record = {'condition': condition, 'seed': seed, 'success': bool(outcome.success), 'steps': steps,
+              'view_steps_accepted': accepted, 'view_steps_failed': failed, 'seconds': seconds}
+    if condition == 'ours':           # where the view steps took the camera, and what Q made of it
+        record.update(view_start=[float(v) for v in params], view_end=[float(v) for v in camera.params],
+                      q_values=q_values)
+    return record
 
 
 def wilson_interval(successes: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
@@ -211,7 +217,26 @@ def summarise(records: list[dict], task: str) -> dict:
             'seconds_per_step': stages, 'mean_steps': steps / max(1, len(rows))}
     for other in CONDITIONS[1:]:
         summary['conditions'][other]['mcnemar_p_vs_ours'] = mcnemar_p(outcomes['ours'], outcomes[other])
+    summary['view_steps'] = view_step_summary([by_condition['ours'][s] for s in seeds])
     return summary
+
+
+def view_step_summary(rows: list[dict]) -> dict:
+    """What Ours' view steps did over its episodes: the share accepted, Q's mean gain from the first view
+    step to the last (in the return's units), and how far the camera ended from its start view (mean
+    |change| of azimuth and elevation in degrees, of distance and look-at point in metres)."""
+    rows = [r for r in rows if r.get('q_values')]       # records from before these fields have none
+    if not rows:
+        return {}
+    start = np.array([r['view_start'] for r in rows])
+    moved = np.abs(np.array([r['view_end'] for r in rows]) - start)
+    steps = sum(len(r['q_values']) for r in rows)
+    return {'episodes': len(rows), 'accepted_share': sum(r['view_steps_accepted'] for r in rows) / steps,
+            'mean_q_gain': float(np.mean([r['q_values'][-1] - r['q_values'][0] for r in rows])),
+            'mean_abs_azimuth_change_deg': float(np.degrees(moved[:, 0].mean())),
+            'mean_abs_elevation_change_deg': float(np.degrees(moved[:, 1].mean())),
+            'mean_abs_distance_change_m': float(moved[:, 2].mean()),
+            'mean_look_at_move_m': float(np.linalg.norm(moved[:, 3:], axis=1).mean())}
 
 
 def format_summary(summary: dict) -> str:
@@ -222,6 +247,12 @@ def format_summary(summary: dict) -> str:
         p = f', McNemar p vs Ours {cell["mcnemar_p_vs_ours"]:.3g}' if 'mcnemar_p_vs_ours' in cell else ''
         lines.append(f'  {CONDITION_LABELS[condition]:>20}: {cell["success_rate"]:.2f} [{low:.2f}, {high:.2f}] '
                      f'(paper {summary["paper"][condition]:.2f}){p}')
+    moves = summary.get('view_steps')
+    if moves:
+        lines.append(f'  view steps: {moves["accepted_share"]:.0%} accepted, Q {moves["mean_q_gain"]:+.2f} from the '
+                     f'first to the last, camera moved {moves["mean_abs_azimuth_change_deg"]:.0f} deg in azimuth, '
+                     f'{moves["mean_abs_elevation_change_deg"]:.0f} deg in elevation, '
+                     f'{moves["mean_abs_distance_change_m"]:.2f} m in distance')
     return '\n'.join(lines)
 
 

@@ -37,6 +37,25 @@ def test_summary_pairs_episodes_and_skips_unfinished_seeds(tmp_path):
     assert read_records(path) == [{'condition': 'ours', 'seed': 1}]
 
 
+def test_view_step_summary_reports_q_gain_acceptance_and_how_far_the_camera_went():
+    import math
+
+    from samrl_policy.table1 import view_step_summary
+    start = [0.0, 0.5, 0.6, 0.5, 0.0, 0.1]
+    rows = [{'view_steps_accepted': 2, 'q_values': [1.0, 1.5, 2.0, 2.0], 'view_start': start,
+             'view_end': [math.radians(10), 0.5 - math.radians(4), 0.7, 0.5, 0.03, 0.14]},
+            {'view_steps_accepted': 0, 'q_values': [3.0, 3.0], 'view_start': start, 'view_end': start},
+            {'view_steps_accepted': 0, 'seconds': {}}]                 # a record from before: skipped
+    moves = view_step_summary(rows)
+    assert moves['episodes'] == 2 and moves['accepted_share'] == pytest.approx(2 / 6)
+    assert moves['mean_q_gain'] == pytest.approx(0.5)
+    assert moves['mean_abs_azimuth_change_deg'] == pytest.approx(5.0)
+    assert moves['mean_abs_elevation_change_deg'] == pytest.approx(2.0)
+    assert moves['mean_abs_distance_change_m'] == pytest.approx(0.05)
+    assert moves['mean_look_at_move_m'] == pytest.approx(0.025)
+    assert view_step_summary(rows[2:]) == {}
+
+
 def test_a_worker_crash_records_its_episode_as_an_aborted_failure_and_a_new_worker_goes_on(tmp_path, monkeypatch):
     import json
     import signal
