@@ -72,7 +72,7 @@ def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed:
     q_of_view = sensing_q(env.observe, policies.actor, policies.q_network, views)
     seconds = dict.fromkeys(STAGES, 0.0)
     accepted = failed = steps = 0
-    q_values: list[float] = []        # Q at the view acted from, one per view step
+    q_values: list[float] = []        # Q at the start view, then at the view acted from after each view step
     outcome = None
     for steps in range(1, env.max_episode_steps + 1):
         if condition == 'ours':       # Alg. 1 lines 5-13: move the camera up dQ/dP, then act from there
@@ -80,6 +80,7 @@ def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed:
             seconds['view step'] += result.timings_s['total']
             accepted += result.accepted
             failed += bool(result.failure)
+            q_values += [result.q_before] if not q_values else []
             q_values.append(result.q_after if result.accepted else result.q_before)
         clock = time.perf_counter()
         observation = env.observe(camera.pose())
@@ -218,7 +219,21 @@ def summarise(records: list[dict], task: str) -> dict:
     for other in CONDITIONS[1:]:
         summary['conditions'][other]['mcnemar_p_vs_ours'] = mcnemar_p(outcomes['ours'], outcomes[other])
     summary['view_steps'] = view_step_summary([by_condition['ours'][s] for s in seeds])
+    summary['view_steps']['start_q_auc'] = start_q_auc([by_condition['ours'][s] for s in seeds],
+                                                       outcomes['no_pose_optimisation'])
     return summary
+
+
+def start_q_auc(ours: list[dict], stayed_successes: list[bool]) -> float:
+    """Does Q rank the start views as the actor fares from them? The probability that a start view from
+    which the camera-still actor succeeded has a higher Q than one from which it failed (ROC AUC; 0.5 is
+    chance, nan without both outcomes). The two multi-view conditions share their start views by seed."""
+    pairs = [(r['q_values'][0], success) for r, success in zip(ours, stayed_successes) if r.get('q_values')]
+    won = [q for q, success in pairs if success]
+    lost = [q for q, success in pairs if not success]
+    if not won or not lost:
+        return float('nan')
+    return float(np.mean([(w > v) + 0.5 * (w == v) for w in won for v in lost]))
 
 
 def view_step_summary(rows: list[dict]) -> dict:
@@ -227,10 +242,10 @@ def view_step_summary(rows: list[dict]) -> dict:
     |change| of azimuth and elevation in degrees, of distance and look-at point in metres)."""
     rows = [r for r in rows if r.get('q_values')]       # records from before these fields have none
     if not rows:
-        return {}
+        return {'episodes': 0}
     start = np.array([r['view_start'] for r in rows])
     moved = np.abs(np.array([r['view_end'] for r in rows]) - start)
-    steps = sum(len(r['q_values']) for r in rows)
+    steps = sum(len(r['q_values']) - 1 for r in rows)
     return {'episodes': len(rows), 'accepted_share': sum(r['view_steps_accepted'] for r in rows) / steps,
             'mean_q_gain': float(np.mean([r['q_values'][-1] - r['q_values'][0] for r in rows])),
             'mean_abs_azimuth_change_deg': float(np.degrees(moved[:, 0].mean())),
@@ -247,12 +262,13 @@ def format_summary(summary: dict) -> str:
         p = f', McNemar p vs Ours {cell["mcnemar_p_vs_ours"]:.3g}' if 'mcnemar_p_vs_ours' in cell else ''
         lines.append(f'  {CONDITION_LABELS[condition]:>20}: {cell["success_rate"]:.2f} [{low:.2f}, {high:.2f}] '
                      f'(paper {summary["paper"][condition]:.2f}){p}')
-    moves = summary.get('view_steps')
-    if moves:
+    moves = summary.get('view_steps', {})
+    if moves.get('episodes'):
         lines.append(f'  view steps: {moves["accepted_share"]:.0%} accepted, Q {moves["mean_q_gain"]:+.2f} from the '
-                     f'first to the last, camera moved {moves["mean_abs_azimuth_change_deg"]:.0f} deg in azimuth, '
+                     f'start view to the last, camera moved {moves["mean_abs_azimuth_change_deg"]:.0f} deg in azimuth, '
                      f'{moves["mean_abs_elevation_change_deg"]:.0f} deg in elevation, '
-                     f'{moves["mean_abs_distance_change_m"]:.2f} m in distance')
+                     f'{moves["mean_abs_distance_change_m"]:.2f} m in distance; Q ranks the start views by the '
+                     f'camera-still outcome with AUC {moves["start_q_auc"]:.2f}')
     return '\n'.join(lines)
 
 

@@ -1,4 +1,6 @@
 """Table I's statistics: Wilson intervals, McNemar's exact test, the summary over paired episodes."""
+import math
+
 import pytest
 
 from samrl_policy.table1 import CONDITIONS, format_summary, mcnemar_p, read_records, summarise, wilson_interval
@@ -38,8 +40,6 @@ def test_summary_pairs_episodes_and_skips_unfinished_seeds(tmp_path):
 
 
 def test_view_step_summary_reports_q_gain_acceptance_and_how_far_the_camera_went():
-    import math
-
     from samrl_policy.table1 import view_step_summary
     start = [0.0, 0.5, 0.6, 0.5, 0.0, 0.1]
     rows = [{'view_steps_accepted': 2, 'q_values': [1.0, 1.5, 2.0, 2.0], 'view_start': start,
@@ -47,13 +47,22 @@ def test_view_step_summary_reports_q_gain_acceptance_and_how_far_the_camera_went
             {'view_steps_accepted': 0, 'q_values': [3.0, 3.0], 'view_start': start, 'view_end': start},
             {'view_steps_accepted': 0, 'seconds': {}}]                 # a record from before: skipped
     moves = view_step_summary(rows)
-    assert moves['episodes'] == 2 and moves['accepted_share'] == pytest.approx(2 / 6)
+    assert moves['episodes'] == 2 and moves['accepted_share'] == pytest.approx(2 / 4)
     assert moves['mean_q_gain'] == pytest.approx(0.5)
     assert moves['mean_abs_azimuth_change_deg'] == pytest.approx(5.0)
     assert moves['mean_abs_elevation_change_deg'] == pytest.approx(2.0)
     assert moves['mean_abs_distance_change_m'] == pytest.approx(0.05)
     assert moves['mean_look_at_move_m'] == pytest.approx(0.025)
-    assert view_step_summary(rows[2:]) == {}
+    assert view_step_summary(rows[2:]) == {'episodes': 0}
+
+
+def test_start_q_auc_is_the_chance_that_a_winning_start_view_has_the_higher_q():
+    from samrl_policy.table1 import start_q_auc
+    ours = [{'q_values': [q]} for q in (1.0, 2.0, 3.0, 4.0)]
+    assert start_q_auc(ours, [False, False, True, True]) == 1.0
+    assert start_q_auc(ours, [True, True, False, False]) == 0.0
+    assert start_q_auc(ours, [True, False, True, False]) == pytest.approx(0.25)   # of 1, 3 against 2, 4: only 3 > 2
+    assert math.isnan(start_q_auc(ours, [True] * 4))
 
 
 def test_a_worker_crash_records_its_episode_as_an_aborted_failure_and_a_new_worker_goes_on(tmp_path, monkeypatch):
