@@ -72,7 +72,7 @@ def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed:
     q_of_view = sensing_q(env.observe, policies.actor, policies.q_network, views)
     seconds = dict.fromkeys(STAGES, 0.0)
     accepted = failed = steps = 0
-    q_values: list[float] = []        # Q at the start view, then at the view acted from after each view step
+    q_start, q_gains = float('nan'), []     # Q at the start view; what each view step gained at its state
     outcome = None
     for steps in range(1, env.max_episode_steps + 1):
         if condition == 'ours':       # Alg. 1 lines 5-13: move the camera up dQ/dP, then act from there
@@ -80,8 +80,8 @@ def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed:
             seconds['view step'] += result.timings_s['total']
             accepted += result.accepted
             failed += bool(result.failure)
-            q_values += [result.q_before] if not q_values else []
-            q_values.append(result.q_after if result.accepted else result.q_before)
+            q_start = result.q_before if steps == 1 else q_start
+            q_gains.append(result.q_after - result.q_before if result.accepted else 0.0)
         clock = time.perf_counter()
         observation = env.observe(camera.pose())
         seconds['render'] += time.perf_counter() - clock
@@ -98,7 +98,7 @@ def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed:
               'view_steps_accepted': accepted, 'view_steps_failed': failed, 'seconds': seconds}
     if condition == 'ours':           # where the view steps took the camera, and what Q made of it
         record.update(view_start=[float(v) for v in params], view_end=[float(v) for v in camera.params],
-                      q_values=q_values)
+                      q_start=q_start, q_gains=q_gains)
     return record
 
 
@@ -228,7 +228,7 @@ def start_q_auc(ours: list[dict], stayed_successes: list[bool]) -> float:
     """Does Q rank the start views as the actor fares from them? The probability that a start view from
     which the camera-still actor succeeded has a higher Q than one from which it failed (ROC AUC; 0.5 is
     chance, nan without both outcomes). The two multi-view conditions share their start views by seed."""
-    pairs = [(r['q_values'][0], success) for r, success in zip(ours, stayed_successes) if r.get('q_values')]
+    pairs = [(r['q_start'], success) for r, success in zip(ours, stayed_successes) if r.get('q_gains')]
     won = [q for q, success in pairs if success]
     lost = [q for q, success in pairs if not success]
     if not won or not lost:
@@ -237,17 +237,20 @@ def start_q_auc(ours: list[dict], stayed_successes: list[bool]) -> float:
 
 
 def view_step_summary(rows: list[dict]) -> dict:
-    """What Ours' view steps did over its episodes: the share accepted, Q's mean gain from the first view
-    step to the last (in the return's units), and how far the camera ended from its start view (mean
-    |change| of azimuth and elevation in degrees, of distance and look-at point in metres)."""
-    rows = [r for r in rows if r.get('q_values')]       # records from before these fields have none
+    """What Ours' view steps did over its episodes: the share accepted, the Q they gained (each step's
+    Q(P') - Q(P) at its own state, in the return's units) per accepted step and summed over an episode,
+    and how far the camera ended from its start view (mean |change| of azimuth and elevation in degrees,
+    of distance and look-at point in metres)."""
+    rows = [r for r in rows if r.get('q_gains')]        # records from before these fields have none
     if not rows:
         return {'episodes': 0}
     start = np.array([r['view_start'] for r in rows])
     moved = np.abs(np.array([r['view_end'] for r in rows]) - start)
-    steps = sum(len(r['q_values']) - 1 for r in rows)
-    return {'episodes': len(rows), 'accepted_share': sum(r['view_steps_accepted'] for r in rows) / steps,
-            'mean_q_gain': float(np.mean([r['q_values'][-1] - r['q_values'][0] for r in rows])),
+    steps = sum(len(r['q_gains']) for r in rows)
+    accepted = sum(r['view_steps_accepted'] for r in rows)
+    return {'episodes': len(rows), 'accepted_share': accepted / steps,
+            'mean_q_gain_per_accepted_step': sum(sum(r['q_gains']) for r in rows) / max(1, accepted),
+            'mean_q_gain_per_episode': float(np.mean([sum(r['q_gains']) for r in rows])),
             'mean_abs_azimuth_change_deg': float(np.degrees(moved[:, 0].mean())),
             'mean_abs_elevation_change_deg': float(np.degrees(moved[:, 1].mean())),
             'mean_abs_distance_change_m': float(moved[:, 2].mean()),
@@ -264,8 +267,10 @@ def format_summary(summary: dict) -> str:
                      f'(paper {summary["paper"][condition]:.2f}){p}')
     moves = summary.get('view_steps', {})
     if moves.get('episodes'):
-        lines.append(f'  view steps: {moves["accepted_share"]:.0%} accepted, Q {moves["mean_q_gain"]:+.2f} from the '
-                     f'start view to the last, camera moved {moves["mean_abs_azimuth_change_deg"]:.0f} deg in azimuth, '
+        lines.append(f'  view steps: {moves["accepted_share"]:.0%} accepted, '
+                     f'Q {moves["mean_q_gain_per_accepted_step"]:+.3f} per accepted step '
+                     f'({moves["mean_q_gain_per_episode"]:+.2f} per episode); the camera moved '
+                     f'{moves["mean_abs_azimuth_change_deg"]:.0f} deg in azimuth, '
                      f'{moves["mean_abs_elevation_change_deg"]:.0f} deg in elevation, '
                      f'{moves["mean_abs_distance_change_m"]:.2f} m in distance; Q ranks the start views by the '
                      f'camera-still outcome with AUC {moves["start_q_auc"]:.2f}')

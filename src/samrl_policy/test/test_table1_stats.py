@@ -42,13 +42,14 @@ def test_summary_pairs_episodes_and_skips_unfinished_seeds(tmp_path):
 def test_view_step_summary_reports_q_gain_acceptance_and_how_far_the_camera_went():
     from samrl_policy.table1 import view_step_summary
     start = [0.0, 0.5, 0.6, 0.5, 0.0, 0.1]
-    rows = [{'view_steps_accepted': 2, 'q_values': [1.0, 1.5, 2.0, 2.0], 'view_start': start,
+    rows = [{'view_steps_accepted': 2, 'q_start': 1.0, 'q_gains': [0.5, 0.5, 0.0], 'view_start': start,
              'view_end': [math.radians(10), 0.5 - math.radians(4), 0.7, 0.5, 0.03, 0.14]},
-            {'view_steps_accepted': 0, 'q_values': [3.0, 3.0], 'view_start': start, 'view_end': start},
+            {'view_steps_accepted': 0, 'q_start': 3.0, 'q_gains': [0.0], 'view_start': start, 'view_end': start},
             {'view_steps_accepted': 0, 'seconds': {}}]                 # a record from before: skipped
     moves = view_step_summary(rows)
     assert moves['episodes'] == 2 and moves['accepted_share'] == pytest.approx(2 / 4)
-    assert moves['mean_q_gain'] == pytest.approx(0.5)
+    assert moves['mean_q_gain_per_accepted_step'] == pytest.approx(0.5)
+    assert moves['mean_q_gain_per_episode'] == pytest.approx(0.5)
     assert moves['mean_abs_azimuth_change_deg'] == pytest.approx(5.0)
     assert moves['mean_abs_elevation_change_deg'] == pytest.approx(2.0)
     assert moves['mean_abs_distance_change_m'] == pytest.approx(0.05)
@@ -58,7 +59,7 @@ def test_view_step_summary_reports_q_gain_acceptance_and_how_far_the_camera_went
 
 def test_start_q_auc_is_the_chance_that_a_winning_start_view_has_the_higher_q():
     from samrl_policy.table1 import start_q_auc
-    ours = [{'q_values': [q]} for q in (1.0, 2.0, 3.0, 4.0)]
+    ours = [{'q_start': q, 'q_gains': [0.0]} for q in (1.0, 2.0, 3.0, 4.0)]
     assert start_q_auc(ours, [False, False, True, True]) == 1.0
     assert start_q_auc(ours, [True, True, False, False]) == 0.0
     assert start_q_auc(ours, [True, False, True, False]) == pytest.approx(0.25)   # of 1, 3 against 2, 4: only 3 > 2
