@@ -143,6 +143,11 @@ class PancakeSpec:
     lateral_friction: float = 1.5      # x 0.7 table = 1.05 with the table
     rgba: Rgba = (0.90, 0.70, 0.35, 1.0)
 
+    @property
+    def visual_radius_m(self) -> float:
+        """The radius a camera sees: the pancake is drawn as a plain cylinder through the bevel's middle."""
+        return self.radius_m - 0.5 * self.bevel_width_m
+
     def hull_vertices(self) -> np.ndarray:
         """(4 * rim_segments, 3) vertices in the pancake frame (origin at its centre, z = normal)."""
         angles = np.linspace(0.0, 2.0 * np.pi, self.rim_segments, endpoint=False)

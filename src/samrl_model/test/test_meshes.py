@@ -56,7 +56,7 @@ def test_other_sizes_match_specs():
     assert np.allclose(object_mesh('spatula').extent_m,
                        [spatula.blade_length_m + 0.5 * spatula.handle_thickness_m, spatula.blade_width_m,
                         spatula.handle_length_m + 0.5 * spatula.blade_thickness_m], atol=LENGTH_TOLERANCE_M)
-    assert np.allclose(object_mesh('pancake').extent_m, [2 * pancake.radius_m, 2 * pancake.radius_m,
+    assert np.allclose(object_mesh('pancake').extent_m, [2 * pancake.visual_radius_m, 2 * pancake.visual_radius_m,
                                                          pancake.thickness_m], atol=LENGTH_TOLERANCE_M)
     table = object_mesh('table')
     position, _ = table_pose(SPECS.table)

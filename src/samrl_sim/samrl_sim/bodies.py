@@ -102,7 +102,7 @@ def create_spatula(client: int, spec: SpatulaSpec) -> int:
 def create_pancake(client: int, spec: PancakeSpec) -> int:
     vertices = spec.hull_vertices().tolist()
     collision = pb.createCollisionShape(pb.GEOM_MESH, vertices=vertices, physicsClientId=client)
-    visual = pb.createVisualShape(pb.GEOM_CYLINDER, radius=spec.radius_m - 0.5 * spec.bevel_width_m,
+    visual = pb.createVisualShape(pb.GEOM_CYLINDER, radius=spec.visual_radius_m,
                                   length=spec.thickness_m, rgbaColor=spec.rgba, physicsClientId=client)
     body = pb.createMultiBody(spec.mass_kg, collision, visual, physicsClientId=client)
     _set_friction(client, body, spec.lateral_friction)
