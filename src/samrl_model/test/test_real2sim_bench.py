@@ -65,4 +65,6 @@ def test_track_mode_cli_writes_every_figure(tmp_path):
                 'translation_mm_max', 'rotation_sym_deg_mean', 'stage_s_per_step', 'actions'):
         assert key in summary, key
     assert summary['steps'] > 5 and summary['translation_mm_max'] < 10.0
+    steps = json.loads(out.read_text())['episodes']['peg_insertion'][0]['steps']
+    assert {s['prediction'] for s in steps[1:]} <= {'left', 'carried', 'recentred'}     # which prediction was kept
     assert 'peg_insertion' in done.stdout and 's per step' in done.stdout

@@ -98,6 +98,7 @@ def test_tracking_pulls_a_perturbed_prediction_back_and_follows_the_held_peg(peg
     peg_truth = objects_from_world(peg_world)[0]['peg']
     assert errors(step.objects['peg'], peg_truth)['translation_mm'] < 1.0      # carried with the tool
     assert errors(step.objects['hole_block'], truth['hole_block'])['translation_mm'] < 0.5 * before
+    assert step.prediction == 'left'          # the hole block stays where it was; the tool moved 14 mm
     assert step.stages.seconds and step.wall_time_s > 0
 
 
@@ -158,6 +159,8 @@ def test_a_pancake_by_a_turning_blades_edge_is_also_predicted_tipping_over_it():
         extra = Rotation.from_rotvec(tip.rotation.numpy()) * Rotation.from_rotvec(carried.rotation.numpy()).inv()
         turns.append(float(extra.as_rotvec() @ axis))
     assert all(t > 0 for t in turns) and turns == sorted(turns)
+    assert [tracker._labels[id(h['pancake'])] for h in hypotheses[:2]] == (
+        ['carried', 'left'] if tracker.rides('pancake') else ['left', 'carried'])
 
 
 def test_no_tipping_is_predicted_for_a_target_not_on_a_blade_or_before_the_blade_turned():

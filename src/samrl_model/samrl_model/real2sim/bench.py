@@ -258,7 +258,8 @@ def run_track_episode(world, task: str, seed: int, config: TrackBenchConfig, tra
 
 
 def _track_record(step, target: str, truth: ObjectParams, period, index: int) -> dict:
-    return {'step': index, 'action': step.action, 'iterations': step.iterations, 'iou': step.iou,
+    return {'step': index, 'action': step.action, 'prediction': step.prediction, 'iterations': step.iterations,
+            'iou': step.iou,
             'visible_px': step.visible_px, 'wall_time_s': step.wall_time_s,
             'scale': step.window.scale if step.window else None,
             'stages_s': dict(step.stages.seconds), 'error': errors(step.objects[target], truth, period)}

@@ -135,6 +135,7 @@ class TrackStep:
     final_loss: float | None
     stages: Stopwatch
     window: Window | None = None
+    prediction: str = ''       # the prediction the check kept: 'left', 'carried', 'tip <deg>', 'recentred'
 
 
 class Tracker:
@@ -153,6 +154,8 @@ class Tracker:
         self._previous_target: ObjectParams | None = None
         self._edge = blade_edge(self.held)
         self._tips: list[dict[str, ObjectParams]] = []     # this step's tip hypotheses (held to a margin)
+        self._labels: dict[int, str] = {}                  # id of a hypothesis's target -> its name
+        self._kept: ObjectParams | None = None             # the target of the hypothesis the check kept
         self._tip_sense: float | None = None               # the sense the blade last turned in about its edge
 
     # --- the two entry points -------------------------------------------------------------------
@@ -209,6 +212,7 @@ class Tracker:
             hypotheses = self.predict(robot)
         self.robot = robot
         result = self._correct(observation, self.config.iterations, self.config.time_budget_s, hypotheses=hypotheses)
+        result.prediction = self._labels.get(id(self._kept), '')
         result.stages.merge(stopwatch)
         result.wall_time_s += stopwatch.seconds['predict']
         return result
@@ -223,10 +227,14 @@ class Tracker:
         self._previous_target = self.objects[self.target]
         base = {name: _moved(params, motion) if name == self.held else params for name, params in self.objects.items()}
         if self.target == self.held:
+            self._labels = {id(base[self.target]): 'carried'}
             return [base]
         carried = {**base, self.target: _moved(self.objects[self.target], motion)}
         self._tips = [{**base, self.target: _moved(carried[self.target], tip)}
                       for tip in self._tips_over_edge(base[self.held], motion)]
+        self._labels = {id(base[self.target]): 'left', id(carried[self.target]): 'carried',
+                        **{id(tip[self.target]): f'tip {np.degrees(angle):.0f}'
+                           for tip, angle in zip(self._tips, TIP_ANGLES_RAD)}}
         likely = [carried, base] if self.rides(self.target) else [base, carried]
         return [*likely, *self._tips]
 
@@ -288,11 +296,13 @@ class Tracker:
             if max(ious) < self.config.agree_iou and self.target != self.held:
                 recentred = self._recentred(seen, hypotheses[int(np.argmax(ious))], hand, camera, renderer)
                 if recentred is not None:
+                    self._labels[id(recentred[self.target])] = 'recentred'
                     hypotheses, ious = [*hypotheses, recentred], [*ious, self._agreement(
                         seen, {**recentred, **hand}, camera, renderer)]
         margins = [TIP_IOU_MARGIN if any(h is tip for tip in self._tips) else 0.0 for h in hypotheses[:len(ious)]]
         best = int(np.argmax(np.subtract(ious, margins)))
         self.objects, iou = hypotheses[best], ious[best]
+        self._kept = self.objects[self.target]
         if iou < REINITIALISE_IOU and self.target != self.held and not always_refit:
             with timed(stopwatch, 'coarse model'):
                 fit = self._coarse(observation)
