@@ -142,10 +142,12 @@ class PancakeSpec:
     mass_kg: float = 0.04
     lateral_friction: float = 1.5      # x 0.7 table = 1.05 with the table
     rgba: Rgba = (0.90, 0.70, 0.35, 1.0)
+    visual_segments: int = 32          # sides of the drawn cylinder (0.2 mm inside the circle at mid-side)
 
     @property
     def visual_radius_m(self) -> float:
-        """The radius a camera sees: the pancake is drawn as a plain cylinder through the bevel's middle."""
+        """The pancake is drawn (seen by a camera) as a plain cylinder through the bevel's middle:
+        `visual_segments` sides at this radius, `thickness_m` high; it collides with the hull."""
         return self.radius_m - 0.5 * self.bevel_width_m
 
     def hull_vertices(self) -> np.ndarray:

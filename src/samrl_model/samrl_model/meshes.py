@@ -25,7 +25,6 @@ from samrl_model.rotations import fixed_axis_rotation, homogeneous
 
 CAPSULE_AROUND_SEGMENTS = 12     # vertices around a thread capsule's circumference
 CAPSULE_CAP_RINGS = 3            # latitude rings per hemispherical cap (pole excluded)
-PANCAKE_AROUND_SEGMENTS = 32     # vertices around the pancake's rim (0.2 mm inside the circle at its chords' middles)
 OBJECT_NAMES = ('table', 'peg', 'hole_block', 'needle', 'thread', 'spatula', 'pancake')
 
 # Unit cube corners (+-1) and its 12 outward triangles.
@@ -113,17 +112,17 @@ def _tube_faces(n_rings: int, n_around: int, closed: bool) -> np.ndarray:
 
 
 def pancake_mesh(spec: PancakeSpec) -> Mesh:
-    """The pancake as the camera sees it: a plain cylinder of PancakeSpec.visual_radius_m (z = axis).
+    """The pancake as the camera sees it: the prism of PancakeSpec.visual_radius_m and visual_segments.
 
-    PyBullet collides with the bevelled hull (PancakeSpec.hull_vertices) but draws this cylinder,
+    PyBullet collides with the bevelled hull (PancakeSpec.hull_vertices) but draws this prism,
     like a URDF's visual and collision shapes; M renders what the camera sees. With the hull
     (4.5 mm wider at its rim) a resting pancake's mask agreed with the camera's at IoU 0.91-0.93.
     """
-    angles = np.linspace(0.0, 2.0 * np.pi, PANCAKE_AROUND_SEGMENTS, endpoint=False)
+    angles = np.linspace(0.0, 2.0 * np.pi, spec.visual_segments, endpoint=False)
     half, radius = 0.5 * spec.thickness_m, spec.visual_radius_m
     rings = [[radius * np.cos(a), radius * np.sin(a), z] for z in (-half, half) for a in angles]
     vertices = np.concatenate([rings, [[0.0, 0.0, -half], [0.0, 0.0, half]]])
-    return Mesh(vertices.astype(np.float32), _tube_faces(2, PANCAKE_AROUND_SEGMENTS, closed=True))
+    return Mesh(vertices.astype(np.float32), _tube_faces(2, spec.visual_segments, closed=True))
 
 
 def table_mesh(spec: TableSpec) -> Mesh:

@@ -102,8 +102,32 @@ def create_spatula(client: int, spec: SpatulaSpec) -> int:
 def create_pancake(client: int, spec: PancakeSpec) -> int:
     vertices = spec.hull_vertices().tolist()
     collision = pb.createCollisionShape(pb.GEOM_MESH, vertices=vertices, physicsClientId=client)
-    visual = pb.createVisualShape(pb.GEOM_CYLINDER, radius=spec.visual_radius_m,
-                                  length=spec.thickness_m, rgbaColor=spec.rgba, physicsClientId=client)
+    vertices, normals, indices = _prism_mesh(spec.visual_radius_m, spec.thickness_m, spec.visual_segments)
+    visual = pb.createVisualShape(pb.GEOM_MESH, vertices=vertices, normals=normals, indices=indices,
+                                  rgbaColor=spec.rgba, physicsClientId=client)
     body = pb.createMultiBody(spec.mass_kg, collision, visual, physicsClientId=client)
     _set_friction(client, body, spec.lateral_friction)
     return body
+
+
+def _prism_mesh(radius_m: float, height_m: float, sides: int) -> tuple[list, list, list]:
+    """A regular prism about z, as PyBullet's (vertices, normals, indices): two rims of `sides` vertices.
+
+    Not GEOM_CYLINDER: PyBullet draws that through a hull grown by a 1 mm collision margin, which
+    put the drawn pancake's top 0.9 mm above the spec (M's render at the true pose was 1.3 mm
+    deeper than the camera's on every pancake pixel, and a tilt 5 deg off fitted better). Each
+    normal points from the centre through its vertex, as PyBullet shades its own convex shapes, so
+    the pancake keeps the look the shipped Mask R-CNN was trained on (flat-shaded caps are brighter
+    and took its mask IoU from 0.99 to 0.94).
+    """
+    angles = np.linspace(0.0, 2.0 * np.pi, sides, endpoint=False)
+    half = 0.5 * height_m
+    vertices = [[radius_m * np.cos(a), radius_m * np.sin(a), z] for z in (half, -half) for a in angles]
+    normals = [list(np.asarray(v) / np.linalg.norm(v)) for v in vertices]
+    indices = []
+    for j in range(1, sides - 1):                     # caps: fans, facing out
+        indices += [0, j, j + 1, sides, sides + j + 1, sides + j]
+    for j in range(sides):                            # sides: one quad per face
+        top, next_top = j, (j + 1) % sides
+        indices += [top, sides + j, sides + next_top, top, sides + next_top, next_top]
+    return vertices, normals, indices
