@@ -321,7 +321,7 @@ class Tracker:
         if resting and iou >= self.config.agree_iou and not always_refit:
             return self._result(scene, 'kept', 0, iou, visible, start, None, stopwatch, window, extra_seconds)
         rates = dict(self.config.held_learning_rates if self.target == self.held else self.config.learning_rates)
-        if iou < LOST_IOU:      # far off: fresh-fit step sizes to catch up
+        if iou < LOST_IOU:      # further off than predicted: larger steps to catch up
             rates = {name: LOST_RATE_FACTOR * rate for name, rate in rates.items()}
         config = OptimiseConfig(max_iterations=iterations, time_budget_s=budget_s, learning_rates=rates,
                                 final_learning_rate_fraction=0.5)
