@@ -53,7 +53,7 @@ from samrl_model.stopwatch import Stopwatch, timed
 # Adam step sizes per control step, in each latent's unit. Adam's first steps are about one rate
 # whatever the gradient, so a step's turn is capped near iterations x rotation rate: at 3e-3 rad x 4
 # a lifted pancake (3-4 deg per step) lagged 2-5 deg; 2e-2 x 8 took its tilt on tuning seeds 100-103
-# from 3.2 to 1.4 deg mean (with agree_iou 0.95 and the drawn cylinder, see meshes.pancake_mesh).
+# from 3.2 to 1.4 deg mean (with agree_iou 0.95 and the drawn prism, see meshes.pancake_mesh).
 TRACK_LEARNING_RATES = {'translation': 5e-4, 'rotation': 2e-2, 'joint_angles': 1e-2, 'color': 1e-2}
 # A held target's base is where the gripper holds it: only a small slip of the grasp is fitted.
 HELD_LEARNING_RATES = {**TRACK_LEARNING_RATES, 'translation': 1e-4, 'rotation': 5e-4}
@@ -77,7 +77,8 @@ LOST_IOU = 0.9
 LOST_RATE_FACTOR = 2.0
 # fit_view keeps a resting target whose best model explains this much of the view. On tuning seeds
 # 100-105 the hole block's coarse fits agreed at 0.986-0.999 and a refit moved them 0.1-0.8 mm further
-# off; the pancake's (a box in M for a disc) agreed at 0.91-0.93 and a refit took 3.3 mm to 2.0 mm.
+# off; the pancake's agreed at 0.91-0.93 while M drew the hull for the world's cylinder (a refit took
+# 3.3 mm to 2.0 mm), and agree at >= 0.95 now that both draw the same prism.
 FIT_VIEW_KEEP_IOU = 0.95
 REINITIALISE_IOU = 0.1             # ... below this (a flipped pancake has landed): a new coarse model
 # Loss (m) per rad^2 of mean squared change of the thread's joints from the prediction: one view
