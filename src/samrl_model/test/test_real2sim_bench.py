@@ -67,4 +67,7 @@ def test_track_mode_cli_writes_every_figure(tmp_path):
     assert summary['steps'] > 5 and summary['translation_mm_max'] < 10.0
     steps = json.loads(out.read_text())['episodes']['peg_insertion'][0]['steps']
     assert {s['prediction'] for s in steps[1:]} <= {'left', 'carried', 'recentred'}     # which prediction was kept
+    phases = summary['by_phase']
+    assert phases['end']['steps'] == 3 and phases['before_end']['steps'] == summary['steps'] - 3
+    assert 'last 3 steps' in done.stdout
     assert 'peg_insertion' in done.stdout and 's per step' in done.stdout

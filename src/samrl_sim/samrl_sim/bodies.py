@@ -117,8 +117,8 @@ def _prism_mesh(radius_m: float, height_m: float, sides: int) -> tuple[list, lis
     put the drawn pancake's top 0.9 mm above the spec (M's render at the true pose was 1.3 mm
     deeper than the camera's on every pancake pixel, and a tilt 5 deg off fitted better). Each
     normal points from the centre through its vertex, as PyBullet shades its own convex shapes, so
-    the pancake keeps the look the shipped Mask R-CNN was trained on (flat-shaded caps are brighter
-    and took its mask IoU from 0.99 to 0.94).
+    the pancake keeps the look the shipped Mask R-CNN was trained on (flat-shaded caps are brighter,
+    and its pancake masks lost about 5 points of IoU on them).
     """
     angles = np.linspace(0.0, 2.0 * np.pi, sides, endpoint=False)
     half = 0.5 * height_m

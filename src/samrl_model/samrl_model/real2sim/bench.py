@@ -48,6 +48,7 @@ UPDATES = ('view', 'gradient')
 LOSSES = ('raycast', 'images')      # update='gradient': Real2SimConfig.loss
 VIEWS = ('close', 'task')           # a close view of the target, or the task's own camera view
 TRACK_ACTIONS = ('coarse', 'refit', 'kept', 'carried', 'unseen')     # TrackStep.action
+END_STEPS = 3                   # an episode's last steps, reported apart (`by_phase`)
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,25 @@ def summarise_track(episodes: list[dict]) -> dict:
     later = [s for s in steps if s['step'] > 0]
     if later:
         summary['translation_mm_max_after_first'] = float(max(s['error']['translation_mm'] for s in later))
+    summary['by_phase'] = _errors_by_phase(episodes)
     return summary
+
+
+def _errors_by_phase(episodes: list[dict]) -> dict:
+    """Errors (mean, p95) over each episode's last END_STEPS steps and over the rest: a flipped
+    pancake's last steps, where it falls off the blade, differ from everything before them."""
+    phases = {'end': [], 'before_end': []}
+    for episode in episodes:
+        for index, step in enumerate(episode['steps']):
+            phases['end' if index >= len(episode['steps']) - END_STEPS else 'before_end'].append(step['error'])
+    result = {'end_steps': END_STEPS}
+    for phase, errors_ in phases.items():
+        result[phase] = {'steps': len(errors_)}
+        for key in (errors_[0] if errors_ else {}):
+            values = np.array([e[key] for e in errors_])
+            result[phase][f'{key}_mean'] = float(values.mean())
+            result[phase][f'{key}_p95'] = float(np.percentile(values, 95))
+    return result
 
 
 def run_track_benchmark(tasks: tuple[str, ...], seeds: range, config: TrackBenchConfig = TrackBenchConfig(),
@@ -333,4 +352,13 @@ def format_track_summary(task: str, summary: dict) -> str:
     if 'thread_mm_mean' in summary:
         text += (f', thread {summary["thread_mm_mean"]:.2f} / {summary["thread_mm_p95"]:.2f} / '
                  f'{summary["thread_mm_max"]:.2f} mm')
-    return text + f' ({summary["episodes"]} episodes, {summary["steps"]} steps, actions {summary["actions"]})'
+    text += f' ({summary["episodes"]} episodes, {summary["steps"]} steps, actions {summary["actions"]})'
+    phases = summary['by_phase']
+    for phase, name in (('before_end', f'before the last {phases["end_steps"]} steps'),
+                        ('end', f'last {phases["end_steps"]} steps')):
+        if phases[phase]['steps']:
+            errors_ = phases[phase]
+            text += (f'\n{"":>19}{name}: {errors_["translation_mm_mean"]:.2f} / '
+                     f'{errors_["translation_mm_p95"]:.2f} mm, '
+                     f'{errors_[rotation + "_mean"]:.2f} / {errors_[rotation + "_p95"]:.2f} deg')
+    return text
