@@ -13,7 +13,10 @@ Every control step the tracker
 4. keeps a resting target that agrees (IoU >= agree_iou) as it is, carries a held one (see
    TrackConfig.refit_held), and otherwise refits the target's latents for a few iterations at
    tracking step sizes (Adam's first steps are about one learning rate whatever the gradient, so
-   they are small unless the target is far off); a target lost altogether gets a new coarse model.
+   they are small unless the target is far off); a target lost altogether gets a new coarse model;
+5. aligns a rigid target's surfaces that face the camera with the camera's depth at the frame's
+   own pixels (point-to-plane ICP, align.py) after a refit, and a kept one unless that lowers the
+   agreement: the depth fixes a tilt that a few dozen binned mask pixels leave loose.
 
 An episode's first frame starts from the coarse initial model and refits it for longer.
 """
@@ -31,6 +34,7 @@ from scipy.spatial.transform import Rotation
 from samrl_description.geometry import Pose, axis_angle_to_quat, quat_to_axis_angle
 from samrl_description.objects import SceneObjects
 from samrl_description.tasks import HELD_OBJECTS, TARGETS, check_task, grasp_pose
+from samrl_model.real2sim.align import align, camera_points
 from samrl_model.real2sim.coarse import coarse_model
 from samrl_model.real2sim.losses import depth_to_points
 from samrl_model.real2sim.observation import Observation
@@ -107,6 +111,10 @@ class TrackConfig:
     window_px: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(TARGET_WINDOW_PX))
     learning_rates: dict[str, float] = field(default_factory=lambda: dict(TRACK_LEARNING_RATES))
     held_learning_rates: dict[str, float] = field(default_factory=lambda: dict(HELD_LEARNING_RATES))
+    # Point-to-plane ICP of a rigid target onto the camera's depth after each refit, and of a kept
+    # target if that raises the agreement (align.py). Seeds 100-107: pancake tilt 0.95 -> 0.27 deg
+    # mean, 3.6 -> 0.7 deg p95; hole block 0.23 -> 0.06 deg; 'after' the refit beat 'before' it.
+    align: bool = True
 
     def window_for(self, target: str) -> tuple[int, int]:
         return self.window_px.get(target, WINDOW_SIZE_PX)
@@ -320,6 +328,10 @@ class Tracker:
                                 stopwatch, window, extra_seconds)
         resting = self.target != self.held and self.objects[self.target] is self._resting_target(hypotheses)
         if resting and iou >= self.config.agree_iou and not always_refit:
+            aligned = self._aligned(observation, window, scene[self.target], stopwatch) if self.config.align else None
+            # ICP may slide a resting block along its faces: its move is kept unless it agrees less
+            if aligned is not None and self._agreement(seen, {**scene, self.target: aligned}, camera, renderer) >= iou:
+                scene[self.target] = self.objects[self.target] = aligned
             return self._result(scene, 'kept', 0, iou, visible, start, None, stopwatch, window, extra_seconds)
         rates = dict(self.config.held_learning_rates if self.target == self.held else self.config.learning_rates)
         if iou < LOST_IOU:      # further off than predicted: larger steps to catch up
@@ -328,8 +340,21 @@ class Tracker:
                                 final_learning_rate_fraction=0.5)
         run = self._refit(seen, scene, camera, renderer, config, stopwatch)
         self.objects[self.target] = with_latents(scene[self.target], run.latents)
+        aligned = self._aligned(observation, window, self.objects[self.target], stopwatch) if self.config.align else None
+        self.objects[self.target] = aligned or self.objects[self.target]
         return self._result({**scene, self.target: self.objects[self.target]}, 'coarse' if always_refit else 'refit',
                             run.iterations, iou, visible, start, run.final_loss, stopwatch, window, extra_seconds)
+
+    def _aligned(self, observation: Observation, window: Window, target: ObjectParams,
+                 stopwatch: Stopwatch) -> ObjectParams | None:
+        """A rigid `target` moved by point-to-plane ICP onto the camera's depth (align.py); None if
+        it is articulated or the camera's points do not find it."""
+        if target.joint_angles is not None:
+            return None
+        with timed(stopwatch, 'align'):
+            rng = np.random.default_rng(0)
+            fit = align(camera_points(observation, window, rng), target, observation.camera_pose.position, rng)
+        return None if fit is None else _moved(target, fit.motion)
 
     def _coarse(self, observation: Observation) -> ObjectParams | None:
         """A coarse model of the target from the whole frame, or None if the view shows too little."""
