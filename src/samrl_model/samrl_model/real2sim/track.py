@@ -328,7 +328,7 @@ class Tracker:
                                 stopwatch, window, extra_seconds)
         resting = self.target != self.held and self.objects[self.target] is self._resting_target(hypotheses)
         if resting and iou >= self.config.agree_iou and not always_refit:
-            aligned = self._aligned(observation, window, scene[self.target], stopwatch) if self.config.align else None
+            aligned = self._aligned(observation, window, scene[self.target], stopwatch)
             # ICP may slide a resting block along its faces: its move is kept unless it agrees less
             if aligned is not None and self._agreement(seen, {**scene, self.target: aligned}, camera, renderer) >= iou:
                 scene[self.target] = self.objects[self.target] = aligned
@@ -340,7 +340,7 @@ class Tracker:
                                 final_learning_rate_fraction=0.5)
         run = self._refit(seen, scene, camera, renderer, config, stopwatch)
         self.objects[self.target] = with_latents(scene[self.target], run.latents)
-        aligned = self._aligned(observation, window, self.objects[self.target], stopwatch) if self.config.align else None
+        aligned = self._aligned(observation, window, self.objects[self.target], stopwatch)
         self.objects[self.target] = aligned or self.objects[self.target]
         return self._result({**scene, self.target: self.objects[self.target]}, 'coarse' if always_refit else 'refit',
                             run.iterations, iou, visible, start, run.final_loss, stopwatch, window, extra_seconds)
@@ -348,8 +348,8 @@ class Tracker:
     def _aligned(self, observation: Observation, window: Window, target: ObjectParams,
                  stopwatch: Stopwatch) -> ObjectParams | None:
         """A rigid `target` moved by point-to-plane ICP onto the camera's depth (align.py); None if
-        it is articulated or the camera's points do not find it."""
-        if target.joint_angles is not None:
+        it is articulated, alignment is off or the camera's points do not find it."""
+        if target.joint_angles is not None or not self.config.align:
             return None
         with timed(stopwatch, 'align'):
             rng = np.random.default_rng(0)
