@@ -22,10 +22,13 @@ from samrl_sim.commands import CameraPoseGoal
 from samrl_sim.world import World
 
 # Close views of each object: (distance from its centre in m, elevation, azimuth from +x in rad),
-# chosen so the Panda's hand does not hide it and the camera arm (at -y) reaches the pose.
-VIEWS = {'thread': (0.20, np.radians(60.0), np.radians(-30.0)),
+# chosen so the Panda does not hide it and the camera arm (at -y) reaches the pose. Searched on seeds
+# 100-109 (`samrl bench real2sim --view close`, 0.3 m, elevations 30-65 deg, azimuths -150..30 deg):
+# at 0.2 m / 60 / -30 deg the Panda's arm hid the thread's tail (link error 6.0 mm mean, 0.91 here);
+# at 0.3 m / 35 / -90 deg the spatula hid the pancake in some seeds (none at 65 deg).
+VIEWS = {'thread': (0.30, np.radians(30.0), np.radians(-150.0)),
          'hole_block': (0.35, np.radians(35.0), np.radians(-90.0)),
-         'pancake': (0.30, np.radians(35.0), np.radians(-90.0))}
+         'pancake': (0.30, np.radians(65.0), np.radians(-90.0))}
 RGB_SCALE = 1.0 / 255.0
 
 
