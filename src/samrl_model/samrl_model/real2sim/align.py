@@ -42,9 +42,7 @@ class Alignment:
 
 def camera_points(observation: Observation, window: Window, rng: np.random.Generator) -> np.ndarray:
     """The target's points (world frame, metres) in `window`, from the frame's own pixels."""
-    k = window.scale
-    rows = slice(k * window.y0, k * (window.y0 + window.height))
-    columns = slice(k * window.x0, k * (window.x0 + window.width))
+    rows, columns = window.frame_slices()
     mask = ndimage.binary_erosion(observation.mask[rows, columns], iterations=ERODE_PX)
     depth = observation.depth_m[rows, columns]
     v, u = np.nonzero(mask & (depth > 0))

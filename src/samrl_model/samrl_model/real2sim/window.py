@@ -39,6 +39,11 @@ class Window:
         return CameraIntrinsics(frame.fx / k, frame.fy / k, (frame.cx - 0.5 * (k - 1)) / k - self.x0,
                                 (frame.cy - 0.5 * (k - 1)) / k - self.y0, self.width, self.height)
 
+    def frame_slices(self) -> tuple[slice, slice]:
+        """The rows and columns of the frame's own pixels the window covers."""
+        k = self.scale
+        return slice(k * self.y0, k * (self.y0 + self.height)), slice(k * self.x0, k * (self.x0 + self.width))
+
     def renderer_intrinsics(self, frame: CameraIntrinsics) -> CameraIntrinsics:
         """Intrinsics a renderer is built with for windows of this size and binning (centred)."""
         k = self.scale
@@ -73,8 +78,7 @@ def crop(observation: Observation, window: Window) -> Observation:
     if window.scale % 2 == 0:
         raise ValueError(f'binning must be odd, got {window.scale}')
     k = window.scale
-    rows = slice(k * window.y0, k * (window.y0 + window.height))
-    columns = slice(k * window.x0, k * (window.x0 + window.width))
+    rows, columns = window.frame_slices()
     rgb = _bin_mean(observation.rgb[rows, columns], k)
     mask = _bin_mean(observation.mask[rows, columns].astype(np.float32), k) >= 0.5
     depth = observation.depth_m[rows, columns][k // 2::k, k // 2::k]
