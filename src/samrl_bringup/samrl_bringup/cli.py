@@ -173,6 +173,22 @@ def cmd_bench_real2sim(args) -> int:
     return 0
 
 
+def cmd_bench_emd(args) -> int:
+    import torch
+    from samrl_model.real2sim.emd_compare import compare, cloud_pairs, verdict
+    torch.set_num_threads(2)      # as the tracker runs: the machine's 2 cores
+    pairs = [pair for task in args.tasks for pair in cloud_pairs(task, range(args.seed, args.seed + args.seeds))]
+    results = compare(pairs)
+    for name, r in results.items():
+        print(f'{name:>24}: {1000 * r["seconds_per_call"]:.1f} ms per value + gradient, value off the exact by '
+              f'{100 * r["value_error_mean"]:.2f} % (mean), gradient cosine {r["gradient_cosine_mean"]:.4f} mean, '
+              f'{r["gradient_cosine_min"]:.4f} min ({r["pairs"]} pairs)')
+    print(verdict(results))
+    _write_json(args.json, {'benchmark': 'emd', 'tasks': list(args.tasks), 'results': results,
+                            'verdict': verdict(results)})
+    return 0
+
+
 def _bench_real2sim_track(args) -> int:
     from samrl_model.real2sim.bench import TrackBenchConfig, format_track_summary, run_track_benchmark
     size = args.size if args.size != _size(REAL2SIM_BENCH_SIZE_PX) else _size(REAL2SIM_TRACK_SIZE_PX)
@@ -451,6 +467,7 @@ def _add_bench(sub) -> None:
     _add_tasks(physics)
     _add_json(physics)
     _add_bench_real2sim(bench_sub)
+    _add_bench_emd(bench_sub)
     _add_bench_segmentation(bench_sub)
     _add_bench_frames(bench_sub)
 
@@ -494,6 +511,15 @@ def _add_bench_real2sim(bench_sub) -> None:
     real2sim.add_argument('--masks', choices=('sim', 'maskrcnn'), default='sim',
                           help='track mode: target masks from the simulator or the shipped Mask R-CNN')
     _add_json(real2sim)
+
+
+def _add_bench_emd(bench_sub) -> None:
+    emd = _command(bench_sub, 'emd', "Eq. (3)'s EMD: POT's exact solver against geomloss's Sinkhorn on tracking clouds",
+                   cmd_bench_emd)
+    _add_tasks(emd)
+    emd.add_argument('--seeds', type=_positive_int, default=10, help='cloud pairs per task (default 10)')
+    emd.add_argument('--seed', type=int, default=0, help='first seed (default 0)')
+    _add_json(emd)
 
 
 def _add_bench_segmentation(bench_sub) -> None:
