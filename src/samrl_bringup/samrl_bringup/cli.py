@@ -8,6 +8,7 @@
     samrl bench render [--size 84x84]              Mitsuba RGB-D render and gradient step vs PyBullet camera
     samrl bench physics [--tasks all]              nimblephysics control step forward and backward
     samrl bench real2sim [--tasks all] [--size 128x96] [--init perturbed|coarse]   one Real2Sim update
+    samrl bench emd [--tasks all] [--seeds 10]     Eq. (3)'s exact EMD (POT) vs Sinkhorn (geomloss) on tracking clouds
     samrl bench segmentation [--checkpoint CKPT] [--refiner CKPT|none]   Mask R-CNN on held-out images
     samrl bench frames [--seconds 60] [--size 640x480] [--rate 5]   camera frames reaching segmentation
     samrl eval needle_threading --episodes 50 --seed 0   success rate of a controller
