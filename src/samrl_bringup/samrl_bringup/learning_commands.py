@@ -37,6 +37,9 @@ def add_learn_at_sim(train_sub, command, positive_int, size) -> None:
     learn.add_argument('--epochs', type=positive_int, help='epoch budget of each DAgger round\'s fit')
     learn.add_argument('--eval-episodes', type=positive_int, help='learner episodes scored after each round')
     learn.add_argument('--q-episodes', type=positive_int, help='actor rollouts for Q\'s returns')
+    learn.add_argument('--q-views-per-state', type=positive_int,
+                       help='Q rollouts from each start state, each from its own random view (default 1), so '
+                            'that Q sees how the view alone changes the return')
     learn.add_argument('--q-epochs', type=positive_int, help='epochs of Q\'s regression')
     learn.add_argument('--max-steps', type=positive_int, help='cap on an episode\'s control steps')
     learn.add_argument('--beta-rounds', type=positive_int,
@@ -107,7 +110,7 @@ def _network_config(args):
 def _q_config(args):
     from samrl_policy.q_learning import QConfig
     given = {'episodes': args.q_episodes, 'epochs': args.q_epochs, 'max_episode_steps': args.max_steps,
-             'network': _network_config(args)}
+             'views_per_state': args.q_views_per_state, 'network': _network_config(args)}
     config = replace(QConfig(), **{k: v for k, v in given.items() if v is not None})
     return replace(config, episodes_per_shard=min(config.episodes_per_shard, config.episodes))
 

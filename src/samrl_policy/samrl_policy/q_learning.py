@@ -49,6 +49,7 @@ from samrl_policy.training import (
 )
 
 GAMMA = 0.98                    # discount per control step: returns look about 1 / (1 - GAMMA) = 50 steps ahead
+RETURN_TIE = 1e-6               # returns closer than this do not order two views
 EVAL_BATCH = 256                # samples a forward pass when measuring the fit (memory, not results)
 Q_NAME = 'q'
 
@@ -59,6 +60,7 @@ class QConfig:
 
     episodes: int = 200
     episodes_per_shard: int = 20
+    views_per_state: int = 1            # rollouts from one start state, each from its own random view
     max_episode_steps: int = 60         # a cap; the env's own time limit usually ends episodes first
     gamma: float = GAMMA
     epochs: int = 30
@@ -72,8 +74,8 @@ class QConfig:
     max_bytes: int = 6 * 2 ** 30
 
     def __post_init__(self) -> None:
-        counts = {name: getattr(self, name) for name in ('episodes', 'episodes_per_shard', 'max_episode_steps',
-                                                         'epochs', 'batch_size')}
+        counts = {name: getattr(self, name) for name in ('episodes', 'episodes_per_shard', 'views_per_state',
+                                                         'max_episode_steps', 'epochs', 'batch_size')}
         if min(counts.values()) < 1:
             raise ValueError(f'QConfig needs at least 1 of each of {counts}')
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.heldout_fraction < 1.0:
@@ -127,14 +129,19 @@ def collect_shards(run: Run, env: Env, actor: Actor, views: ViewDistribution, co
             continue
         first = shard * config.episodes_per_shard
         builder, rng, ledger = ShardBuilder(), run.rng('q-collect', shard), EpisodeLedger(running_path(path))
-        seeds = [episode_seed('q', config.seed, index)
-                 for index in range(first, min(first + config.episodes_per_shard, config.episodes))]
-        for seed in ledger.pending(seeds):      # without the episodes an earlier process died in
-            with ledger.episode(seed):
-                stats.append(run_episode(env, actor, views, seed, config, rng, builder))
+        rollouts = range(first, min(first + config.episodes_per_shard, config.episodes))
+        for index in ledger.pending(rollouts):      # without the episodes an earlier process died in
+            with ledger.episode(index):
+                stats.append(run_episode(env, actor, views, state_seed(config, index), config, rng, builder))
         save_shard(path, builder.build())
         ledger.close()
     return stats
+
+
+def state_seed(config: QConfig, rollout: int) -> int:
+    """The start state of a rollout: `views_per_state` consecutive rollouts share it (and its `episode` id,
+    so the splits keep all views of a state on one side)."""
+    return episode_seed('q', config.seed, rollout // config.views_per_state)
 
 
 # -- fitting (Eq. 9) ------------------------------------------------------------------------------
@@ -170,13 +177,40 @@ def train_epoch(q: QNetwork, optimizer: torch.optim.Optimizer, data: AggregatedD
 
 
 @torch.no_grad()
+def q_predictions(q: QNetwork, data: AggregatedDataset, indices: np.ndarray) -> np.ndarray:
+    """Q(I, a) of these samples."""
+    predictions = [q(*_inputs(data.return_batch(indices[start:start + EVAL_BATCH])))
+                   for start in range(0, len(indices), EVAL_BATCH)]
+    return torch.cat(predictions).numpy() if predictions else np.zeros(0)
+
+
+def _inputs(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return batch.images, batch.proprio, batch.actions
+
+
+def view_ranking(q: QNetwork, data: AggregatedDataset, indices: np.ndarray) -> dict:
+    """How often Q orders two views of one start state as the actor's returns from them do.
+
+    This is what the view step needs of Q (it compares Q at two poses of one state), and what the
+    pooled rank correlation does not measure: most of its spread is between states. Pairs are the
+    first steps of rollouts from the same start state (`views_per_state` > 1) whose returns differ."""
+    first = indices[data.arrays['step'][indices] == 0]
+    predicted, returns = q_predictions(q, data, first), data.arrays['return'][first].astype(np.float64)
+    states = data.arrays['episode'][first]
+    right = pairs = 0
+    for state in np.unique(states):
+        at = np.flatnonzero(states == state)
+        for i, j in ((i, j) for k, i in enumerate(at) for j in at[k + 1:]):
+            if abs(returns[i] - returns[j]) > RETURN_TIE:
+                pairs += 1
+                right += (predicted[i] - predicted[j]) * (returns[i] - returns[j]) > 0
+    return {'view_pairs': pairs, 'view_pair_accuracy': float(right / pairs) if pairs else None}
+
+
+@torch.no_grad()
 def q_fit(q: QNetwork, data: AggregatedDataset, indices: np.ndarray) -> dict:
     """How well Q predicts R_t on these samples: MSE (reward units squared) and Spearman's rank correlation."""
-    predictions = []
-    for start in range(0, len(indices), EVAL_BATCH):
-        batch = data.return_batch(indices[start:start + EVAL_BATCH])
-        predictions.append(q(batch.images, batch.proprio, batch.actions))
-    predicted = torch.cat(predictions).numpy()
+    predicted = q_predictions(q, data, indices)
     returns = data.arrays['return'][indices].astype(np.float64)
     rank = spearmanr(predicted, returns).statistic if np.ptp(returns) > 0 and np.ptp(predicted) > 0 else 0.0
     return {'mse': float(np.mean((predicted - returns) ** 2)), 'rank_correlation': float(rank),
@@ -276,6 +310,7 @@ def _record(run: Run, config: QConfig, data: AggregatedDataset, train_idx: np.nd
                'heldout_mse': held['mse'], 'heldout_rank_correlation': held['rank_correlation'],
                'heldout_return_variance': held['return_variance'],
                'training_mse': train['mse'], 'training_rank_correlation': train['rank_correlation'],
+               **{f'heldout_{name}': value for name, value in view_ranking(q, data, heldout_idx).items()},
                'episode_success_rate': float(data.arrays['success'][first_steps].mean()),
                'mean_episode_return': float(data.arrays['return'][first_steps].mean())}
     return {'command': run.command, 'seed': config.seed, 'stage': 'q', 'config': asdict(config),

@@ -181,3 +181,38 @@ def test_the_published_q_is_the_epoch_with_the_lowest_validation_loss(finished):
         _, validation_idx = q_learning.split_episodes(data, train_idx, run.rng('q-validation'),
                                                       CONFIG.validation_fraction)
     assert q_learning.validation_loss(q, data, validation_idx) == pytest.approx(min(losses), rel=1e-5)
+
+
+def test_rollouts_of_one_start_state_share_it_and_see_it_from_their_own_views(tmp_path):
+    config = QConfig(episodes=8, episodes_per_shard=4, views_per_state=2, epochs=1, batch_size=32,
+                     network=SMALL_NETWORK)
+    directory = tmp_path / 'run'
+    _, record = run_q(directory, config)
+    shards = [load_shard(path, RETURN_FIELDS) for path in sorted((directory / 'data').glob('q_*.npz'))]
+    first = {name: np.concatenate([shard[name] for shard in shards]) for name in ('episode', 'step', 'view_params')}
+    starts = first['step'] == 0
+    states, views = first['episode'][starts], first['view_params'][starts]
+    assert len(states) == 8 and len(np.unique(states)) == 4
+    for state in np.unique(states):
+        pair = views[states == state]
+        assert len(pair) == 2 and not np.allclose(pair[0], pair[1])
+    assert record['data']['episodes'] == 4          # start states: the splits keep a state's views together
+    assert isinstance(record['metrics']['heldout_view_pairs'], int)
+
+
+def test_view_ranking_compares_q_only_between_views_of_one_state(monkeypatch):
+    # start states 1 and 2, three and two views; state 3 has one view (no pair)
+    episode = np.array([1, 1, 1, 2, 2, 3])
+    returns = np.array([5.0, 1.0, 3.0, 2.0, 2.0, 9.0])      # state 2's two views tie: not a pair
+    predicted = np.array([0.9, 0.1, 0.2, 0.0, 1.0, -5.0])   # orders (5, 1), (5, 3) right, (1, 3) right too
+    data = AggregatedDataset(RETURN_FIELDS, 2 ** 20)
+    builder = ShardBuilder()
+    for e, r in zip(episode, returns):
+        builder.append(torch.zeros(5, 4, 4), proprio=np.zeros(3), action=np.zeros(7), reward=0.0, success=False,
+                       episode=int(e), step=0, view_params=np.zeros(6), **{'return': float(r)})
+    data.add(builder.build())
+    monkeypatch.setattr(q_learning, 'q_predictions', lambda q, data, indices: predicted[indices])
+    ranking = q_learning.view_ranking(None, data, np.arange(6))
+    assert ranking == {'view_pairs': 3, 'view_pair_accuracy': 1.0}
+    predicted[2] = 0.05                                     # now (1, 3) is ordered wrong
+    assert q_learning.view_ranking(None, data, np.arange(6))['view_pair_accuracy'] == pytest.approx(2 / 3)
