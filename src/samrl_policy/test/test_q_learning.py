@@ -198,6 +198,8 @@ def test_rollouts_of_one_start_state_share_it_and_see_it_from_their_own_views(tm
         assert len(pair) == 2 and not np.allclose(pair[0], pair[1])
     assert record['data']['episodes'] == 4          # start states: the splits keep a state's views together
     assert isinstance(record['metrics']['heldout_view_pairs'], int)
+    _, stored = load_q(directory / 'checkpoints' / 'q.pt')          # the weights-only loader takes its record
+    assert stored['metrics']['heldout_view_pairs'] == record['metrics']['heldout_view_pairs']
 
 
 def test_view_ranking_compares_q_only_between_views_of_one_state(monkeypatch):
