@@ -295,7 +295,8 @@ def plot_table1(summaries: list[dict], png_path: Path) -> None:
     axis.set_xticks(np.arange(len(summaries)), [s['task'].replace('_', ' ') for s in summaries])
     axis.set_ylim(0.0, 1.05)
     axis.set_ylabel('success rate in M')
-    axis.legend(fontsize=7, loc='lower right')
+    # above the axes: inside them it hides low bars or the paper's marks, whichever corner it takes
+    axis.legend(fontsize=7, loc='lower center', bbox_to_anchor=(0.5, 1.0), ncol=len(CONDITIONS) + 1, frameon=False)
     figure.tight_layout()
     png_path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png_path)
