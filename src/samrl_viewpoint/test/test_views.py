@@ -125,3 +125,13 @@ def test_project_returns_reachable_views_in_the_box(view_spaces):
         projected = views.project(wild, anchor=inside)
         assert views.box.contains(projected) and views.is_reachable(projected)
     assert views.is_reachable(views.project(wild, anchor=torch.full((6,), 9.0, dtype=DTYPE)))   # bad anchor
+
+
+def test_the_projection_bench_times_the_steps_that_leave_the_reachable_views(capsys):
+    from samrl_viewpoint.bench_projection import bench, main
+    report = bench('peg_insertion', 6, 4.0)
+    assert 0 <= report['unreachable_steps'] <= 6 and report['reachability_check_ms'] > 0
+    assert report['projection_ms']['max'] >= report['projection_ms']['mean'] >= 0
+    with pytest.raises(SystemExit):
+        main(['--views', '0'])
+    assert '--views must be >= 1' in capsys.readouterr().err
