@@ -5,7 +5,7 @@ import pytest
 from samrl_description.geometry import Pose, axis_angle_to_quat
 from samrl_model.real2sim.align import MIN_POINTS, align, camera_points
 from samrl_model.real2sim.bench import errors
-from samrl_model.real2sim.track import Tracker, _moved, _pose_of
+from samrl_model.real2sim.track import Tracker, moved, pose_of
 from samrl_model.sim_adapter import objects_from_world, snapshot
 from samrl_sim.world import World
 
@@ -23,11 +23,11 @@ def pancake_frame():
 
 
 def _turned_about_centre(params, rotvec, shift):
-    centre = _pose_of(params).position
+    centre = pose_of(params).position
     turn = Pose(np.zeros(3), axis_angle_to_quat(rotvec))
     motion = Pose(centre + np.asarray(shift), np.array([0, 0, 0, 1.0])).compose(turn).compose(
         Pose(-centre, np.array([0, 0, 0, 1.0])))
-    return _moved(params, motion)
+    return moved(params, motion)
 
 
 def test_icp_takes_a_tilted_pancake_back_onto_the_camera_depth(pancake_frame):
@@ -35,11 +35,11 @@ def test_icp_takes_a_tilted_pancake_back_onto_the_camera_depth(pancake_frame):
     start = _turned_about_centre(truth, np.radians([4.0, -3.0, 0.0]), [0.002, -0.001, 0.002])
     tracker = Tracker('spatula_flipping')
     tracker.objects = {'pancake': start}
-    window, rng = tracker._window(frame), np.random.default_rng(0)
+    window, rng = tracker.window(frame), np.random.default_rng(0)
     fit = align(camera_points(frame, window, rng), start, frame.camera_pose.position, rng)
     assert fit is not None and fit.fitness > 0.9
     before = errors(start, truth, PANCAKE_YAW_PERIOD_RAD)
-    after = errors(_moved(start, fit.motion), truth, PANCAKE_YAW_PERIOD_RAD)
+    after = errors(moved(start, fit.motion), truth, PANCAKE_YAW_PERIOD_RAD)
     assert before['rotation_sym_deg'] > 4.0 and after['rotation_sym_deg'] < 0.5, (before, after)
     assert after['translation_mm'] < 0.5 < 2.0 < before['translation_mm'], (before, after)
 

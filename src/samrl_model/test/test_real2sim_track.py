@@ -183,7 +183,7 @@ def test_m_draws_the_pancake_the_world_draws():
         frame, truth = snapshot(world, 'pancake', 320, 240), objects_from_world(world)[0]
         tracker = Tracker('spatula_flipping')
         tracker.objects, tracker.robot = truth, RobotState(world.tcp_pose(), world.panda.gripper_width())
-        window = tracker._window(frame)
+        window = tracker.window(frame)
         seen = crop(frame, window)
         hand = hand_objects(tracker.robot.tcp, tracker.robot.opening_m)
         real, model, depth = tracker._masks(seen, {**truth, **hand}, _camera(frame.camera_pose),

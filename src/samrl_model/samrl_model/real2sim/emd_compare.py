@@ -42,7 +42,7 @@ class CloudPair:
 
 def cloud_pairs(task: str, seeds: range) -> list[CloudPair]:
     """One pair per seed from the task's first frame in the PyBullet world."""
-    from samrl_model.real2sim.track import Tracker, _moved, _pose_of
+    from samrl_model.real2sim.track import Tracker, moved, pose_of
     from samrl_model.sim_adapter import objects_from_world, snapshot
     from samrl_sim.world import World
     target, pairs, world = TARGETS[task], [], World(task)
@@ -53,12 +53,12 @@ def cloud_pairs(task: str, seeds: range) -> list[CloudPair]:
             rng = np.random.default_rng(seed)
             tracker = Tracker(task)
             tracker.objects = truth
-            window = tracker._window(frame)
+            window = tracker.window(frame)
             seen = camera_points(frame, window, rng)
             turn = axis_angle_to_quat(OFFSET_RAD * _unit(rng))
-            centre = _pose_of(truth[target]).position
+            centre = pose_of(truth[target]).position
             motion = Pose(centre + OFFSET_M * _unit(rng), turn).compose(Pose(-centre, np.array([0, 0, 0, 1.0])))
-            surface, _ = model_surface(_moved(truth[target], motion), frame.camera_pose.position, rng)
+            surface, _ = model_surface(moved(truth[target], motion), frame.camera_pose.position, rng)
             if len(seen) < CAMERA_POINTS or len(surface) < MODEL_POINTS:
                 continue
             pairs.append(CloudPair(task, seed, torch.as_tensor(surface[rng.choice(len(surface), MODEL_POINTS, False)]),

@@ -209,7 +209,7 @@ class Tracker:
         ious = []
         for candidate in candidates:
             self.objects = candidate
-            window = self._window(observation)
+            window = self.window(observation)
             ious.append(self._agreement(crop(observation, window), {**candidate, **hand}, camera,
                                         self._renderer(window, observation)))
         best = int(np.argmax(ious))
@@ -237,12 +237,12 @@ class Tracker:
         where it was), then for a target that is not held the other one, for the check to choose."""
         motion = robot.tcp.compose(self.robot.tcp.inverse())
         self._previous_target = self.objects[self.target]
-        base = {name: _moved(params, motion) if name == self.held else params for name, params in self.objects.items()}
+        base = {name: moved(params, motion) if name == self.held else params for name, params in self.objects.items()}
         if self.target == self.held:
             self._labels = {id(base[self.target]): 'carried'}
             return [base]
-        carried = {**base, self.target: _moved(self.objects[self.target], motion)}
-        self._tips = [{**base, self.target: _moved(carried[self.target], tip)}
+        carried = {**base, self.target: moved(self.objects[self.target], motion)}
+        self._tips = [{**base, self.target: moved(carried[self.target], tip)}
                       for tip in self._tips_over_edge(base[self.held], motion)]
         self._labels = {id(base[self.target]): 'left', id(carried[self.target]): 'carried',
                         **{id(tip[self.target]): f'tip {np.degrees(angle):.0f}'
@@ -256,14 +256,14 @@ class Tracker:
         if self._edge is None:
             return []
         turn = np.asarray(quat_to_axis_angle(motion.quaternion), dtype=float)
-        blade = _pose_of(held)
+        blade = pose_of(held)
         axis = blade.rotation @ self._edge[1]
         if abs(turn @ axis) >= TIP_MIN_TURN_RAD:     # a blade that stopped turning: the pancake falls on
             self._tip_sense = float(np.sign(turn @ axis))
         if self._tip_sense is None:
             return []
         pivot = blade.apply(self._edge[0])
-        if np.linalg.norm(_pose_of(self.objects[self.target]).position - pivot) > TIP_REACH_M:
+        if np.linalg.norm(pose_of(self.objects[self.target]).position - pivot) > TIP_REACH_M:
             return []
         motions = []
         for angle in TIP_ANGLES_RAD:
@@ -291,7 +291,7 @@ class Tracker:
         hand = hand_objects(self.robot.tcp, self.robot.opening_m)
         with timed(stopwatch, 'window'):
             self.objects = hypotheses[0]
-            window = self._window(observation)
+            window = self.window(observation)
             seen = crop(observation, window)
             renderer = self._renderer(window, observation)
             camera = pose_matrix_from_quat(observation.camera_pose.position, observation.camera_pose.quaternion)
@@ -354,7 +354,7 @@ class Tracker:
         with timed(stopwatch, 'align'):
             rng = np.random.default_rng(0)
             fit = align(camera_points(observation, window, rng), target, observation.camera_pose.position, rng)
-        return None if fit is None else _moved(target, fit.motion)
+        return None if fit is None else moved(target, fit.motion)
 
     def _coarse(self, observation: Observation) -> ObjectParams | None:
         """A coarse model of the target from the whole frame, or None if the view shows too little."""
@@ -368,7 +368,8 @@ class Tracker:
         previous = [h[self.target] for h in hypotheses if h[self.target] is self._previous_target]
         return previous[0] if previous else None
 
-    def _window(self, observation: Observation) -> Window:
+    def window(self, observation: Observation) -> Window:
+        """The part of the frame the target's model projects into, binned to the target's window size."""
         frame, size = observation.intrinsics, self.config.window_for(self.target)
         size = (min(size[0], frame.width), min(size[1], frame.height))     # a frame smaller than the window
         pixels = project(self.objects[self.target].world_vertices().detach().numpy(), observation.camera_pose, frame)
@@ -456,14 +457,15 @@ def blade_edge(held: str) -> tuple[np.ndarray, np.ndarray] | None:
     return np.array([spec.blade_length_m, 0.0, 0.5 * spec.blade_thickness_m]), np.array([0.0, 1.0, 0.0])
 
 
-def _pose_of(params: ObjectParams) -> Pose:
+def pose_of(params: ObjectParams) -> Pose:
+    """The world pose of a rigid object's latents (translation, rotation vector)."""
     return Pose(params.translation.detach().numpy().astype(float),
                 axis_angle_to_quat(params.rotation.detach().numpy().astype(float)))
 
 
-def _moved(params: ObjectParams, motion: Pose) -> ObjectParams:
+def moved(params: ObjectParams, motion: Pose) -> ObjectParams:
     """`params` carried rigidly by a world-frame `motion` (left-composed)."""
-    return _placed(params, motion.compose(_pose_of(params)))
+    return _placed(params, motion.compose(pose_of(params)))
 
 
 def _placed(params: ObjectParams, pose: Pose) -> ObjectParams:
