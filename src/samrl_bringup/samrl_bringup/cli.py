@@ -33,7 +33,6 @@ One vocabulary throughout: --tasks is a comma-separated list of tasks or "all"; 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from dataclasses import replace
@@ -48,6 +47,7 @@ from samrl_bringup.graph import (
     process_specs,
 )
 from samrl_bringup.graphs import GRAPHS, get_graph
+from samrl_common.reports import write_json
 from samrl_description.tasks import TASK_NAMES, check_task
 
 ALL_TASKS = 'all'
@@ -70,11 +70,7 @@ TRAIN_DATA = 'out/segmentation/train'
 
 
 def _write_json(path: str | None, payload) -> None:
-    text = json.dumps(payload, indent=2)
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text + '\n')
-        print(f'wrote {path}')
+    write_json(path, payload, indent=2)
 
 
 def cmd_graphs(_args) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from samrl_common.reports import write_json
 from samrl_policy.dagger import learner_action
 from samrl_policy.training import episode_seed
 
@@ -128,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                fixed_view=True)},
               'view_dependence': view_dependence(env, policies.actor, q_at, views, seeds, args.views)}
     print(json.dumps(report, indent=1))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1) + '\n')
+    write_json(args.json, report)
     return 0
 
 

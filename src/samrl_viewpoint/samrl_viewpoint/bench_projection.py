@@ -9,13 +9,13 @@ the time per projection of those (mean, p95, max) and of a reachable IK check, a
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from samrl_common.reports import write_json
 from samrl_viewpoint.view_step import ViewStepBounds
 from samrl_viewpoint.views import ViewSpace
 
@@ -56,9 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{report['task']}: {report['unreachable_steps']} of {report['views']} steps unreachable; projection "
           f"{projection['mean']:.1f} / {projection['p95']:.1f} / {projection['max']:.1f} ms (mean / p95 / max); "
           f"reachability check {report['reachability_check_ms']:.1f} ms")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1) + '\n')
+    write_json(args.json, report)
     return 0
 
 
