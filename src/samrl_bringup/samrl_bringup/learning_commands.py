@@ -21,6 +21,20 @@ ENCODER_NAMES = ('keypoints', 'world_keypoints', 'tool_keypoints', 'pooled')  # 
 HEATMAP_SEED = 424242           # the state Fig. 4 is drawn for: an episode seed outside every training block
 
 
+MAX_ZOOM = 8.0                  # --zoom above this sees a few centimetres of the work from the default view
+
+
+def _zoom(text: str) -> float:
+    """--zoom's value: a factor in [1, MAX_ZOOM] (below 1 would widen the D435's field of view)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'zoom must be a number, got {text!r}') from None
+    if not 1.0 <= value <= MAX_ZOOM:
+        raise argparse.ArgumentTypeError(f'zoom must be in [1, {MAX_ZOOM:g}], got {value:g}')
+    return value
+
+
 def add_learn_at_sim(train_sub, command, positive_int, size) -> None:
     """`samrl train learn-at-sim <task>`: DAgger actors (multi-view, fixed-view) and Q, resumable."""
     learn = command(train_sub, 'learn-at-sim', 'Learn@Sim in M: the multi-view and Fixed-View DAgger actors and the '
@@ -31,6 +45,9 @@ def add_learn_at_sim(train_sub, command, positive_int, size) -> None:
     learn.add_argument('--seed', type=int, default=0, help='run seed: episodes, views, network initialisation')
     learn.add_argument('--size', type=size, help='WxH of M\'s renders that the networks see (default: '
                                                  'LearnAtSimConfig, 64x64); more pixels cost render and fit time')
+    learn.add_argument('--zoom', type=_zoom, default=1.0,
+                       help='zoom of those renders about the image centre (default 1: the camera\'s whole field of '
+                            'view; 2: the centred half, at twice the pixel density, so near views resolve more)')
     learn.add_argument('--rounds', type=positive_int, help='DAgger rounds (default: DAggerConfig)')
     learn.add_argument('--episodes-per-round', type=positive_int, help='DAgger episodes per round')
     learn.add_argument('--views', type=positive_int, help='renders of each visited state (K of Eq. 8)')
@@ -98,13 +115,15 @@ def _dagger_config(args):
 
 
 def _network_config(args):
-    """The networks' config if --encoder or --no-tool-position changes it; None keeps NetworkConfig's defaults."""
-    if args.encoder is None and args.tool_position:
+    """The networks' config if --encoder, --no-tool-position or --zoom changes it; None keeps NetworkConfig's
+    defaults."""
+    if args.encoder is None and args.tool_position and args.zoom == 1.0:
         return None
     from samrl_policy.model_env import PROPRIO_SIZE
     from samrl_policy.networks import NetworkConfig
     encoder = args.encoder or NetworkConfig.encoder
-    return NetworkConfig(proprio_dim=PROPRIO_SIZE, encoder=encoder, tool_position=args.tool_position)
+    return NetworkConfig(proprio_dim=PROPRIO_SIZE, encoder=encoder, tool_position=args.tool_position,
+                         image_zoom=args.zoom)
 
 
 def _q_config(args):
@@ -126,7 +145,8 @@ def cmd_learn_at_sim(args) -> int:
     from samrl_policy.dagger import beta_schedule
     from samrl_policy.learn_at_sim import LearnAtSimConfig, learn_at_sim
     sized = {} if args.size is None else {'image_size': (args.size[1], args.size[0])}      # (height, width)
-    config = LearnAtSimConfig(args.task, seed=args.seed, dagger=_dagger_config(args), q=_q_config(args), **sized)
+    config = LearnAtSimConfig(args.task, seed=args.seed, dagger=_dagger_config(args), q=_q_config(args),
+                              image_zoom=args.zoom, **sized)
     last_beta = beta_schedule(config.dagger.beta, config.dagger.beta_parameter)(config.dagger.rounds - 1)
     if last_beta > 0.0:
         print(f'warning: beta is {last_beta:.2f} in the last DAgger round, so the learner never acts alone and '
@@ -179,14 +199,15 @@ def cmd_table1(args, tasks: tuple[str, ...], write_json) -> int:
 def cmd_heatmap(args) -> int:
     import torch
 
-    from samrl_policy.learn_at_sim import load_policies, run_dir_of, run_image_size
+    from samrl_policy.learn_at_sim import load_policies, run_dir_of, run_image_size, run_image_zoom
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.active_view import sensing_q
     from samrl_viewpoint.heatmap import q_heatmap
     from samrl_viewpoint.views import ViewSpace
     run_dir = run_dir_of(args.run_dir, args.task)
     policies = load_policies(run_dir)
-    env, views = ModelEnv(args.task, image_size=run_image_size(run_dir), seed=args.seed), ViewSpace(args.task)
+    env = ModelEnv(args.task, image_size=run_image_size(run_dir), seed=args.seed, zoom=run_image_zoom(run_dir))
+    views = ViewSpace(args.task)
     default = views.default()
     for _ in range(args.steps):             # advance the state with the actor acting from the default view
         with torch.no_grad():

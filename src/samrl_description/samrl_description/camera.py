@@ -35,9 +35,13 @@ class CameraIntrinsics:
     height: int
 
     @staticmethod
-    def d435(width: int = D435_WIDTH_PX, height: int = D435_HEIGHT_PX) -> CameraIntrinsics:
-        """D435 colour intrinsics scaled to width x height (same vertical FOV, square pixels)."""
-        focal = D435_FOCAL_PX * height / D435_HEIGHT_PX
+    def d435(width: int = D435_WIDTH_PX, height: int = D435_HEIGHT_PX, zoom: float = 1.0) -> CameraIntrinsics:
+        """D435 colour intrinsics scaled to width x height (same vertical FOV, square pixels). zoom > 1
+        narrows the field of view by that factor about the image centre: the centred crop of the camera's
+        image, resampled to width x height at zoom times the pixel density."""
+        if not (math.isfinite(zoom) and zoom > 0):
+            raise ValueError(f'zoom must be a finite positive factor, got {zoom}')
+        focal = D435_FOCAL_PX * height / D435_HEIGHT_PX * zoom
         return CameraIntrinsics(focal, focal, 0.5 * width, 0.5 * height, width, height)
 
     @staticmethod

@@ -71,7 +71,7 @@ def _action_text(action: np.ndarray) -> str:
 def main(argv: list[str] | None = None) -> int:
     from samrl_policy.checkpoints import load_actor
     from samrl_policy.expert import ExpertConfig, TrajectoryExpert
-    from samrl_policy.learn_at_sim import run_image_size
+    from samrl_policy.learn_at_sim import run_image_size, run_image_zoom
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.views import ViewSpace
     parser = argparse.ArgumentParser(prog='python -m samrl_policy.action_trace', description=__doc__.split('\n')[0])
@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     config = json.loads((args.run_dir / 'actor' / 'config.json').read_text())
     torch.set_num_threads(2)
     actor, _ = load_actor(args.checkpoint or args.run_dir / 'actor.pt')
-    env, views = ModelEnv(config['task'], image_size=run_image_size(args.run_dir)), ViewSpace(config['task'])
+    env = ModelEnv(config['task'], image_size=run_image_size(args.run_dir), zoom=run_image_zoom(args.run_dir))
+    views = ViewSpace(config['task'])
     rng = np.random.default_rng(START_VIEW_SEED)
     for _ in range(args.episode + 1):                         # the start view evaluation gives this episode
         start_view = acting_view(views, rng, args.fixed_view)

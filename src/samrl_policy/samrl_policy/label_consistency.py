@@ -51,7 +51,7 @@ def summarise_gaps(gaps: np.ndarray) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from samrl_policy.checkpoints import load_actor
     from samrl_policy.expert import ExpertConfig, TrajectoryExpert
-    from samrl_policy.learn_at_sim import run_image_size
+    from samrl_policy.learn_at_sim import run_image_size, run_image_zoom
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.views import ViewSpace
     parser = argparse.ArgumentParser(prog='python -m samrl_policy.label_consistency',
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     config = json.loads((args.run_dir / 'actor' / 'config.json').read_text())
     torch.set_num_threads(2)
     actor, _ = load_actor(args.checkpoint or args.run_dir / 'actor.pt')
-    env = ModelEnv(config['task'], image_size=run_image_size(args.run_dir))
+    env = ModelEnv(config['task'], image_size=run_image_size(args.run_dir), zoom=run_image_zoom(args.run_dir))
     expert_config = ExpertConfig(**config['expert'])
     seeds = [episode_seed('evaluation', config['seed'], i) for i in range(args.episodes)]
     gaps = label_gaps(env, actor.eval(), TrajectoryExpert(expert_config), TrajectoryExpert(expert_config),

@@ -42,13 +42,15 @@ class LearnAtSimConfig:
     task: str
     seed: int = 0
     image_size: tuple[int, int] = (64, 64)        # (height, width) of M's renders for the networks
+    image_zoom: float = 1.0                       # their zoom about the image centre (CameraIntrinsics.d435)
     dagger: DAggerConfig = field(default_factory=DAggerConfig)
     q: QConfig = field(default_factory=QConfig)
     expert: ExpertConfig = field(default_factory=ExpertConfig)
 
 
 def _stage_config(config: LearnAtSimConfig, stage: str, extra) -> dict:
-    return {'task': config.task, 'image_size': list(config.image_size), 'expert': asdict(config.expert),
+    return {'task': config.task, 'image_size': list(config.image_size), 'image_zoom': config.image_zoom,
+            'expert': asdict(config.expert),
             'stage': stage, **asdict(extra)}
 
 
@@ -60,11 +62,20 @@ def _publish(run_dir: Path, stage: str, checkpoint: Path) -> Path:
     return final
 
 
+def _check_zoom(config: LearnAtSimConfig) -> None:
+    """The networks' configs must name the zoom the renders use (the 3D keypoint encoders back-project with it)."""
+    for stage, network in (('dagger', config.dagger.network), ('q', config.q.network)):
+        zoom = 1.0 if network is None else network.image_zoom
+        if zoom != config.image_zoom:
+            raise ValueError(f'{stage} network config has image_zoom {zoom}, the renders use {config.image_zoom}')
+
+
 def learn_at_sim(run_dir: Path, config: LearnAtSimConfig, command: str, progress: bool = True) -> dict:
     """Run (or go on with) every stage; returns each stage's record."""
     torch.set_num_threads(TORCH_THREADS)
     run_dir = Path(run_dir)
-    env = ModelEnv(config.task, image_size=config.image_size)
+    _check_zoom(config)
+    env = ModelEnv(config.task, image_size=config.image_size, zoom=config.image_zoom)
     expert = TrajectoryExpert(config.expert)
     views = ViewSpace(config.task)
     records = {}
@@ -126,6 +137,12 @@ def run_image_size(run_dir: Path) -> tuple[int, int]:
     """(height, width) of the renders a run's networks were trained on."""
     config = json.loads((Path(run_dir) / 'actor' / 'config.json').read_text())
     return tuple(config['image_size'])
+
+
+def run_image_zoom(run_dir: Path) -> float:
+    """The zoom of the renders a run's networks were trained on (1 for runs from before the option)."""
+    config = json.loads((Path(run_dir) / 'actor' / 'config.json').read_text())
+    return float(config.get('image_zoom', 1.0))
 
 
 def ship(run_dir: Path, task: str) -> list[Path]:

@@ -154,15 +154,15 @@ class ModelEnv:
 
     def __init__(self, task: str, image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE, seed: int | None = 0,
                  episode_starts: Callable[[PhysicsModel, int], EpisodeStart] | None = None,
-                 objects: SceneObjects = SceneObjects()):
-        """image_size: (height, width) px of observe()'s images (D435 intrinsics scaled to it);
+                 objects: SceneObjects = SceneObjects(), zoom: float = 1.0):
+        """image_size: (height, width) px of observe()'s images (D435 intrinsics scaled to it, at `zoom`);
         seed: the first episode's seed (None: call reset() before anything else)."""
         self.task_name = check_task(task)
         self.image_size, self.objects = image_size, objects
         self.model = build_model(task)
         self.episode_starts = episode_starts or sim_episode_starts(task)
         height, width = image_size
-        self.renderer = Renderer(CameraIntrinsics.d435(width, height))
+        self.renderer = Renderer(CameraIntrinsics.d435(width, height, zoom))
         self.task: ModelTask | None = None
         self._start: EpisodeStart | None = None
         self._state: torch.Tensor | None = None

@@ -70,6 +70,7 @@ class NetworkConfig:
     hidden: tuple[int, ...] = (256, 256)            # MLP head widths
     depth_near_m: float = DEPTH_NEAR_M
     depth_far_m: float = DEPTH_FAR_M
+    image_zoom: float = 1.0                         # the renders' zoom (CameraIntrinsics.d435): their focal length
     # The tool's world position among the head's inputs. False: the head sees where things are only
     # through the image (with 'tool_keypoints', from the tool), so it cannot tie its moves to tool
     # positions in the world and extrapolate them where the expert's episodes never went.
@@ -172,7 +173,7 @@ class KeypointEncoder(nn.Module):
 
     def __init__(self, config: NetworkConfig):
         super().__init__()
-        self.near_m, self.far_m = config.depth_near_m, config.depth_far_m
+        self.near_m, self.far_m, self.zoom = config.depth_near_m, config.depth_far_m, config.image_zoom
         widths = [IMAGE_CHANNELS, *config.keypoint_channels]
         layers: list[nn.Module] = []
         for inputs, outputs, stride in zip(widths[:-1], widths[1:], config.keypoint_strides):
@@ -188,12 +189,12 @@ class KeypointEncoder(nn.Module):
         return self.project(soft_argmax(features, self.log_temperature.exp()))
 
 
-def optical_points(depth: torch.Tensor, far_m: float) -> torch.Tensor:
+def optical_points(depth: torch.Tensor, far_m: float, zoom: float = 1.0) -> torch.Tensor:
     """(N, 1, H, W) depth in metres -> (N, 3, H, W) each pixel's point in the optical frame (x right,
-    y down, z forward), with the render's D435 intrinsics scaled to W x H and its pixel centres
+    y down, z forward), with the render's D435 intrinsics scaled to W x H at `zoom` and its pixel centres
     (samrl_model.render). No hit (depth 0) is read as the far plane."""
     h, w = depth.shape[2:]
-    k = CameraIntrinsics.d435(w, h)
+    k = CameraIntrinsics.d435(w, h, zoom)
     z = torch.where(depth > NO_HIT_DEPTH_M, depth, torch.full_like(depth, far_m))
     u = torch.arange(w, dtype=depth.dtype, device=depth.device).view(1, 1, 1, w)
     v = torch.arange(h, dtype=depth.dtype, device=depth.device).view(1, 1, h, 1)
@@ -223,7 +224,7 @@ class WorldKeypointEncoder(KeypointEncoder):
         features = self.convolutions(scale_image(image, self.near_m, self.far_m))
         weights = keypoint_weights(features, self.log_temperature.exp())
         points = nn.functional.adaptive_avg_pool2d(
-            optical_points(image[:, DEPTH_CHANNEL:DEPTH_CHANNEL + 1], self.far_m), weights.shape[2:])
+            optical_points(image[:, DEPTH_CHANNEL:DEPTH_CHANNEL + 1], self.far_m, self.zoom), weights.shape[2:])
         world = camera_to_world(torch.einsum('nkhw,nchw->nkc', weights, points), proprio[:, CAMERA_FEATURES])
         world = world - self.origin(proprio)[:, None, :]
         return self.project(torch.cat([expected_positions(weights), world.flatten(1)], dim=1))

@@ -110,10 +110,11 @@ def checked_progress(step: int, max_steps: int) -> float:
 class ModelStateView:
     """Renders M's state as the networks see it (one task, one image size)."""
 
-    def __init__(self, task: str, image_size: tuple[int, int], objects: SceneObjects = SceneObjects()):
+    def __init__(self, task: str, image_size: tuple[int, int], objects: SceneObjects = SceneObjects(),
+                 zoom: float = 1.0):
         self.task = check_task(task)
         height, width = image_size
-        self.renderer = Renderer(CameraIntrinsics.d435(width, height))
+        self.renderer = Renderer(CameraIntrinsics.d435(width, height, zoom))
         self.objects = objects
 
     def observe(self, placements: dict[str, Placement], tcp: Pose, progress: float, camera_pose_world: torch.Tensor,
@@ -131,7 +132,7 @@ class PolicyCore:
     def __init__(self, task: str, actor: torch.nn.Module, image_size: tuple[int, int]):
         self.task = check_task(task)
         self.actor = actor.eval()
-        self.view = ModelStateView(task, image_size)
+        self.view = ModelStateView(task, image_size, zoom=actor.config.image_zoom)
 
     def act(self, state, tcp: Pose, camera_pose: Pose, progress: float) -> PolicyCommand:
         """The command for one control step from a ModelState, the tool's and the camera's world poses and

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     actor, losses = refit(data, args.epochs, args.learning_rate, args.batch_size, args.equal_rounds,
                           encoder=args.encoder, tool_position=args.tool_position)
-    env = ModelEnv(config['task'], image_size=tuple(config['image_size']))
+    env = ModelEnv(config['task'], image_size=tuple(config['image_size']), zoom=config.get('image_zoom', 1.0))
     seeds = [episode_seed('evaluation', config['seed'], i) for i in range(args.eval_episodes)]
     rate = success_rate(env, actor, ViewSpace(config['task']), seeds, config['fixed_view'],
                         config['max_episode_steps'], np.random.default_rng(START_VIEW_SEED))

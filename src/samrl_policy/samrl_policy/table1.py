@@ -305,7 +305,7 @@ def plot_table1(summaries: list[dict], png_path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The worker of evaluate_task_isolated: one task's pending episodes, in this process."""
-    from samrl_policy.learn_at_sim import load_policies, run_image_size
+    from samrl_policy.learn_at_sim import load_policies, run_image_size, run_image_zoom
     from samrl_policy.model_env import ModelEnv
     parser = argparse.ArgumentParser(prog='python -m samrl_policy.table1', description=main.__doc__)
     parser.add_argument('task')
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('records', type=Path)
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
-    env = ModelEnv(args.task, image_size=run_image_size(args.run_dir))
+    env = ModelEnv(args.task, image_size=run_image_size(args.run_dir), zoom=run_image_zoom(args.run_dir))
     evaluate_task(env, ViewSpace(args.task), load_policies(args.run_dir), args.episodes, args.run_seed,
                   args.records, progress=not args.quiet)
     return 0

@@ -100,7 +100,7 @@ def summarise_views(outcomes: np.ndarray, q_values: np.ndarray) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from samrl_description.tasks import TASK_NAMES
-    from samrl_policy.learn_at_sim import SHIPPED, load_policies, run_dir_of, run_image_size
+    from samrl_policy.learn_at_sim import SHIPPED, load_policies, run_dir_of, run_image_size, run_image_zoom
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.active_view import sensing_q
     from samrl_viewpoint.views import ViewSpace
@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     run_dir = run_dir_of(args.run_dir, args.task)
     size, policies, views = run_image_size(run_dir), load_policies(run_dir), ViewSpace(args.task)
-    env, other_env = ModelEnv(args.task, image_size=size), ModelEnv(args.task, image_size=size)
+    zoom = run_image_zoom(run_dir)
+    env, other_env = (ModelEnv(args.task, image_size=size, zoom=zoom) for _ in range(2))
     seeds = [episode_seed('evaluation', PROBE_RUN_SEED, i) for i in range(args.states)]
 
     def q_at(probe_env, params) -> float:

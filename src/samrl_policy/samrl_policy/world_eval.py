@@ -36,7 +36,7 @@ class ActorOnTruth:
         self.task = check_task(task)
         policies = load_policies(run_dir)
         self.actor = getattr(policies, which).eval()
-        self.view = ModelStateView(task, image_size_of(Path(run_dir), self.actor))
+        self.view = ModelStateView(task, image_size_of(Path(run_dir), self.actor), zoom=self.actor.config.image_zoom)
 
     def reset(self, world) -> None:
         del world       # memoryless: every step starts from the world's state
@@ -66,7 +66,8 @@ def side_by_side(task: str, run_dir: Path, seed: int, which: str = 'fixed_actor'
     world = World(task)
     try:
         world.reset(seed=seed)
-        env = ModelEnv(task, image_size=image_size_of(Path(run_dir), agent.actor), seed=seed)
+        env = ModelEnv(task, image_size=image_size_of(Path(run_dir), agent.actor), seed=seed,
+                       zoom=agent.actor.config.image_zoom)
         camera = torch.as_tensor(world.camera_pose().as_matrix(), dtype=torch.float64)
         rows = [{'step': 0, 'model': _measures(env.task.evaluate(env.state, env.memory)),
                  'world': _measures(world.task_state().info)}]       # the same start

@@ -45,6 +45,23 @@ def test_beta_rounds_and_no_tool_position_reach_the_configs():
     assert not _dagger_config(args).network.tool_position and _dagger_config(args).pin_constant_actions
 
 
+def test_zoom_reaches_the_renders_and_the_networks_and_a_bad_one_is_refused(capsys):
+    import pytest
+
+    from samrl_bringup.cli import build_parser
+    from samrl_bringup.learning_commands import _dagger_config, _q_config
+    from samrl_policy.learn_at_sim import LearnAtSimConfig, _check_zoom
+    args = build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--zoom', '2'])
+    assert args.zoom == 2.0 and _dagger_config(args).network.image_zoom == 2.0
+    assert _q_config(args).network.image_zoom == 2.0
+    for bad in ('0.5', 'x', '100'):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--zoom', bad])
+        assert 'zoom must' in capsys.readouterr().err
+    with pytest.raises(ValueError, match='image_zoom'):         # networks told 1, renders zoomed 2
+        _check_zoom(LearnAtSimConfig('peg_insertion', image_zoom=2.0))
+
+
 def test_a_killed_run_does_not_skip_the_episode_it_was_in(tmp_path):
     run = tmp_path / 'run'
     process = subprocess.Popen([sys.executable, '-m', 'samrl_bringup.cli', 'train', 'learn-at-sim', 'peg_insertion',

@@ -148,3 +148,21 @@ def test_the_world_keypoints_geometry_puts_m_renders_where_the_objects_are(envs)
         centroids.append(world[target].mean(dim=0))
     spread = torch.stack(centroids) - torch.stack(centroids).mean(dim=0)
     assert float(spread.norm(dim=1).max()) < CENTROID_SPREAD_M
+
+
+def test_a_zoomed_render_is_the_centred_crop_and_back_projects_to_the_same_place(envs):
+    """zoom 2 (samrl train learn-at-sim --zoom): the target covers about four times the pixels from the default
+    view, and the 3D keypoint encoders' back-projection at that zoom puts it where zoom 1 does."""
+    from samrl_policy.networks import DEPTH_FAR_M, camera_to_world, optical_points
+    from samrl_viewpoint.views import ViewSpace
+    zoomed = ModelEnv('peg_insertion', image_size=IMAGE_SIZE, seed=SEED, zoom=2.0)
+    views = ViewSpace('peg_insertion')
+    centroids, areas = [], []
+    for env, zoom in ((envs['peg_insertion'], 1.0), (zoomed, 2.0)):
+        obs = env.observe(views.camera_pose(views.default()))
+        points = optical_points(obs.image[None, 3:4], DEPTH_FAR_M, zoom).flatten(2).transpose(1, 2)
+        target = obs.image[4].flatten() > 0.5
+        centroids.append(camera_to_world(points, obs.proprio[None, 9:18])[0][target].mean(dim=0))
+        areas.append(int(target.sum()))
+    assert 3.0 < areas[1] / areas[0] < 5.0, areas
+    assert float((centroids[0] - centroids[1]).norm()) < CENTROID_SPREAD_M

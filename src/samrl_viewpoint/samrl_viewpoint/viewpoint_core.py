@@ -40,7 +40,7 @@ class ViewpointCore:
         self.task = task
         self.actor, self.q_network = actor.eval(), q_network.eval()
         self.views = ViewSpace(task)
-        self.view = ModelStateView(task, image_size)
+        self.view = ModelStateView(task, image_size, zoom=actor.config.image_zoom)
         start = self.views.default() if camera is None else view_of_camera(self.views, checked_pose(camera, 'camera'))
         self.camera = ActiveCamera(self.views, start, step_size)
 
