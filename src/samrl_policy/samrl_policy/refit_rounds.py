@@ -92,11 +92,12 @@ def epoch_batches(rng: np.random.Generator, count: int, batch_size: int, weights
 
 def refit(data: AggregatedDataset, epochs: int, learning_rate: float, batch_size: int, equal_rounds: bool,
           seed: int = 0, encoder: str = NetworkConfig.encoder, progress: bool = True,
-          tool_position: bool = True) -> tuple[Actor, list[float]]:
-    """A fresh actor with `encoder` fitted on `data` (Eq. 8 squared) with cosine decay; (the actor, loss per epoch)."""
+          tool_position: bool = True, image_zoom: float = 1.0) -> tuple[Actor, list[float]]:
+    """A fresh actor with `encoder` fitted on `data` (Eq. 8 squared) with cosine decay; (the actor, loss per epoch).
+    image_zoom: the zoom the shards' renders were made at (the 3D keypoint encoders back-project with it)."""
     torch.manual_seed(seed)
     actor = Actor(NetworkConfig(proprio_dim=data.arrays['proprio'].shape[1], encoder=encoder,
-                                tool_position=tool_position))
+                                tool_position=tool_position, image_zoom=image_zoom))
     actor.proprio.fit(data.field('proprio').float())
     optimizer = torch.optim.Adam(actor.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     from samrl_viewpoint.views import ViewSpace
     torch.set_num_threads(TORCH_THREADS)
     config = json.loads((args.run / 'config.json').read_text())
+    zoom = float(config.get('image_zoom', 1.0))
     paths = [args.run / 'data' / f'round_{r:03d}.npz' for r in args.rounds]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -174,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     actor, losses = refit(data, args.epochs, args.learning_rate, args.batch_size, args.equal_rounds,
-                          encoder=args.encoder, tool_position=args.tool_position)
-    env = ModelEnv(config['task'], image_size=tuple(config['image_size']), zoom=config.get('image_zoom', 1.0))
+                          encoder=args.encoder, tool_position=args.tool_position, image_zoom=zoom)
+    env = ModelEnv(config['task'], image_size=tuple(config['image_size']), zoom=zoom)
     seeds = [episode_seed('evaluation', config['seed'], i) for i in range(args.eval_episodes)]
     rate = success_rate(env, actor, ViewSpace(config['task']), seeds, config['fixed_view'],
                         config['max_episode_steps'], np.random.default_rng(START_VIEW_SEED))
