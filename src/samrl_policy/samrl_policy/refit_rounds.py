@@ -13,6 +13,14 @@ evaluation seeds. Only the run's files are read; nothing in the run is changed.
     python -m samrl_policy.refit_rounds out/learn_at_sim/peg_insertion/actor --rounds 0-2 --save out/refit/actor.pt
     python -m samrl_policy.refit_rounds out/learn_at_sim/peg_insertion/actor --rounds 0-1 \
         --checkpoint out/learn_at_sim/peg_insertion/actor.pt       # that actor's errors on the shards, no refit
+    python -m samrl_policy.refit_rounds out/learn_at_sim/peg_insertion/actor --rounds 0 \
+        --checkpoint out/learn_at_sim/peg_insertion/actor.pt \
+        --heldout out/learn_at_sim/peg_insertion_seed1/actor/data/round_000.npz   # a larger held-out set
+
+A run's own held-out set is DAggerConfig.heldout_episodes (3) expert episodes: enough for the errors
+of moves that change every step, but a quantity drawn once per episode (the peg block's yaw) is seen
+only 3 times there. --heldout measures on round shards of another run of the same task, render size
+and zoom under another seed, whose episodes this run never saw.
 
 Every report starts with the labels of each round: states, mean |a| and the fraction of labels at
 the action bound, per action dimension (translation x y z, rotation x y z, gripper). The actor's
@@ -125,6 +133,32 @@ def _errors(actor: Actor, data: AggregatedDataset, heldout: AggregatedDataset) -
                 'heldout_per_dimension': dimension_errors(actor, heldout)}
 
 
+def heldout_shards(run: Path, config: dict, paths: list[Path] | None) -> list[Path]:
+    """The shards to measure held-out errors on: the run's own heldout.npz, or round shards of another run
+    whose renders are made the same way and whose episode seeds are not this run's (another run seed)."""
+    if not paths:
+        return [run / 'data' / 'heldout.npz']
+    for path in paths:
+        other_config = path.parent.parent / 'config.json'
+        if not path.exists() or not other_config.exists():
+            raise ValueError(f'{path}: not a shard of a run directory (<run>/data/*.npz beside <run>/config.json)')
+        other = json.loads(other_config.read_text())
+        differing = [key for key in ('task', 'image_size', 'image_zoom')
+                     if other.get(key, 1.0 if key == 'image_zoom' else None)
+                     != config.get(key, 1.0 if key == 'image_zoom' else None)]
+        if differing:
+            raise ValueError(f'{path}: its run differs from {run} in {differing}; its renders are not comparable')
+        if other.get('seed') == config.get('seed'):
+            raise ValueError(f'{path}: its run has this run\'s seed {config.get("seed")}, so its episodes may be '
+                             f'ones this run trained on; use a run with another --seed')
+    return paths
+
+
+def episode_count(data: AggregatedDataset) -> int:
+    """Distinct (round, episode) pairs: how many episodes, so how many draws of a per-episode quantity."""
+    return len(np.unique(np.stack([data.arrays['round'], data.arrays['episode']]), axis=1).T)
+
+
 def parse_rounds(text: str) -> list[int]:
     """'0-5' or '0,1,4' -> the round numbers."""
     try:
@@ -153,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--save', type=Path, help='write the refitted actor here (a checkpoint and its card)')
     parser.add_argument('--checkpoint', type=Path,
                         help='no refit: report this actor\'s errors on the rounds\' shards and the held-out one')
+    parser.add_argument('--heldout', type=Path, nargs='+', metavar='SHARD',
+                        help='measure held-out errors on these round shards of a run with another --seed '
+                             '(default: the run\'s own data/heldout.npz, 3 episodes)')
     args = parser.parse_args(argv)
     from samrl_policy.model_env import ModelEnv
     from samrl_viewpoint.views import ViewSpace
@@ -165,8 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f'no such shards: {", ".join(missing)}')
     data, heldout = AggregatedDataset(DEMO_FIELDS), AggregatedDataset(DEMO_FIELDS)
     data.load(paths)
-    heldout.load([args.run / 'data' / 'heldout.npz'])
-    report = {'rounds': args.rounds, 'samples': len(data), 'labels': label_statistics(data)}
+    try:
+        heldout_paths = heldout_shards(args.run, config, args.heldout)
+    except ValueError as exc:
+        parser.error(str(exc))
+    heldout.load(heldout_paths)
+    report = {'rounds': args.rounds, 'samples': len(data), 'labels': label_statistics(data),
+              'heldout_shards': [str(p) for p in heldout_paths],
+              'heldout_samples': len(heldout), 'heldout_episodes': episode_count(heldout)}
     if args.labels_only:
         print(json.dumps(report, indent=2))
         return 0

@@ -81,3 +81,39 @@ def test_dimension_errors_show_a_hedging_dimension():
     assert errors['decided_share'][5] == pytest.approx(0.667, abs=1e-3)
     assert errors['decided_sign_agreement'][0] == 1.0 and errors['decided_sign_agreement'][5] == 0.5
     assert errors['decided_mean_abs_output'][5] == pytest.approx(0.2)
+
+
+def test_a_heldout_shard_must_come_from_a_comparable_run_with_another_seed(tmp_path):
+    import json
+
+    from samrl_policy.refit_rounds import heldout_shards
+    config = {'task': 'peg_insertion', 'image_size': [64, 64], 'image_zoom': 2.0, 'seed': 0}
+    run = tmp_path / 'run' / 'actor'
+    assert heldout_shards(run, config, None) == [run / 'data' / 'heldout.npz']
+
+    def other_run(name: str, **changes) -> object:
+        shard = tmp_path / name / 'actor' / 'data' / 'round_000.npz'
+        shard.parent.mkdir(parents=True)
+        shard.write_bytes(b'')
+        (shard.parent.parent / 'config.json').write_text(json.dumps({**config, **changes}))
+        return shard
+
+    good = other_run('seed1', seed=1)
+    assert heldout_shards(run, config, [good]) == [good]
+    with pytest.raises(ValueError, match='seed 0'):
+        heldout_shards(run, config, [other_run('same_seed')])
+    with pytest.raises(ValueError, match='image_zoom'):
+        heldout_shards(run, config, [other_run('zoom1', seed=1, image_zoom=1.0)])
+    with pytest.raises(ValueError, match='not a shard of a run'):
+        heldout_shards(run, config, [tmp_path / 'nowhere.npz'])
+
+
+def test_episodes_are_counted_per_round():
+    from samrl_policy.refit_rounds import episode_count
+    builder = ShardBuilder()
+    for round_index, episode in [(0, 0), (0, 0), (0, 1), (1, 0)]:
+        builder.append(torch.zeros(5, 8, 8), proprio=np.zeros(4), action=np.zeros(7), episode=episode,
+                       round=round_index, step=0, view=0, view_params=np.zeros(5))
+    data = AggregatedDataset(DEMO_FIELDS)
+    data.add(builder.build())
+    assert episode_count(data) == 3
