@@ -134,14 +134,32 @@ def _q_config(args):
     return replace(config, episodes_per_shard=min(config.episodes_per_shard, config.episodes))
 
 
-def _exit_on_sigterm() -> None:
+def _exit_on_sigterm() -> dict:
     """`kill` stops a run as Ctrl-C does: the episode under way is not recorded as one that killed the
-    process (training.EpisodeLedger), so the resumed run collects it again instead of skipping it."""
-    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    process (training.EpisodeLedger), so the resumed run collects it again instead of skipping it.
+    Returns {'exit': code} once the signal came: Dr.Jit turns an exit raised inside a render into a
+    RuntimeError, which the command then turns back into this exit code."""
+    received: dict = {}
+
+    def stop(signum, _frame):
+        received['exit'] = 128 + signum
+        sys.exit(received['exit'])
+
+    signal.signal(signal.SIGTERM, stop)
+    return received
 
 
 def cmd_learn_at_sim(args) -> int:
-    _exit_on_sigterm()
+    received = _exit_on_sigterm()
+    try:
+        return _learn_at_sim(args)
+    except Exception as exc:
+        if 'exit' in received:
+            raise SystemExit(received['exit']) from exc
+        raise
+
+
+def _learn_at_sim(args) -> int:
     from samrl_policy.dagger import beta_schedule
     from samrl_policy.learn_at_sim import LearnAtSimConfig, learn_at_sim
     sized = {} if args.size is None else {'image_size': (args.size[1], args.size[0])}      # (height, width)
