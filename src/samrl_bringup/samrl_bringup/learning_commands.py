@@ -52,6 +52,9 @@ def add_learn_at_sim(train_sub, command, positive_int, size) -> None:
     learn.add_argument('--episodes-per-round', type=positive_int, help='DAgger episodes per round')
     learn.add_argument('--views', type=positive_int, help='renders of each visited state (K of Eq. 8)')
     learn.add_argument('--epochs', type=positive_int, help='epoch budget of each DAgger round\'s fit')
+    learn.add_argument('--lr-schedule', choices=('constant', 'cosine'),
+                       help='learning rate over each DAgger round\'s fit: constant, or cosine decay to 0 over the '
+                            '--epochs budget (default: DAggerConfig, constant)')
     learn.add_argument('--eval-episodes', type=positive_int, help='learner episodes scored after each round')
     learn.add_argument('--q-episodes', type=positive_int, help='actor rollouts for Q\'s returns')
     learn.add_argument('--q-views-per-state', type=positive_int,
@@ -108,7 +111,8 @@ def _dagger_config(args):
     from samrl_policy.dagger import DAggerConfig
     given = {'rounds': args.rounds, 'episodes_per_round': args.episodes_per_round, 'views_per_state': args.views,
              'epochs_per_round': args.epochs, 'eval_episodes': args.eval_episodes, 'max_episode_steps': args.max_steps,
-             'network': _network_config(args), 'pin_constant_actions': args.pin_actions}
+             'network': _network_config(args), 'pin_constant_actions': args.pin_actions,
+             'learning_rate_schedule': args.lr_schedule}
     if args.beta_rounds is not None:
         given.update(beta='linear', beta_parameter=float(args.beta_rounds))
     return replace(DAggerConfig(), **{k: v for k, v in given.items() if v is not None})

@@ -10,7 +10,8 @@ One round, in the order imitation's DAgger trainer has it:
 3. aggregate: the round's samples are one shard on disk (data/round_NNN.npz); the data set is
    all rounds so far;
 4. fit: the actor is trained on all of it with Eq. 8, warm-started from the previous round with
-   a fresh Adam, until an epoch's training error is <= target_error or epochs_per_round ran;
+   a fresh Adam (its rate constant or decayed over the round's epochs, learning_rate_schedule),
+   until an epoch's training error is <= target_error or epochs_per_round ran;
 5. evaluate: the action error on a held-out set (expert rollouts from held-out seeds, labelled
    and rendered the same way, never trained on) and the learner's success rate alone on
    evaluation seeds (one random view per episode; Fixed View: the default view);
@@ -113,6 +114,9 @@ class DAggerConfig:
     target_error: float = 0.0           # stop a round's fit once its training error is <= this
     batch_size: int = 64
     learning_rate: float = 1e-3
+    # 'cosine' decays each round's rate to 0 over epochs_per_round. The peg's actor fitted 10 epochs at a
+    # constant rate had training error 0.30; 30 epochs with cosine decay reached 0.06 on the same data (README).
+    learning_rate_schedule: str = 'constant'
     heldout_episodes: int = 3
     eval_episodes: int = 10
     seed: int = 0
@@ -129,6 +133,7 @@ class DAggerConfig:
         if min(counts.values()) < 1:
             raise ValueError(f'DAggerConfig needs at least 1 of each of {counts}')
         beta_schedule(self.beta, self.beta_parameter)          # refuses an unknown schedule now, not at round 1
+        FitSettings(self.epochs_per_round, self.learning_rate, schedule=self.learning_rate_schedule)   # and this one
 
     @property
     def renders_per_state(self) -> int:
@@ -292,7 +297,8 @@ def train_dagger(run: Run, env: Env, expert: Expert, views: ViewDistribution,
         _load_rounds(run, data, round_index)
         # 4. fit on all of it (Eq. 8), warm-started, until the target error or the epoch budget
         actor = actor if actor is not None else _new_actor(run, config, data)
-        settings = FitSettings(config.epochs_per_round, config.learning_rate, config.target_error)
+        settings = FitSettings(config.epochs_per_round, config.learning_rate, config.target_error,
+                               config.learning_rate_schedule)
         history = fit(run, name, actor, lambda net, opt, rng: train_epoch(net, opt, data, rng, config.batch_size),
                       settings, 'dagger_epochs', first_step=epochs_done)
         epochs_done += len(history)

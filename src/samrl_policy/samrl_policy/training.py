@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -204,13 +205,29 @@ def _number(text: str):
 
 
 # -- a resumable fit ------------------------------------------------------------------------------
+LEARNING_RATE_SCHEDULES = ('constant', 'cosine')
+
+
 @dataclass(frozen=True)
 class FitSettings:
-    """When a fit stops: after `epochs` epochs, or as soon as an epoch's training loss is <= target_loss."""
+    """When a fit stops: after `epochs` epochs, or as soon as an epoch's training loss is <= target_loss.
+    schedule: 'constant' keeps learning_rate; 'cosine' decays it from learning_rate to 0 over the `epochs`
+    budget (half a cosine, as torch's CosineAnnealingLR), so a long fit ends with small steps."""
 
     epochs: int
     learning_rate: float
     target_loss: float = 0.0
+    schedule: str = 'constant'
+
+    def __post_init__(self) -> None:
+        if self.schedule not in LEARNING_RATE_SCHEDULES:
+            raise ValueError(f'learning-rate schedule must be one of {LEARNING_RATE_SCHEDULES}, got {self.schedule!r}')
+
+    def rate(self, epoch: int) -> float:
+        """The learning rate of epoch `epoch` (0-based)."""
+        if self.schedule == 'constant':
+            return self.learning_rate
+        return 0.5 * self.learning_rate * (1.0 + math.cos(math.pi * epoch / self.epochs))
 
 
 EpochStep = Callable[[Actor | QNetwork, torch.optim.Optimizer, np.random.Generator], dict]
@@ -237,7 +254,10 @@ def fit(run: Run, name: str, network: Actor | QNetwork, epoch: EpochStep, settin
     with torch_threads(FIT_TORCH_THREADS), \
             run.bar(total=settings.epochs, initial=len(history), desc=name, unit='epoch', leave=False) as bar:
         while not _fit_done(history, settings):
-            metrics = {'epoch': len(history), **epoch(network, optimizer, run.rng(name, 'epoch', len(history)))}
+            for group in optimizer.param_groups:        # from the epoch index, so a resumed fit goes on the same
+                group['lr'] = settings.rate(len(history))
+            metrics = {'epoch': len(history), 'learning_rate': settings.rate(len(history)),
+                       **epoch(network, optimizer, run.rng(name, 'epoch', len(history)))}
             history.append(metrics)
             save_training_state(state, network, optimizer, {'history': history}, {'command': run.command})
             run.log(table, first_step + metrics['epoch'], {'name': name, **metrics})

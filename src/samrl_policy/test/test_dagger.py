@@ -48,10 +48,11 @@ from samrl_policy.dataset import (  # noqa: E402
     save_shard,
 )
 from samrl_policy.networks import Actor  # noqa: E402
-from samrl_policy.training import Run, RunError, episode_seed, read_table, running_path  # noqa: E402
+from samrl_policy.training import FitSettings, Run, RunError, episode_seed, read_table, running_path  # noqa: E402
 
 CONFIG = DAggerConfig(rounds=3, episodes_per_round=4, views_per_state=3, beta_parameter=2, epochs_per_round=8,
-                      batch_size=32, learning_rate=3e-3, heldout_episodes=3, eval_episodes=3, network=SMALL_NETWORK)
+                      batch_size=32, learning_rate=3e-3, learning_rate_schedule='cosine', heldout_episodes=3,
+                      eval_episodes=3, network=SMALL_NETWORK)
 ERROR_REDUCTION = 0.75          # the trained actor's held-out action error, at most this fraction of an untrained one's
 
 
@@ -75,6 +76,21 @@ def finished(tmp_path_factory):
     directory = tmp_path_factory.mktemp('dagger') / 'run'
     actor, record = run_dagger(directory)
     return directory, actor, record
+
+
+def test_the_learning_rate_is_constant_or_decays_over_the_epoch_budget():
+    assert [FitSettings(4, 0.1).rate(epoch) for epoch in range(4)] == [0.1] * 4
+    cosine = FitSettings(4, 0.1, schedule='cosine')
+    assert [round(cosine.rate(epoch), 6) for epoch in range(5)] == [0.1, 0.085355, 0.05, 0.014645, 0.0]
+    with pytest.raises(ValueError, match='schedule must be one of'):
+        DAggerConfig(learning_rate_schedule='step')
+
+
+def test_each_round_fit_logs_its_decaying_rate(finished):
+    rows = read_table(finished[0] / 'logs' / 'dagger_epochs.csv')
+    for name in {row['name'] for row in rows}:
+        rates = [row['learning_rate'] for row in rows if row['name'] == name]
+        assert rates[0] == CONFIG.learning_rate and all(np.diff(rates) < 0), (name, rates)
 
 
 def test_beta_starts_at_one_and_follows_its_schedule():

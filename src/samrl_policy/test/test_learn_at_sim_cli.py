@@ -38,7 +38,9 @@ def test_beta_rounds_and_no_tool_position_reach_the_configs():
     schedule = beta_schedule(config.beta, config.beta_parameter)
     assert [schedule(r) for r in range(config.rounds)] == [1.0, 0.0, 0.0]
     assert config.network is None                                  # NetworkConfig's defaults
-    assert not config.pin_constant_actions
+    assert not config.pin_constant_actions and config.learning_rate_schedule == 'constant'
+    cosine = build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--lr-schedule', 'cosine'])
+    assert _dagger_config(cosine).learning_rate_schedule == 'cosine'
     assert build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--size', '128x96']).size == (128, 96)
     args = build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--no-tool-position',
                                       '--pin-actions'])
