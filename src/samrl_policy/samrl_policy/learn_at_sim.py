@@ -26,7 +26,7 @@ from samrl_policy.dagger import DAggerConfig, train_dagger
 from samrl_policy.expert import ExpertConfig, TrajectoryExpert
 from samrl_policy.model_env import ModelEnv
 from samrl_policy.q_learning import QConfig, train_q
-from samrl_policy.training import Run
+from samrl_policy.training import Run, config_image_zoom
 from samrl_viewpoint.views import ViewSpace
 
 STAGES = ('actor', 'fixed_actor', 'q')
@@ -141,8 +141,7 @@ def run_image_size(run_dir: Path) -> tuple[int, int]:
 
 def run_image_zoom(run_dir: Path) -> float:
     """The zoom of the renders a run's networks were trained on (1 for runs from before the option)."""
-    config = json.loads((Path(run_dir) / 'actor' / 'config.json').read_text())
-    return float(config.get('image_zoom', 1.0))
+    return config_image_zoom(json.loads((Path(run_dir) / 'actor' / 'config.json').read_text()))
 
 
 def ship(run_dir: Path, task: str) -> list[Path]:

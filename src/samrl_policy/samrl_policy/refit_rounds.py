@@ -41,7 +41,7 @@ from samrl_policy.checkpoints import load_actor, save_network
 from samrl_policy.dagger import action_errors, actor_loss, predictions, success_rate
 from samrl_policy.dataset import DEMO_FIELDS, AggregatedDataset
 from samrl_policy.networks import ENCODERS, Actor, NetworkConfig
-from samrl_policy.training import episode_seed
+from samrl_policy.training import config_image_zoom, episode_seed
 
 SATURATED = 0.99             # |a| above this is at the action bound (actions are in [-1, 1])
 DECIDED = 0.5                # |a| of a label at least this says clearly which way to move
@@ -143,9 +143,8 @@ def heldout_shards(run: Path, config: dict, paths: list[Path] | None) -> list[Pa
         if not path.exists() or not other_config.exists():
             raise ValueError(f'{path}: not a shard of a run directory (<run>/data/*.npz beside <run>/config.json)')
         other = json.loads(other_config.read_text())
-        differing = [key for key in ('task', 'image_size', 'image_zoom')
-                     if other.get(key, 1.0 if key == 'image_zoom' else None)
-                     != config.get(key, 1.0 if key == 'image_zoom' else None)]
+        differing = [key for key in ('task', 'image_size') if other.get(key) != config.get(key)]
+        differing += ['image_zoom'] if config_image_zoom(other) != config_image_zoom(config) else []
         if differing:
             raise ValueError(f'{path}: its run differs from {run} in {differing}; its renders are not comparable')
         if other.get('seed') == config.get('seed'):
@@ -195,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     from samrl_viewpoint.views import ViewSpace
     torch.set_num_threads(TORCH_THREADS)
     config = json.loads((args.run / 'config.json').read_text())
-    zoom = float(config.get('image_zoom', 1.0))
+    zoom = config_image_zoom(config)
     paths = [args.run / 'data' / f'round_{r:03d}.npz' for r in args.rounds]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:

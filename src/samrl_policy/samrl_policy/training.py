@@ -184,6 +184,11 @@ class EpisodeLedger:
         self.path.write_text(json.dumps({'skipped': self.skipped, 'running': running}) + '\n')
 
 
+def config_image_zoom(config: dict) -> float:
+    """The zoom of the renders a stage's config.json records; runs made before --zoom rendered at 1."""
+    return float(config.get('image_zoom', 1.0))
+
+
 def running_path(shard_path: Path) -> Path:
     """The EpisodeLedger file of a shard."""
     return Path(shard_path).with_suffix('.running')
