@@ -18,6 +18,7 @@ SHIPPED = 'shipped'                            # learn_at_sim.SHIPPED, without t
 TABLE1_RECORDS = 'out/table1/{task}_shipped_seed{seed}.jsonl'   # Table I's episode records of shipped networks
 DEFAULT_TABLE1_EPISODES = 200
 ENCODER_NAMES = ('keypoints', 'world_keypoints', 'tool_keypoints', 'pooled')  # networks.ENCODERS, without torch
+LR_SCHEDULE_NAMES = ('constant', 'cosine')       # training.LEARNING_RATE_SCHEDULES, without torch
 HEATMAP_SEED = 424242           # the state Fig. 4 is drawn for: an episode seed outside every training block
 
 
@@ -52,7 +53,7 @@ def add_learn_at_sim(train_sub, command, positive_int, size) -> None:
     learn.add_argument('--episodes-per-round', type=positive_int, help='DAgger episodes per round')
     learn.add_argument('--views', type=positive_int, help='renders of each visited state (K of Eq. 8)')
     learn.add_argument('--epochs', type=positive_int, help='epoch budget of each DAgger round\'s fit')
-    learn.add_argument('--lr-schedule', choices=('constant', 'cosine'),
+    learn.add_argument('--lr-schedule', choices=LR_SCHEDULE_NAMES,
                        help='learning rate over each DAgger round\'s fit: constant, or cosine decay to 0 over the '
                             '--epochs budget (default: DAggerConfig, constant)')
     learn.add_argument('--eval-episodes', type=positive_int, help='learner episodes scored after each round')

@@ -29,6 +29,12 @@ def test_the_cli_offers_exactly_the_networks_encoders():
     assert ENCODER_NAMES == ENCODERS
 
 
+def test_the_cli_offers_exactly_the_fits_learning_rate_schedules():
+    from samrl_bringup.learning_commands import LR_SCHEDULE_NAMES
+    from samrl_policy.training import LEARNING_RATE_SCHEDULES
+    assert LR_SCHEDULE_NAMES == LEARNING_RATE_SCHEDULES
+
+
 def test_beta_rounds_and_no_tool_position_reach_the_configs():
     from samrl_bringup.cli import build_parser
     from samrl_bringup.learning_commands import _dagger_config
