@@ -36,6 +36,22 @@ def _zoom(text: str) -> float:
     return value
 
 
+def _non_negative(kind):
+    """An argparse type: a number of `kind` that is >= 0."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'must be a {kind.__name__} >= 0, got {text!r}') from None
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f'must be >= 0, got {text}')
+        return value
+    return parse
+
+
+non_negative_int, non_negative_float = _non_negative(int), _non_negative(float)
+
+
 def add_learn_at_sim(train_sub, command, positive_int, size) -> None:
     """`samrl train learn-at-sim <task>`: DAgger actors (multi-view, fixed-view) and Q, resumable."""
     learn = command(train_sub, 'learn-at-sim', 'Learn@Sim in M: the multi-view and Fixed-View DAgger actors and the '
@@ -61,6 +77,12 @@ def add_learn_at_sim(train_sub, command, positive_int, size) -> None:
     learn.add_argument('--q-views-per-state', type=positive_int,
                        help='Q rollouts from each start state, each from its own random view (default 1), so '
                             'that Q sees how the view alone changes the return')
+    learn.add_argument('--q-branch-steps', type=non_negative_int,
+                       help='most actor steps (default view) before a state\'s --q-views-per-state rollouts branch, '
+                            'drawn per state, so Q also compares views mid-episode (default 0: at the start state)')
+    learn.add_argument('--q-ranking-weight', type=non_negative_float,
+                       help='weight of the view-ranking term beside Eq. 9: a logistic loss on the pairs of views of '
+                            'one state whose returns differ (default 0; needs --q-views-per-state >= 2)')
     learn.add_argument('--q-epochs', type=positive_int, help='epochs of Q\'s regression')
     learn.add_argument('--max-steps', type=positive_int, help='cap on an episode\'s control steps')
     learn.add_argument('--beta-rounds', type=positive_int,
@@ -134,8 +156,12 @@ def _network_config(args):
 def _q_config(args):
     from samrl_policy.q_learning import QConfig
     given = {'episodes': args.q_episodes, 'epochs': args.q_epochs, 'max_episode_steps': args.max_steps,
-             'views_per_state': args.q_views_per_state, 'network': _network_config(args)}
-    config = replace(QConfig(), **{k: v for k, v in given.items() if v is not None})
+             'views_per_state': args.q_views_per_state, 'branch_steps': args.q_branch_steps,
+             'ranking_weight': args.q_ranking_weight, 'network': _network_config(args)}
+    try:
+        config = replace(QConfig(), **{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:               # e.g. --q-ranking-weight without views to rank
+        raise SystemExit(f'samrl train learn-at-sim: {exc}') from None
     return replace(config, episodes_per_shard=min(config.episodes_per_shard, config.episodes))
 
 

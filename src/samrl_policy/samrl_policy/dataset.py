@@ -10,7 +10,8 @@ Every sample is one render of one state from one camera pose plus its fields:
 * DAgger (DEMO_FIELDS): proprio, the expert's label `action`, `episode`, `round`, `step` (time
   step in the episode), `view` (index of the pose among the state's renders), `view_params`;
 * Q (RETURN_FIELDS): proprio, the actor's `action`, its discounted `return`, the step's
-  `reward`, `success` of the episode, `episode`, `step`, `view_params`.
+  `reward`, `success` of the episode, `episode` (the state's seed), `step` (control steps since
+  the rollout's branch state, q_learning.py), `view_params`.
 
 Memory. Images are held compressed: RGB and the mask as uint8 (1/255 steps), depth as float16
 (about 1 mm at 2 m), BYTES_PER_PIXEL = 6 bytes a pixel, 24 KiB a 64x64 sample, so 100k samples

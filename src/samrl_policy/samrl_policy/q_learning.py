@@ -10,8 +10,19 @@ proprioception, the actor's action a_t and the discounted return from there,
 with the env's own rewards, for successful and failed episodes alike. (The paper prints
 gamma^(T - i), which weighs the last reward most for every t; we read it as the usual return.)
 
+Views of one state. With `views_per_state` > 1, consecutive rollouts share a state and each sees it
+from its own view, so the data show what the view alone does to the return. The shared state is
+the start state, or with `branch_steps` > 0 the state after a prefix of 0..branch_steps actor steps
+from the default view (drawn per state; the prefix is not stored): the view step acts at every
+control step, so Q must rank views mid-episode too. Samples store `step` counted from that branch
+state, so step 0 marks the states whose views are compared.
+
 Fit: Eq. 9, ||Q(I_t, a_t) - R_t||^2 averaged over samples, on standardised returns (networks.py
-keeps the scale). The episodes are split three ways, whole episodes each: training, validation
+keeps the scale). Eq. 9 alone is dominated by differences between states and time steps, which
+the view step never compares; `ranking_weight` > 0 adds a view-ranking term on the pairs of
+views of one branch state whose returns differ, log(1 + exp(-(Q_better - Q_worse))) in
+standardised units (Bradley-Terry), so Q learns what the view step asks of it: which of two
+views of the same state the actor does better from. The episodes are split three ways, whole episodes each: training, validation
 and held-out. Q memorises its training returns within a few tens of epochs (needle threading: a
 standardised training loss of 0.003 against a held-out MSE of 28 for a return variance of 37), so
 the published Q is the epoch with the lowest validation loss (early stopping), and the held-out
@@ -60,13 +71,15 @@ class QConfig:
 
     episodes: int = 200
     episodes_per_shard: int = 20
-    views_per_state: int = 1            # rollouts from one start state, each from its own random view
+    views_per_state: int = 1            # rollouts from one state, each from its own random view
+    branch_steps: int = 0               # most actor steps (default view) before those rollouts branch
     max_episode_steps: int = 60         # a cap; the env's own time limit usually ends episodes first
     gamma: float = GAMMA
     epochs: int = 30
     target_loss: float = 0.0            # stop once an epoch's (standardised) training loss is <= this
     batch_size: int = 64
     learning_rate: float = 1e-3
+    ranking_weight: float = 0.0         # of the view-ranking term beside Eq. 9 (needs views_per_state > 1)
     heldout_fraction: float = 0.2       # of the episodes, kept out of the fit to measure it
     validation_fraction: float = 0.15   # of the other episodes, kept out of the fit to pick its epoch (0: the last)
     seed: int = 0
@@ -83,6 +96,11 @@ class QConfig:
                              f'in (0, 1)')
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f'validation_fraction {self.validation_fraction} must be in [0, 1)')
+        if self.branch_steps < 0 or self.ranking_weight < 0.0:
+            raise ValueError(f'branch_steps {self.branch_steps} and ranking_weight {self.ranking_weight} must be >= 0')
+        if self.ranking_weight > 0.0 and self.views_per_state < 2:
+            raise ValueError(f'ranking_weight {self.ranking_weight} ranks views of one state: it needs '
+                             f'views_per_state >= 2, got {self.views_per_state}')
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
@@ -98,13 +116,14 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
 # -- collecting the actor's returns ---------------------------------------------------------------
 @torch.no_grad()
 def run_episode(env: Env, actor: Actor, views: ViewDistribution, seed: int, config: QConfig,
-                rng: np.random.Generator, builder: ShardBuilder) -> dict:
-    """The actor alone from one random view; every step into `builder` with its return."""
-    env.reset(seed)
+                rng: np.random.Generator, builder: ShardBuilder, prefix_steps: int = 0) -> dict:
+    """The actor alone from one random view, after `prefix_steps` from the default view (the branch
+    state); every step from the branch state on into `builder` with its return."""
+    prefix_steps = branch_state(env, actor, views, seed, prefix_steps)
     params = views.sample(rng, 1)[0]
     pose = views.camera_pose(params)
     steps = []
-    for _ in range(config.max_episode_steps):
+    for _ in range(config.max_episode_steps - prefix_steps):
         obs = env.observe(pose)
         action = learner_action(actor, obs)
         outcome = env.step(action)
@@ -116,7 +135,19 @@ def run_episode(env: Env, actor: Actor, views: ViewDistribution, seed: int, conf
     for step, ((obs, action, reward), ret) in enumerate(zip(steps, returns)):
         builder.append(obs.image, proprio=obs.proprio, action=action, reward=reward, success=success,
                        episode=seed, step=step, view_params=params, **{'return': ret})
-    return {'success': success, 'return': float(returns[0]), 'steps': len(steps)}
+    return {'success': success, 'return': float(returns[0]), 'steps': len(steps), 'prefix_steps': prefix_steps}
+
+
+def branch_state(env: Env, actor: Actor, views: ViewDistribution, seed: int, prefix_steps: int) -> int:
+    """Put `env` in the state after the actor's first `prefix_steps` steps from the default view; if the
+    episode ends within them, in its start state. The prefix length used."""
+    env.reset(seed)
+    pose = views.camera_pose(views.default())
+    for _ in range(prefix_steps):
+        if env.step(learner_action(actor, env.observe(pose))).done:
+            env.reset(seed)                     # M is deterministic: every view of this state does the same
+            return 0
+    return prefix_steps
 
 
 def collect_shards(run: Run, env: Env, actor: Actor, views: ViewDistribution, config: QConfig) -> list[dict]:
@@ -132,7 +163,8 @@ def collect_shards(run: Run, env: Env, actor: Actor, views: ViewDistribution, co
         rollouts = range(first, min(first + config.episodes_per_shard, config.episodes))
         for index in ledger.pending(rollouts):      # without the episodes an earlier process died in
             with ledger.episode(index):
-                stats.append(run_episode(env, actor, views, state_seed(config, index), config, rng, builder))
+                stats.append(run_episode(env, actor, views, state_seed(config, index), config, rng, builder,
+                                         prefix_length(run, config, index)))
         save_shard(path, builder.build())
         ledger.close()
     return stats
@@ -144,6 +176,13 @@ def state_seed(config: QConfig, rollout: int) -> int:
     return episode_seed('q', config.seed, rollout // config.views_per_state)
 
 
+def prefix_length(run: Run, config: QConfig, rollout: int) -> int:
+    """The actor steps before a rollout branches: drawn in 0..branch_steps once per state, so shared by its views."""
+    if config.branch_steps == 0:
+        return 0
+    return int(run.rng('q-branch', rollout // config.views_per_state).integers(config.branch_steps + 1))
+
+
 # -- fitting (Eq. 9) ------------------------------------------------------------------------------
 def q_loss(q: QNetwork, images: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor,
            returns: torch.Tensor) -> torch.Tensor:
@@ -152,28 +191,51 @@ def q_loss(q: QNetwork, images: torch.Tensor, proprio: torch.Tensor, actions: to
     return (q.standardised(images, proprio, actions) - target).pow(2).mean()
 
 
-def validation_loss(q: QNetwork, data: AggregatedDataset, indices: np.ndarray) -> float:
-    """Eq. 9's standardised loss on samples Q is not fitted to."""
+def ranking_loss(q: QNetwork, data: AggregatedDataset, pairs: np.ndarray) -> torch.Tensor:
+    """The view-ranking term: mean of log(1 + exp(-(Q_std(better) - Q_std(worse)))) over (better, worse) pairs."""
+    margin = q.standardised(*_inputs(data.return_batch(pairs[:, 0]))) - q.standardised(
+        *_inputs(data.return_batch(pairs[:, 1])))
+    return torch.nn.functional.softplus(-margin).mean()
+
+
+def validation_loss(q: QNetwork, data: AggregatedDataset, indices: np.ndarray, pairs: np.ndarray | None = None,
+                    ranking_weight: float = 0.0) -> float:
+    """The fit's standardised loss on samples Q is not fitted to: Eq. 9, plus the weighted ranking term on
+    their view pairs."""
     total = 0.0
     with torch.no_grad():
         for start in range(0, len(indices), EVAL_BATCH):
             batch = data.return_batch(indices[start:start + EVAL_BATCH])
             total += q_loss(q, batch.images, batch.proprio, batch.actions, batch.returns).item() * len(batch.returns)
-    return total / len(indices)
+        loss = total / len(indices)
+        if ranking_weight > 0.0 and pairs is not None and len(pairs):
+            chunks = [pairs[start:start + EVAL_BATCH] for start in range(0, len(pairs), EVAL_BATCH)]
+            ranked = sum(ranking_loss(q, data, chunk).item() * len(chunk) for chunk in chunks)
+            loss += ranking_weight * ranked / len(pairs)
+    return loss
 
 
 def train_epoch(q: QNetwork, optimizer: torch.optim.Optimizer, data: AggregatedDataset, indices: np.ndarray,
-                rng: np.random.Generator, batch_size: int) -> dict:
-    """One pass over the training samples; its mean loss."""
-    total = 0.0
+                rng: np.random.Generator, batch_size: int, pairs: np.ndarray | None = None,
+                ranking_weight: float = 0.0) -> dict:
+    """One pass over the training samples; its mean loss (and, ranking, the mean of each term)."""
+    ranking = ranking_weight > 0.0 and pairs is not None and len(pairs) > 0
+    total = ranked = 0.0
     for batch_indices in data.minibatches(rng, batch_size, indices):
         batch = data.return_batch(batch_indices)                    # sample (decoded to float32)
         loss = q_loss(q, batch.images, batch.proprio, batch.actions, batch.returns)
+        if ranking:                                                 # as many view pairs, drawn with replacement
+            rank = ranking_loss(q, data, pairs[rng.integers(len(pairs), size=batch_size)])
+            ranked += rank.item() * len(batch_indices)
+            loss = loss + ranking_weight * rank
         optimizer.zero_grad(set_to_none=True)                       # Q step
         loss.backward()
         optimizer.step()
         total += loss.item() * len(batch_indices)
-    return {'loss': total / len(indices)}
+    metrics = {'loss': total / len(indices)}
+    if ranking:
+        metrics['ranking_loss'] = ranked / len(indices)
+    return metrics
 
 
 @torch.no_grad()
@@ -188,23 +250,33 @@ def _inputs(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return batch.images, batch.proprio, batch.actions
 
 
-def view_ranking(q: QNetwork, data: AggregatedDataset, indices: np.ndarray) -> dict:
-    """How often Q orders two views of one start state as the actor's returns from them do.
-
-    This is what the view step needs of Q (it compares Q at two poses of one state), and what the
-    pooled rank correlation does not measure: most of its spread is between states. Pairs are the
-    first steps of rollouts from the same start state (`views_per_state` > 1) whose returns differ."""
+def view_pairs(data: AggregatedDataset, indices: np.ndarray) -> np.ndarray:
+    """(better, worse) sample indices, (pairs, 2): the first steps of two rollouts from one branch state
+    (`views_per_state` > 1) whose returns differ, the higher return first."""
     first = indices[data.arrays['step'][indices] == 0]
-    predicted, returns = q_predictions(q, data, first), data.arrays['return'][first].astype(np.float64)
-    states = data.arrays['episode'][first]
-    right = pairs = 0
+    returns, states = data.arrays['return'][first].astype(np.float64), data.arrays['episode'][first]
+    pairs = []
     for state in np.unique(states):
         at = np.flatnonzero(states == state)
         for i, j in ((i, j) for k, i in enumerate(at) for j in at[k + 1:]):
             if abs(returns[i] - returns[j]) > RETURN_TIE:
-                pairs += 1
-                right += (predicted[i] - predicted[j]) * (returns[i] - returns[j]) > 0
-    return {'view_pairs': pairs, 'view_pair_accuracy': float(right / pairs) if pairs else None}
+                pairs.append((first[i], first[j]) if returns[i] > returns[j] else (first[j], first[i]))
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def view_ranking(q: QNetwork, data: AggregatedDataset, indices: np.ndarray) -> dict:
+    """How often Q orders two views of one branch state as the actor's returns from them do.
+
+    This is what the view step needs of Q (it compares Q at two poses of one state), and what the
+    pooled rank correlation does not measure: most of its spread is between states."""
+    pairs = view_pairs(data, indices)
+    if not len(pairs):
+        return {'view_pairs': 0, 'view_pair_accuracy': None}
+    samples = np.unique(pairs)
+    predicted = np.zeros(len(data))
+    predicted[samples] = q_predictions(q, data, samples)
+    right = int(np.sum(predicted[pairs[:, 0]] > predicted[pairs[:, 1]]))
+    return {'view_pairs': len(pairs), 'view_pair_accuracy': right / len(pairs)}
 
 
 @torch.no_grad()
@@ -231,11 +303,14 @@ def train_q(run: Run, env: Env, actor: Actor, views: ViewDistribution, config: Q
     train_idx, validation_idx = split_episodes(data, train_idx, run.rng('q-validation'), config.validation_fraction)
     q = _new_q(run, config, data, train_idx)
     best = BestEpoch(run.checkpoint_dir / 'q_best_epoch.pt')
+    train_pairs, validation_pairs = view_pairs(data, train_idx), view_pairs(data, validation_idx)
 
     def epoch(net: QNetwork, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> dict:
-        metrics = train_epoch(net, optimizer, data, train_idx, rng, config.batch_size)
+        metrics = train_epoch(net, optimizer, data, train_idx, rng, config.batch_size, train_pairs,
+                              config.ranking_weight)
         if len(validation_idx):
-            metrics['validation_loss'] = validation_loss(net.eval(), data, validation_idx)
+            metrics['validation_loss'] = validation_loss(net.eval(), data, validation_idx, validation_pairs,
+                                                         config.ranking_weight)
             net.train()
             best.offer(net, metrics['validation_loss'])
         return metrics
@@ -252,7 +327,8 @@ def train_q(run: Run, env: Env, actor: Actor, views: ViewDistribution, config: Q
     return q, record
 
 
-Q_PANELS = (Panel('q_epochs', ('loss', 'validation_loss'), 'loss (standardised returns)', log_scale=True),)
+Q_PANELS = (Panel('q_epochs', ('loss', 'validation_loss', 'ranking_loss'), 'loss (standardised returns)',
+                  log_scale=True),)
 
 
 def split_episodes(data: AggregatedDataset, indices: np.ndarray, rng: np.random.Generator,
@@ -311,6 +387,7 @@ def _record(run: Run, config: QConfig, data: AggregatedDataset, train_idx: np.nd
                'heldout_return_variance': held['return_variance'],
                'training_mse': train['mse'], 'training_rank_correlation': train['rank_correlation'],
                **{f'heldout_{name}': value for name, value in view_ranking(q, data, heldout_idx).items()},
+               **{f'training_{name}': value for name, value in view_ranking(q, data, train_idx).items()},
                'episode_success_rate': float(data.arrays['success'][first_steps].mean()),
                'mean_episode_return': float(data.arrays['return'][first_steps].mean())}
     return {'command': run.command, 'seed': config.seed, 'stage': 'q', 'config': asdict(config),

@@ -53,6 +53,26 @@ def test_beta_rounds_and_no_tool_position_reach_the_configs():
     assert not _dagger_config(args).network.tool_position and _dagger_config(args).pin_constant_actions
 
 
+def test_q_branching_and_ranking_reach_the_config_and_ranking_without_views_is_refused(capsys):
+    import pytest
+
+    from samrl_bringup.cli import build_parser
+    from samrl_bringup.learning_commands import _q_config
+    args = build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--q-views-per-state', '8',
+                                      '--q-branch-steps', '10', '--q-ranking-weight', '0.5'])
+    config = _q_config(args)
+    assert (config.views_per_state, config.branch_steps, config.ranking_weight) == (8, 10, 0.5)
+    defaults = _q_config(build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion']))
+    assert (defaults.branch_steps, defaults.ranking_weight) == (0, 0.0)
+    for flag, bad in (('--q-branch-steps', '-1'), ('--q-ranking-weight', '-0.1'), ('--q-ranking-weight', 'x')):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', flag, bad])
+        assert 'must be' in capsys.readouterr().err
+    alone = build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--q-ranking-weight', '1'])
+    with pytest.raises(SystemExit, match='views_per_state >= 2'):
+        _q_config(alone)
+
+
 def test_zoom_reaches_the_renders_and_the_networks_and_a_bad_one_is_refused(capsys):
     import pytest
 

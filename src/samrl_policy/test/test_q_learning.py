@@ -22,6 +22,7 @@ from learning_toys import SMALL_NETWORK, SUCCESS_REWARD, Interrupted, ToyEnv, To
 
 from samrl_policy import q_learning  # noqa: E402
 from samrl_policy.checkpoints import load_q  # noqa: E402
+from samrl_policy.interfaces import ACTION_DIM  # noqa: E402
 from samrl_policy.dataset import RETURN_FIELDS, AggregatedDataset, ShardBuilder, load_shard  # noqa: E402
 from samrl_policy.networks import Actor  # noqa: E402
 from samrl_policy.q_learning import QConfig, discounted_returns, train_q  # noqa: E402
@@ -218,3 +219,68 @@ def test_view_ranking_compares_q_only_between_views_of_one_state(monkeypatch):
     assert ranking == {'view_pairs': 3, 'view_pair_accuracy': 1.0}
     predicted[2] = 0.05                                     # now (1, 3) is ordered wrong
     assert q_learning.view_ranking(None, data, np.arange(6))['view_pair_accuracy'] == pytest.approx(2 / 3)
+
+
+def test_rollouts_of_one_state_branch_after_the_same_prefix_and_store_steps_from_there(tmp_path):
+    config = QConfig(episodes=12, episodes_per_shard=6, views_per_state=3, branch_steps=4, epochs=1, batch_size=32,
+                     network=SMALL_NETWORK)
+    directory = tmp_path / 'run'
+    with Run(directory, asdict(config), config.seed, 'pytest', progress=False) as run:
+        prefixes = [q_learning.prefix_length(run, config, rollout) for rollout in range(config.episodes)]
+        assert all(prefixes[k] == prefixes[k - k % 3] for k in range(config.episodes))    # one per state
+        assert len(set(prefixes)) > 1 and max(prefixes) <= config.branch_steps
+    run_q(directory, config)
+    data = AggregatedDataset(RETURN_FIELDS, CONFIG.max_bytes)
+    data.load(sorted((directory / 'data').glob('q_*.npz')))
+    starts = np.flatnonzero(data.arrays['step'] == 0)
+    assert len(starts) == config.episodes
+    for state in np.unique(data.arrays['episode']):
+        first = starts[data.arrays['episode'][starts] == state]
+        proprio = data.arrays['proprio'][first]
+        assert len(first) == 3 and np.allclose(proprio, proprio[0])    # the same branch state, three views
+    env, views = ToyEnv(), ToyViews()                                   # a prefix of k steps is where the state is
+    seed = q_learning.state_seed(config, 0)
+    assert q_learning.branch_state(env, _actor(), views, seed, prefixes[0]) == prefixes[0] and env.t == prefixes[0]
+
+
+def test_a_prefix_that_ends_the_episode_branches_at_the_start():
+    env = LuckyEnv()                                                     # even seeds end at step 3
+    assert q_learning.branch_state(env, _actor(), ToyViews(), 10, 5) == 0 and env.t == 0
+    assert q_learning.branch_state(env, _actor(), ToyViews(), 10, 2) == 2 and env.t == 2
+
+
+def test_the_ranking_term_is_small_when_q_orders_the_pair_and_pulls_it_that_way():
+    data, builder, env, views = AggregatedDataset(RETURN_FIELDS, 2 ** 20), ShardBuilder(), ToyEnv(), ToyViews()
+    env.reset(1)
+    for k, params in enumerate(views.sample(np.random.default_rng(0), 2)):     # one state, two views
+        obs = env.observe(views.camera_pose(params))
+        builder.append(obs.image, proprio=obs.proprio, action=np.zeros(ACTION_DIM), reward=0.0, success=False,
+                       episode=1, step=0, view_params=params.numpy(), **{'return': float(k)})
+    data.add(builder.build())
+    pairs = q_learning.view_pairs(data, np.arange(2))
+    assert pairs.tolist() == [[1, 0]]                                    # the higher return first
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        q = q_learning.QNetwork(SMALL_NETWORK)
+    optimizer = torch.optim.SGD(q.parameters(), lr=0.05)
+    before = q_learning.ranking_loss(q, data, pairs).item()
+    for _ in range(20):
+        loss = q_learning.ranking_loss(q, data, pairs)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert q_learning.ranking_loss(q, data, pairs).item() < before
+    assert q_learning.view_ranking(q, data, np.arange(2)) == {'view_pairs': 1, 'view_pair_accuracy': 1.0}
+    with pytest.raises(ValueError, match='views_per_state >= 2'):
+        QConfig(ranking_weight=1.0)
+
+
+def test_a_ranking_fit_logs_its_term_and_ranks_held_out_views_better_than_chance(tmp_path):
+    config = QConfig(episodes=60, episodes_per_shard=20, views_per_state=6, epochs=8, batch_size=32,
+                     learning_rate=3e-3, ranking_weight=1.0, network=SMALL_NETWORK)
+    _, record = run_q(tmp_path / 'run', config)
+    rows = read_table(tmp_path / 'run' / 'logs' / 'q_epochs.csv')
+    assert all(row['ranking_loss'] > 0 for row in rows) and rows[-1]['ranking_loss'] < rows[0]['ranking_loss']
+    metrics = record['metrics']
+    assert metrics['training_view_pairs'] > 0 and metrics['heldout_view_pairs'] > 0, metrics
+    assert metrics['training_view_pair_accuracy'] > 0.5, metrics
