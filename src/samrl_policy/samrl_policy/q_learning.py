@@ -22,13 +22,15 @@ keeps the scale). Eq. 9 alone is dominated by differences between states and tim
 the view step never compares; `ranking_weight` > 0 adds a view-ranking term on the pairs of
 views of one branch state whose returns differ, log(1 + exp(-(Q_better - Q_worse))) in
 standardised units (Bradley-Terry), so Q learns what the view step asks of it: which of two
-views of the same state the actor does better from. The episodes are split three ways, whole episodes each: training, validation
-and held-out. Q memorises its training returns within a few tens of epochs (needle threading: a
-standardised training loss of 0.003 against a held-out MSE of 28 for a return variance of 37), so
-the published Q is the epoch with the lowest validation loss (early stopping), and the held-out
-episodes, used for nothing else, measure the fit: mean squared error in the reward's units and
-Spearman's rank correlation between Q and R_t, which is what the view step relies on (it only
-compares Q at two poses).
+views of the same state the actor does better from.
+
+The episodes (states) are split three ways, whole each: training, validation and held-out. Q
+memorises its training returns within a few tens of epochs (needle threading: a standardised
+training loss of 0.003 against a held-out MSE of 28 for a return variance of 37), so the published
+Q is the epoch with the lowest validation loss (early stopping), and the held-out episodes, used for
+nothing else, measure the fit: mean squared error in the reward's units, Spearman's rank
+correlation between Q and R_t, and how often Q orders two views of one state as their returns do,
+which is what the view step relies on (it only compares Q at two poses of one state).
 
 Rollouts are saved in shards of episodes_per_shard episodes (data/q_NNN.npz), so a stopped run
 collects only what it has not yet saved, and the fit goes on from its last epoch (training.py).
