@@ -313,6 +313,8 @@ def train_q(run: Run, env: Env, actor: Actor, views: ViewDistribution, config: Q
         if len(validation_idx):
             metrics['validation_loss'] = validation_loss(net.eval(), data, validation_idx, validation_pairs,
                                                          config.ranking_weight)
+            if config.ranking_weight > 0.0:             # what the ranking term is for, on states it never saw
+                metrics['validation_view_pair_accuracy'] = view_ranking(net, data, validation_idx)['view_pair_accuracy']
             net.train()
             best.offer(net, metrics['validation_loss'])
         return metrics
@@ -325,12 +327,14 @@ def train_q(run: Run, env: Env, actor: Actor, views: ViewDistribution, config: Q
     finish_fit(run, Q_NAME)
     best.path.unlink(missing_ok=True)
     run.log('q_fit', 0, record['metrics'])
-    plot_curves(run, Q_PANELS, run.directory / 'q_curves.png', 'Q regression (Eq. 9)')
+    panels = Q_PANELS + (Q_RANKING_PANEL,) if config.ranking_weight > 0.0 else Q_PANELS
+    plot_curves(run, panels, run.directory / 'q_curves.png', 'Q regression (Eq. 9)')
     return q, record
 
 
 Q_PANELS = (Panel('q_epochs', ('loss', 'validation_loss', 'ranking_loss'), 'loss (standardised returns)',
                   log_scale=True),)
+Q_RANKING_PANEL = Panel('q_epochs', ('validation_view_pair_accuracy',), 'validation view-pair accuracy')
 
 
 def split_episodes(data: AggregatedDataset, indices: np.ndarray, rng: np.random.Generator,

@@ -281,6 +281,8 @@ def test_a_ranking_fit_logs_its_term_and_ranks_held_out_views_better_than_chance
     _, record = run_q(tmp_path / 'run', config)
     rows = read_table(tmp_path / 'run' / 'logs' / 'q_epochs.csv')
     assert all(row['ranking_loss'] > 0 for row in rows) and rows[-1]['ranking_loss'] < rows[0]['ranking_loss']
+    assert all(0.0 <= row['validation_view_pair_accuracy'] <= 1.0 for row in rows)
+    assert (tmp_path / 'run' / 'q_curves.png').is_file()
     metrics = record['metrics']
     assert metrics['training_view_pairs'] > 0 and metrics['heldout_view_pairs'] > 0, metrics
     assert metrics['training_view_pair_accuracy'] > 0.5, metrics
