@@ -11,8 +11,14 @@ and Q can tell which. Both are measured here, with the camera held still through
   How many states the actor solves from some views but not others, how often it would solve a state
   from its best view, and how often Q(I(P), pi(I(P))) at the start orders two views of one state as
   their outcomes do (pairs with one success and one failure; 0.5 is chance).
+- **Smoothness** (--smoothness): does the outcome change smoothly with the view? Each of `views`
+  random views of a state is paired with a view one camera move away (a random move within the view
+  step's per-step bounds, projected onto the reachable views). If two views one move apart agree on
+  the outcome no more often than two random views of the state, the outcome is chaotic at the view
+  step's scale: neither Q nor its gradient can find the better views, whatever Q is trained on.
 
-    python -m samrl_policy.view_probe needle_threading [--run-dir shipped] [--states 40] [--views 6] [--json F]
+    python -m samrl_policy.view_probe needle_threading [--run-dir shipped] [--states 40] [--views 6]
+        [--smoothness] [--json F]
 """
 from __future__ import annotations
 
@@ -81,6 +87,23 @@ def view_dependence(env, actor, q_of_view, views, seeds: list[int], views_per_st
     return summarise_views(np.array(outcomes, dtype=bool), np.array(q_values))
 
 
+@torch.no_grad()
+def view_smoothness(env, actor, views, neighbour, seeds: list[int], views_per_state: int) -> dict:
+    """How often a view and one a camera move away give the same outcome, against two random views of the state.
+
+    neighbour(params, rng) -> a view one camera move from params."""
+    rng = np.random.default_rng([VIEW_STREAM, views_per_state, 1])
+    one_move, random_pair = [], []
+    for seed in seeds:
+        candidates = views.sample(rng, views_per_state)
+        outcomes = [run_still(env, actor, views.camera_pose(params), seed) for params in candidates]
+        moved = [run_still(env, actor, views.camera_pose(neighbour(params, rng)), seed) for params in candidates]
+        one_move += [a == b for a, b in zip(outcomes, moved)]
+        random_pair += [outcomes[i] == outcomes[j] for i in range(len(outcomes)) for j in range(i + 1, len(outcomes))]
+    return {'states': len(seeds), 'one_move_pairs': len(one_move), 'one_move_agreement': float(np.mean(one_move)),
+            'random_view_agreement': float(np.mean(random_pair)) if random_pair else None}
+
+
 def summarise_views(outcomes: np.ndarray, q_values: np.ndarray) -> dict:
     """outcomes, q_values: (states, views), the first view the default one."""
     solved = outcomes.mean(axis=1)
@@ -109,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--run-dir', default=SHIPPED, help=f'run directory, or {SHIPPED!r} (default)')
     parser.add_argument('--states', type=int, default=40, help='start states (default 40)')
     parser.add_argument('--views', type=int, default=6, help='still views per start state (default 6)')
+    parser.add_argument('--smoothness', action='store_true',
+                        help='also pair each of a state\'s views with one a camera move away (twice the rollouts)')
     parser.add_argument('--json', type=Path, help='also write the figures here')
     args = parser.parse_args(argv)
     if args.states < 1 or args.views < 2:
@@ -129,9 +154,22 @@ def main(argv: list[str] | None = None) -> int:
                                  'fixed_actor': image_reliance(env, other_env, policies.fixed_actor, views, seeds,
                                                                fixed_view=True)},
               'view_dependence': view_dependence(env, policies.actor, q_at, views, seeds, args.views)}
+    if args.smoothness:
+        report['smoothness'] = view_smoothness(env, policies.actor, views, one_camera_move(views), seeds, args.views)
     print(json.dumps(report, indent=1))
     write_json(args.json, report)
     return 0
+
+
+def one_camera_move(views):
+    """neighbour(params, rng): a uniformly random move within one view step's bounds, projected to a reachable view."""
+    from samrl_viewpoint.view_step import ViewStepBounds
+    bounds = ViewStepBounds().as_tensor()
+
+    def neighbour(params: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        move = torch.from_numpy(rng.uniform(-1.0, 1.0, len(bounds))) * bounds
+        return views.project(params + move, anchor=params)
+    return neighbour
 
 
 if __name__ == '__main__':

@@ -73,3 +73,14 @@ def test_view_dependence_runs_every_view_of_every_state_from_the_same_start():
     figures = view_dependence(GoalInImageEnv(), GoalReader(), q_at, ToyViews(), SEEDS[:3], 4)
     assert figures['states'] == 3 and figures['views_per_state'] == 4 and figures['success'] == 1.0
     assert len(starts) == 12 and all(np.array_equal(starts[i], starts[i - i % 4]) for i in range(12))
+
+
+def test_smoothness_compares_outcomes_one_move_apart_with_random_pairs():
+    from samrl_policy.view_probe import view_smoothness
+
+    def same_view(params, rng):
+        return params
+
+    figures = view_smoothness(GoalInImageEnv(), GoalReader(), ToyViews(), same_view, SEEDS[:4], 3)
+    assert figures['one_move_pairs'] == 12 and figures['one_move_agreement'] == 1.0     # M is deterministic
+    assert 0.0 <= figures['random_view_agreement'] <= 1.0
