@@ -97,6 +97,10 @@ def add_learn_at_sim(train_sub, command, positive_int, size) -> None:
                             'of learning them (DAggerConfig.pin_constant_actions)')
     learn.add_argument('--encoder', choices=ENCODER_NAMES,
                        help='image encoder of the actors and Q (default: NetworkConfig; samrl_policy/networks.py)')
+    learn.add_argument('--actors-from', metavar='RUN',
+                       help=f'take the multi-view and Fixed-View actors from this finished run ({SHIPPED!r}: the '
+                            'networks in the package) and train only Q with them; --size and --zoom must be the '
+                            'actors\' own, and the DAgger flags are unused')
 
 
 def add_ship(train_sub, command) -> None:
@@ -192,16 +196,20 @@ def cmd_learn_at_sim(args) -> int:
 
 def _learn_at_sim(args) -> int:
     from samrl_policy.dagger import beta_schedule
-    from samrl_policy.learn_at_sim import LearnAtSimConfig, learn_at_sim
+    from samrl_policy.learn_at_sim import ActorsSourceError, LearnAtSimConfig, learn_at_sim, run_dir_of
     sized = {} if args.size is None else {'image_size': (args.size[1], args.size[0])}      # (height, width)
     config = LearnAtSimConfig(args.task, seed=args.seed, dagger=_dagger_config(args), q=_q_config(args),
                               image_zoom=args.zoom, **sized)
     last_beta = beta_schedule(config.dagger.beta, config.dagger.beta_parameter)(config.dagger.rounds - 1)
-    if last_beta > 0.0:
+    if last_beta > 0.0 and args.actors_from is None:
         print(f'warning: beta is {last_beta:.2f} in the last DAgger round, so the learner never acts alone and '
               'its drift is never labelled; --beta-rounds below --rounds fixes that', file=sys.stderr)
     run_dir = Path(args.run_dir or DEFAULT_RUN_DIR.format(task=args.task))
-    records = learn_at_sim(run_dir, config, 'samrl ' + ' '.join(sys.argv[1:]))
+    actors_from = None if args.actors_from is None else run_dir_of(args.actors_from, args.task)
+    try:
+        records = learn_at_sim(run_dir, config, 'samrl ' + ' '.join(sys.argv[1:]), actors_from=actors_from)
+    except ActorsSourceError as exc:
+        raise SystemExit(f'samrl train learn-at-sim --actors-from: {exc}') from None
     for stage, record in records.items():
         metrics = record.get('metrics', record)
         shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}

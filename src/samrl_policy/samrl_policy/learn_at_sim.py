@@ -8,7 +8,8 @@
        rollouts from random views (Eq. 9).
 
 Each stage is a training.Run in its own folder under the run directory; rerunning the command
-goes on after the last finished round or epoch. The final networks are copied to
+goes on after the last finished round or epoch. With `actors_from`, stages 1 and 2 are a finished run's
+(or the shipped) actors, copied in, and only Q is trained. The final networks are copied to
 <run>/actor.pt, fixed_actor.pt and q.pt, each with its card. `ship` copies a finished run's networks
 into the package (samrl_policy/trained/<task>), where the nodes and evaluations find them by default.
 """
@@ -70,14 +71,37 @@ def _check_zoom(config: LearnAtSimConfig) -> None:
             raise ValueError(f'{stage} network config has image_zoom {zoom}, the renders use {config.image_zoom}')
 
 
-def learn_at_sim(run_dir: Path, config: LearnAtSimConfig, command: str, progress: bool = True) -> dict:
-    """Run (or go on with) every stage; returns each stage's record."""
+class ActorsSourceError(ValueError):
+    """The run named to take the actors from cannot give them to this run."""
+
+
+def learn_at_sim(run_dir: Path, config: LearnAtSimConfig, command: str, progress: bool = True,
+                 actors_from: Path | None = None) -> dict:
+    """Run (or go on with) every stage; returns each stage's record. `actors_from`: a finished run directory
+    whose actors stand in for stages 1 and 2 (adopt_actors)."""
     torch.set_num_threads(TORCH_THREADS)
     run_dir = Path(run_dir)
     _check_zoom(config)
     env = ModelEnv(config.task, image_size=config.image_size, zoom=config.image_zoom)
-    expert = TrajectoryExpert(config.expert)
     views = ViewSpace(config.task)
+    if actors_from is None:
+        records = _train_actors(run_dir, config, env, views, command, progress)
+    else:
+        records = adopt_actors(run_dir, Path(actors_from), config)
+
+    # 3. Q on the multi-view actor's returns from random views (Eq. 9).
+    actor, _ = load_actor(run_dir / FINAL_FILES['actor'])
+    q_config = replace(config.q, seed=config.seed)
+    with Run(run_dir / 'q', _stage_config(config, 'q', q_config), config.seed, command, progress) as run:
+        _, records['q'] = train_q(run, env, actor, views, q_config)
+        _publish(run_dir, 'q', run.checkpoint_dir / 'q.pt')
+    return records
+
+
+def _train_actors(run_dir: Path, config: LearnAtSimConfig, env: ModelEnv, views: ViewSpace, command: str,
+                  progress: bool) -> dict:
+    """Stages 1 and 2, each resumable; returns their records."""
+    expert = TrajectoryExpert(config.expert)
     records = {}
 
     # 1. The multi-view actor (Eq. 8 over K views of every visited state).
@@ -92,14 +116,43 @@ def learn_at_sim(run_dir: Path, config: LearnAtSimConfig, command: str, progress
              progress) as run:
         _, records['fixed_actor'] = train_dagger(run, env, expert, views, fixed)
         _publish(run_dir, 'fixed_actor', run.checkpoint_dir / 'actor.pt')
-
-    # 3. Q on the multi-view actor's returns from random views (Eq. 9).
-    actor, _ = load_actor(run_dir / FINAL_FILES['actor'])
-    q_config = replace(config.q, seed=config.seed)
-    with Run(run_dir / 'q', _stage_config(config, 'q', q_config), config.seed, command, progress) as run:
-        _, records['q'] = train_q(run, env, actor, views, q_config)
-        _publish(run_dir, 'q', run.checkpoint_dir / 'q.pt')
     return records
+
+
+def adopt_actors(run_dir: Path, source: Path, config: LearnAtSimConfig) -> dict:
+    """Copy the finished run `source`'s two actors, their cards and its actor stage's config into `run_dir` as
+    its stages 1 and 2, so that only Q is trained there (and `ship` finds a whole run); returns the actors'
+    cards as their records. Raises ActorsSourceError if `source` has no finished actors, was trained for
+    another task, render size or zoom than `config`, or if `run_dir` already has other actors."""
+    if source.resolve() == run_dir.resolve():
+        raise ActorsSourceError(f'{source} is the run directory itself; give a new one')
+    names = [FINAL_FILES['actor'], FINAL_FILES['fixed_actor']]
+    missing = [name for name in names if not (source / name).exists()]
+    if missing or not (source / 'actor' / 'config.json').exists():
+        raise ActorsSourceError(f'{source} has no finished actors ({", ".join(missing) or "actor/config.json"} '
+                                'missing)')
+    trained = json.loads((source / 'actor' / 'config.json').read_text())
+    theirs = (trained['task'], tuple(trained['image_size']), config_image_zoom(trained))
+    ours = (config.task, tuple(config.image_size), config.image_zoom)
+    if theirs != ours:
+        raise ActorsSourceError(f'{source}\'s actors are for {_renders(*theirs)}, this run is for {_renders(*ours)}')
+    if (run_dir / 'actor' / 'checkpoints').exists():
+        raise ActorsSourceError(f'{run_dir} trains its own actors ({run_dir / "actor"}); give a new run directory')
+    for name in names:
+        mine = run_dir / name
+        if mine.exists() and mine.read_bytes() != (source / name).read_bytes():
+            raise ActorsSourceError(f'{mine} is not {source / name}: Q\'s rollouts there are another actor\'s')
+    (run_dir / 'actor').mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source / 'actor' / 'config.json', run_dir / 'actor' / 'config.json')
+    for name in names:
+        shutil.copyfile(source / name, run_dir / name)
+        shutil.copyfile(card_path(source / name), card_path(run_dir / name))
+    return {stage: json.loads(card_path(run_dir / FINAL_FILES[stage]).read_text())
+            for stage in ('actor', 'fixed_actor')}
+
+
+def _renders(task: str, size: tuple[int, int], zoom: float) -> str:
+    return f'{task} on {size[1]}x{size[0]} renders at zoom {zoom:g}'
 
 
 def run_dir_of(run_dir: str | Path, task: str) -> Path:

@@ -93,6 +93,8 @@ class QConfig:
                                                          'max_episode_steps', 'epochs', 'batch_size')}
         if min(counts.values()) < 1:
             raise ValueError(f'QConfig needs at least 1 of each of {counts}')
+        if self.episodes < 2:
+            raise ValueError(f'episodes {self.episodes} must be >= 2: Q is fitted on some and measured on others')
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.heldout_fraction < 1.0:
             raise ValueError(f'gamma {self.gamma} must be in [0, 1], heldout_fraction {self.heldout_fraction} '
                              f'in (0, 1)')

@@ -71,6 +71,9 @@ def test_q_branching_and_ranking_reach_the_config_and_ranking_without_views_is_r
     alone = build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--q-ranking-weight', '1'])
     with pytest.raises(SystemExit, match='views_per_state >= 2'):
         _q_config(alone)
+    one = build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', '--q-episodes', '1'])
+    with pytest.raises(SystemExit, match='episodes 1 must be >= 2'):     # none would be left to measure Q on
+        _q_config(one)
 
 
 def test_zoom_reaches_the_renders_and_the_networks_and_a_bad_one_is_refused(capsys):
@@ -125,6 +128,17 @@ def test_learn_at_sim_then_table1_and_fig4(tmp_path):
            '--size', '48x40')
     after = _weights(run / 'actor.pt')
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+    q_only = tmp_path / 'q_only'                                  # Q alone, on the finished run's actors
+    _samrl('train', 'learn-at-sim', 'peg_insertion', '--run-dir', str(q_only), '--actors-from', str(run), *TINY,
+           '--size', '48x40')
+    assert _weights(q_only / 'actor.pt').keys() == after.keys() and not (q_only / 'actor' / 'checkpoints').exists()
+    assert (q_only / 'q.pt').exists() and (q_only / 'actor' / 'config.json').exists()
+    assert '--actors-from' in json.loads((q_only / 'q_card.json').read_text())['command']
+    refused = subprocess.run([sys.executable, '-m', 'samrl_bringup.cli', 'train', 'learn-at-sim', 'peg_insertion',
+                              '--run-dir', str(tmp_path / 'q_64'), '--actors-from', str(run), *TINY],
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0 and '48x40 renders' in refused.stderr and 'Traceback' not in refused.stderr
 
     table = tmp_path / 'table1.json'
     out = _samrl('eval', 'table1', '--tasks', 'peg_insertion', '--runs', str(run), '--episodes', '1',
