@@ -144,10 +144,7 @@ def adopt_actors(run_dir: Path, source: Path, config: LearnAtSimConfig) -> dict:
             raise ActorsSourceError(f'{mine} is not {source / name}: Q\'s rollouts there are another actor\'s')
     (run_dir / 'actor').mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source / 'actor' / 'config.json', run_dir / 'actor' / 'config.json')
-    for name in names:
-        shutil.copyfile(source / name, run_dir / name)
-        shutil.copyfile(card_path(source / name), card_path(run_dir / name))
-    return {stage: json.loads(card_path(run_dir / FINAL_FILES[stage]).read_text())
+    return {stage: json.loads(card_path(_publish(run_dir, stage, source / FINAL_FILES[stage])).read_text())
             for stage in ('actor', 'fixed_actor')}
 
 
