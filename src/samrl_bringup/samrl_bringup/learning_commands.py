@@ -15,7 +15,7 @@ from samrl_description.tasks import TASK_NAMES
 
 DEFAULT_RUN_DIR = 'out/learn_at_sim/{task}'   # where training writes
 SHIPPED = 'shipped'                            # learn_at_sim.SHIPPED, without torch: the networks in the package
-TABLE1_RECORDS = 'out/table1/{task}_shipped_seed{seed}.jsonl'   # Table I's episode records of shipped networks
+TABLE1_RECORDS = 'out/table1/{task}_shipped_{digest}_seed{seed}.jsonl'   # Table I's episode records of shipped networks
 DEFAULT_TABLE1_EPISODES = 200
 ENCODER_NAMES = ('keypoints', 'world_keypoints', 'tool_keypoints', 'pooled')  # networks.ENCODERS, without torch
 LR_SCHEDULE_NAMES = ('constant', 'cosine')       # training.LEARNING_RATE_SCHEDULES, without torch
@@ -227,13 +227,15 @@ def cmd_ship(args) -> int:
 
 def table1_records(run_dir: Path, task: str, seed: int) -> Path:
     """Where Table I keeps a run's episode records (a rerun goes on from them): beside the networks, except for
-    the shipped ones, which stay out of the source tree."""
-    from samrl_policy.learn_at_sim import is_shipped
+    the shipped ones, which stay out of the source tree; named by the networks' digest, so that new networks
+    never resume from another set's records."""
+    from samrl_policy.learn_at_sim import is_shipped, networks_digest
+    digest = networks_digest(run_dir)
     if is_shipped(run_dir):
-        path = Path(TABLE1_RECORDS.format(task=task, seed=seed))
+        path = Path(TABLE1_RECORDS.format(task=task, digest=digest, seed=seed))
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
-    return run_dir / f'table1_seed{seed}.jsonl'
+    return run_dir / f'table1_{digest}_seed{seed}.jsonl'
 
 
 def cmd_table1(args, tasks: tuple[str, ...], write_json) -> int:

@@ -15,6 +15,7 @@ into the package (samrl_policy/trained/<task>), where the nodes and evaluations 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field, replace
@@ -36,6 +37,7 @@ TORCH_THREADS = 1          # collection (the expert's small tensors, single imag
 SHIPPED = 'shipped'        # the run-directory argument naming the networks that ship with the package
 SHIPPED_DIR = Path(__file__).resolve().parent / 'trained'
 SHIPPED_MAX_BYTES = 20 * 2 ** 20   # a task's shipped networks stay small: they live in the repository
+DIGEST_HEX = 12                    # hex digits of networks_digest: enough to tell a task's network sets apart
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,15 @@ def run_dir_of(run_dir: str | Path, task: str) -> Path:
     if str(run_dir) == SHIPPED:
         return SHIPPED_DIR / task
     return Path(str(run_dir).format(task=task))
+
+
+def networks_digest(run_dir: Path) -> str:
+    """A short SHA-256 of a run's three final networks, to key what was measured with them (records of one set
+    are then never read back for another, say after `ship` or a retraining in place)."""
+    digest = hashlib.sha256()
+    for name in FINAL_FILES.values():
+        digest.update((run_dir / name).read_bytes())
+    return digest.hexdigest()[:DIGEST_HEX]
 
 
 def is_shipped(run_dir: Path) -> bool:

@@ -1,6 +1,7 @@
 """The networks that ship with samrl_policy: `samrl train ship` puts a finished run's there, and 'shipped' finds
 them (the default run directory of the nodes and evaluations)."""
 import json
+import shutil
 
 import pytest
 
@@ -75,9 +76,20 @@ def test_the_cli_names_the_same_shipped_token():
 def test_table1_keeps_the_records_of_shipped_networks_out_of_the_package(tmp_path, shipped_dir, monkeypatch):
     from samrl_bringup.learning_commands import table1_records
     monkeypatch.chdir(tmp_path)
+    run = _finished_run(tmp_path / 'run')
+    digest = learn_at_sim.networks_digest(run)
+    assert table1_records(run, TASK, 7) == run / f'table1_{digest}_seed7.jsonl'
+    shutil.copytree(run, shipped_dir / TASK)
     records = table1_records(run_dir_of(SHIPPED, TASK), TASK, 7)
-    assert records.as_posix() == 'out/table1/peg_insertion_shipped_seed7.jsonl' and records.parent.is_dir()
-    assert table1_records(tmp_path / 'run', TASK, 7) == tmp_path / 'run' / 'table1_seed7.jsonl'
+    assert records.as_posix() == f'out/table1/peg_insertion_shipped_{digest}_seed7.jsonl' and records.parent.is_dir()
+
+
+def test_new_networks_never_resume_from_the_old_ones_records(tmp_path, shipped_dir):
+    from samrl_bringup.learning_commands import table1_records
+    run = _finished_run(tmp_path / 'run')
+    before = table1_records(run, TASK, 0)
+    save_network(run / 'q.pt', QNetwork(TINY), {'command': 'retrained'})     # fresh weights: new networks
+    assert table1_records(run, TASK, 0) != before
 
 
 def _shipped_tasks() -> list[str]:
