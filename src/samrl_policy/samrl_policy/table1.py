@@ -34,7 +34,7 @@ from samrl_policy.dagger import learner_action
 from samrl_policy.networks import Actor, QNetwork
 from samrl_policy.training import episode_seed
 from samrl_viewpoint.active_view import ActiveCamera, sensing_q
-from samrl_viewpoint.views import ViewSpace
+from samrl_viewpoint.views import PARAM_NAMES, ViewSpace
 
 CONDITIONS = ('ours', 'no_pose_optimisation', 'fixed_view')
 CONDITION_LABELS = {'ours': 'Ours', 'no_pose_optimisation': 'Ours w/o pose opt.', 'fixed_view': 'Fixed View'}
@@ -219,21 +219,36 @@ def summarise(records: list[dict], task: str) -> dict:
     for other in CONDITIONS[1:]:
         summary['conditions'][other]['mcnemar_p_vs_ours'] = mcnemar_p(outcomes['ours'], outcomes[other])
     summary['view_steps'] = view_step_summary([by_condition['ours'][s] for s in seeds])
-    summary['view_steps']['start_q_auc'] = start_q_auc([by_condition['ours'][s] for s in seeds],
-                                                       outcomes['no_pose_optimisation'])
+    ours_rows = [by_condition['ours'][s] for s in seeds]
+    summary['view_steps']['start_q_auc'] = start_q_auc(ours_rows, outcomes['no_pose_optimisation'])
+    summary['view_steps']['start_view_auc'] = start_view_aucs(ours_rows, outcomes['no_pose_optimisation'])
     return summary
 
 
-def start_q_auc(ours: list[dict], stayed_successes: list[bool]) -> float:
-    """Does Q rank the start views as the actor fares from them? The probability that a start view from
-    which the camera-still actor succeeded has a higher Q than one from which it failed (ROC AUC; 0.5 is
-    chance, nan without both outcomes). The two multi-view conditions share their start views by seed."""
-    pairs = [(r['q_start'], success) for r, success in zip(ours, stayed_successes) if r.get('q_gains')]
-    won = [q for q, success in pairs if success]
-    lost = [q for q, success in pairs if not success]
+def rank_auc(scores: list[float], successes: list[bool]) -> float:
+    """The probability that a success scores higher than a failure (ROC AUC, ties count half; 0.5 is chance,
+    nan without both outcomes)."""
+    won = [score for score, success in zip(scores, successes) if success]
+    lost = [score for score, success in zip(scores, successes) if not success]
     if not won or not lost:
         return float('nan')
     return float(np.mean([(w > v) + 0.5 * (w == v) for w in won for v in lost]))
+
+
+def start_q_auc(ours: list[dict], stayed_successes: list[bool]) -> float:
+    """Does Q rank the start views as the actor fares from them? rank_auc of Q at each start view against
+    the camera-still actor's outcome from it. The two multi-view conditions share their start views by seed."""
+    pairs = [(r['q_start'], success) for r, success in zip(ours, stayed_successes) if r.get('q_gains')]
+    return rank_auc([q for q, _ in pairs], [success for _, success in pairs])
+
+
+def start_view_aucs(ours: list[dict], stayed_successes: list[bool]) -> dict[str, float]:
+    """Does any one view parameter decide how the camera-still actor fares? rank_auc of each start-view
+    parameter against its outcome: near 0.5 for all, no direction of the view space is better in general
+    (what a view step could learn most easily); far from 0.5 either way, that parameter matters."""
+    pairs = [(r['view_start'], success) for r, success in zip(ours, stayed_successes) if 'view_start' in r]
+    return {name: rank_auc([view[i] for view, _ in pairs], [success for _, success in pairs])
+            for i, name in enumerate(PARAM_NAMES)}
 
 
 def view_step_summary(rows: list[dict]) -> dict:
@@ -274,6 +289,8 @@ def format_summary(summary: dict) -> str:
                      f'{moves["mean_abs_elevation_change_deg"]:.0f} deg in elevation, '
                      f'{moves["mean_abs_distance_change_m"]:.2f} m in distance; Q ranks the start views by the '
                      f'camera-still outcome with AUC {moves["start_q_auc"]:.2f}')
+        aucs = ', '.join(f'{name} {auc:.2f}' for name, auc in moves.get('start_view_auc', {}).items())
+        lines.append(f'  the camera-still outcome by start-view parameter (AUC; 0.5: it does not matter): {aucs}')
     return '\n'.join(lines)
 
 

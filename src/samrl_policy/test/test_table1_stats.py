@@ -66,6 +66,15 @@ def test_start_q_auc_is_the_chance_that_a_winning_start_view_has_the_higher_q():
     assert math.isnan(start_q_auc(ours, [True] * 4))
 
 
+def test_start_view_aucs_say_which_view_parameter_goes_with_the_camera_still_outcome():
+    from samrl_policy.table1 import start_view_aucs
+    views = [[0.1 * i, 0.5, 0.6 - 0.1 * i, 0.5, 0.0, 0.1] for i in range(4)]      # azimuth up, distance down
+    aucs = start_view_aucs([{'view_start': v} for v in views], [False, False, True, True])
+    assert aucs['azimuth_rad'] == 1.0 and aucs['distance_m'] == 0.0 and aucs['elevation_rad'] == 0.5
+    assert list(aucs) == ['azimuth_rad', 'elevation_rad', 'distance_m', 'look_at_x_m', 'look_at_y_m', 'look_at_z_m']
+    assert math.isnan(start_view_aucs([{'view_start': v} for v in views], [True] * 4)['azimuth_rad'])
+
+
 def test_a_worker_crash_records_its_episode_as_an_aborted_failure_and_a_new_worker_goes_on(tmp_path, monkeypatch):
     import json
     import signal
