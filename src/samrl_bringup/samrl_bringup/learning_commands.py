@@ -19,6 +19,7 @@ TABLE1_RECORDS = 'out/table1/{task}_shipped_{digest}_seed{seed}.jsonl'   # Table
 DEFAULT_TABLE1_EPISODES = 200
 ENCODER_NAMES = ('keypoints', 'world_keypoints', 'tool_keypoints', 'pooled')  # networks.ENCODERS, without torch
 LR_SCHEDULE_NAMES = ('constant', 'cosine')       # training.LEARNING_RATE_SCHEDULES, without torch
+VIEW_STEP_CLIPS = ('direction', 'box')           # samrl_viewpoint.view_step.STEP_CLIPS, without torch
 HEATMAP_SEED = 424242           # the state Fig. 4 is drawn for: an episode seed outside every training block
 
 
@@ -118,6 +119,9 @@ def add_table1_arguments(evaluation) -> None:
                             help=f'table1: run directory of each task\'s networks ({{task}} is replaced), or '
                                  f'{SHIPPED!r} for the networks in the package (default)')
     evaluation.add_argument('--png', default='out/table1.png', help='table1: bar chart to write')
+    evaluation.add_argument('--view-step-clip', choices=VIEW_STEP_CLIPS, default=VIEW_STEP_CLIPS[0],
+                            help='table1: how Ours\' view step is cut to one control step\'s move: along the gradient '
+                                 '(direction, default) or parameter by parameter (box)')
 
 
 def add_heatmap(sub, command) -> None:
@@ -225,12 +229,12 @@ def cmd_ship(args) -> int:
     return 0
 
 
-def table1_records(run_dir: Path, task: str, seed: int) -> Path:
+def table1_records(run_dir: Path, task: str, seed: int, clip: str = VIEW_STEP_CLIPS[0]) -> Path:
     """Where Table I keeps a run's episode records (a rerun goes on from them): beside the networks, except for
     the shipped ones, which stay out of the source tree; named by the networks' digest, so that new networks
-    never resume from another set's records."""
+    never resume from another set's records; a view-step clip other than the default is named too."""
     from samrl_policy.learn_at_sim import is_shipped, networks_digest
-    digest = networks_digest(run_dir)
+    digest = networks_digest(run_dir) + ('' if clip == VIEW_STEP_CLIPS[0] else f'_{clip}')
     if is_shipped(run_dir):
         path = Path(TABLE1_RECORDS.format(task=task, digest=digest, seed=seed))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,8 +250,9 @@ def cmd_table1(args, tasks: tuple[str, ...], write_json) -> int:
         run_dir = run_dir_of(args.runs, task)
         load_policies(run_dir)                   # a missing network is named here, before any worker starts
         records = evaluate_task_isolated(task, run_dir, args.episodes, args.seed,
-                                         table1_records(run_dir, task, args.seed))
-        summaries.append(summarise(records, task))
+                                         table1_records(run_dir, task, args.seed, args.view_step_clip),
+                                         clip=args.view_step_clip)
+        summaries.append({**summarise(records, task), 'view_step_clip': args.view_step_clip})
         print(format_summary(summaries[-1]))
     plot_table1(summaries, Path(args.png))
     print(f'wrote {args.png}')

@@ -34,6 +34,7 @@ from samrl_policy.dagger import learner_action
 from samrl_policy.networks import Actor, QNetwork
 from samrl_policy.training import episode_seed
 from samrl_viewpoint.active_view import ActiveCamera, sensing_q
+from samrl_viewpoint.view_step import STEP_CLIPS, ViewStepBounds
 from samrl_viewpoint.views import PARAM_NAMES, ViewSpace
 
 CONDITIONS = ('ours', 'no_pose_optimisation', 'fixed_view')
@@ -63,12 +64,14 @@ def start_view(views: ViewSpace, seed: int) -> torch.Tensor:
     return views.sample(np.random.default_rng([START_VIEW_STREAM, seed]), 1)[0]
 
 
-def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed: int) -> dict:
-    """One episode of one condition: success, steps, view steps accepted and seconds per stage."""
+def run_episode(env, views: ViewSpace, policies: Policies, condition: str, seed: int,
+                bounds: ViewStepBounds = ViewStepBounds()) -> dict:
+    """One episode of one condition: success, steps, view steps accepted and seconds per stage; `bounds`
+    are Ours' view-step bounds."""
     env.reset(seed)
     actor = policies.fixed_actor if condition == 'fixed_view' else policies.actor
     params = views.default() if condition == 'fixed_view' else start_view(views, seed)
-    camera = ActiveCamera(views, params)
+    camera = ActiveCamera(views, params, bounds=bounds)
     q_of_view = sensing_q(env.observe, policies.actor, policies.q_network, views)
     seconds = dict.fromkeys(STAGES, 0.0)
     accepted = failed = steps = 0
@@ -134,7 +137,7 @@ def read_records(path: Path) -> list[dict]:
 
 
 def evaluate_task(env, views: ViewSpace, policies: Policies, episodes: int, run_seed: int, records_path: Path,
-                  progress: bool = True) -> list[dict]:
+                  progress: bool = True, bounds: ViewStepBounds = ViewStepBounds()) -> list[dict]:
     """Every condition on `episodes` paired episodes, going on after the records already written.
     Before each episode its (condition, seed) is written to running_path(records_path)."""
     jobs = pending_jobs(episodes, run_seed, records_path)
@@ -144,19 +147,19 @@ def evaluate_task(env, views: ViewSpace, policies: Policies, episodes: int, run_
     records_path.parent.mkdir(parents=True, exist_ok=True)
     for seed, condition in jobs:
         running_path(records_path).write_text(json.dumps([condition, seed]))
-        _append(records_path, run_episode(env, views, policies, condition, seed))
+        _append(records_path, run_episode(env, views, policies, condition, seed, bounds))
     running_path(records_path).unlink(missing_ok=True)
     return task_records(episodes, run_seed, records_path)
 
 
 def evaluate_task_isolated(task: str, run_dir: Path, episodes: int, run_seed: int, records_path: Path,
-                           progress: bool = True) -> list[dict]:
+                           progress: bool = True, clip: str = STEP_CLIPS[0]) -> list[dict]:
     """evaluate_task in worker processes: a worker that crashes (CRASH_SIGNALS) leaves the episode
     it was running recorded as an aborted failure, and a new worker goes on after it."""
     while pending_jobs(episodes, run_seed, records_path):
         running_path(records_path).unlink(missing_ok=True)
         command = [sys.executable, '-m', 'samrl_policy.table1', task, str(run_dir), str(episodes), str(run_seed),
-                   str(records_path), *([] if progress else ['--quiet'])]
+                   str(records_path), '--view-step-clip', clip, *([] if progress else ['--quiet'])]
         code = subprocess.call(command)
         if code == 0:
             continue
@@ -331,10 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('run_seed', type=int)
     parser.add_argument('records', type=Path)
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    parser.add_argument('--view-step-clip', choices=STEP_CLIPS, default=STEP_CLIPS[0], help='view_step.STEP_CLIPS')
     args = parser.parse_args(argv)
     env = ModelEnv(args.task, image_size=run_image_size(args.run_dir), zoom=run_image_zoom(args.run_dir))
     evaluate_task(env, ViewSpace(args.task), load_policies(args.run_dir), args.episodes, args.run_seed,
-                  args.records, progress=not args.quiet)
+                  args.records, progress=not args.quiet, bounds=ViewStepBounds(clip=args.view_step_clip))
     return 0
 
 

@@ -79,6 +79,7 @@ def test_table1_keeps_the_records_of_shipped_networks_out_of_the_package(tmp_pat
     run = _finished_run(tmp_path / 'run')
     digest = learn_at_sim.networks_digest(run)
     assert table1_records(run, TASK, 7) == run / f'table1_{digest}_seed7.jsonl'
+    assert table1_records(run, TASK, 7, 'box') == run / f'table1_{digest}_box_seed7.jsonl'   # another view step
     shutil.copytree(run, shipped_dir / TASK)
     records = table1_records(run_dir_of(SHIPPED, TASK), TASK, 7)
     assert records.as_posix() == f'out/table1/peg_insertion_shipped_{digest}_seed7.jsonl' and records.parent.is_dir()

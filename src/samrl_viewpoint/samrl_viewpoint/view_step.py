@@ -27,6 +27,10 @@ MAX_LOOK_AT_STEP_M = 0.03
 # lambda of Eq. 10 (parameter units squared per unit of Q): with Q a discounted return of order 1 and
 # gradients of order 1 per rad or per m, the bound above, not lambda, usually sets the step length.
 DEFAULT_STEP_SIZE = 0.1
+# How a proposal longer than one control step's move is cut back: 'direction' shortens the whole step along
+# the gradient (Eq. 10's direction kept; the parameter nearest its bound sets every parameter's pace),
+# 'box' clips each parameter to its own bound (the projection onto the moves the arm can make in one step).
+STEP_CLIPS = ('direction', 'box')
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,11 @@ class ViewStepBounds:
     angle_rad: float = MAX_ANGLE_STEP_RAD
     distance_m: float = MAX_DISTANCE_STEP_M
     look_at_m: float = MAX_LOOK_AT_STEP_M
+    clip: str = STEP_CLIPS[0]
+
+    def __post_init__(self):
+        if self.clip not in STEP_CLIPS:
+            raise ValueError(f'view-step clip {self.clip!r}: expected one of {", ".join(STEP_CLIPS)}')
 
     def as_tensor(self) -> torch.Tensor:
         """Per-parameter bounds (6,) in views.PARAM_NAMES order."""
@@ -56,9 +65,13 @@ class ViewStepResult:
     failure: str = ''           # why no step was proposed (the renderer's gradient failed), else ''
 
 
-def bounded_step(gradient: torch.Tensor, step_size: float | torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
-    """lambda * gradient, shortened along its own direction so that no parameter exceeds its bound."""
+def bounded_step(gradient: torch.Tensor, step_size: float | torch.Tensor, bounds: torch.Tensor,
+                 clip: str = STEP_CLIPS[0]) -> torch.Tensor:
+    """lambda * gradient within the per-parameter bounds: shortened along its own direction ('direction') or
+    clipped parameter by parameter ('box'; STEP_CLIPS)."""
     step = torch.as_tensor(step_size, dtype=DTYPE) * gradient
+    if clip == 'box':
+        return torch.maximum(torch.minimum(step, bounds), -bounds)
     ratio = torch.max(step.abs() / bounds)
     return step / ratio if ratio > 1.0 else step
 
@@ -89,7 +102,7 @@ def view_step(q_of_view: Callable[[torch.Tensor], torch.Tensor], params: torch.T
     # 3. P' = P + lambda dQ/dP (Eq. 10), no longer than the camera arm moves in one step, projected
     #    onto the reachable views of the box.
     clock = time.perf_counter()
-    proposed = views.project(start + bounded_step(gradient, step_size, bounds.as_tensor()), anchor=start)
+    proposed = views.project(start + bounded_step(gradient, step_size, bounds.as_tensor(), bounds.clip), anchor=start)
     timings['step'] = time.perf_counter() - clock
 
     # 4. Q at P'; keep P' only if Q did not fall (Alg. 1 lines 5-13).

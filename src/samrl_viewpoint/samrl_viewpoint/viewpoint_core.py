@@ -15,7 +15,7 @@ import torch
 from samrl_description.geometry import Pose
 from samrl_policy.policy_core import ModelStateView, checked_pose, placements_from_state
 from samrl_viewpoint.active_view import ActiveCamera, sensing_q
-from samrl_viewpoint.view_step import DEFAULT_STEP_SIZE, ViewStepResult
+from samrl_viewpoint.view_step import DEFAULT_STEP_SIZE, ViewStepBounds, ViewStepResult
 from samrl_viewpoint.views import ViewSpace, params_of_look_at, view_pose
 
 MIN_LOOK_DISTANCE_M = 0.05      # a look-at point closer than this to the camera gives no viewing direction
@@ -36,13 +36,14 @@ class ViewpointCore:
     """One task's camera view, moved by one view step per tick."""
 
     def __init__(self, task: str, actor: torch.nn.Module, q_network: torch.nn.Module, image_size: tuple[int, int],
-                 step_size: float = DEFAULT_STEP_SIZE, camera: Pose | None = None):
+                 step_size: float = DEFAULT_STEP_SIZE, camera: Pose | None = None,
+                 bounds: ViewStepBounds = ViewStepBounds()):
         self.task = task
         self.actor, self.q_network = actor.eval(), q_network.eval()
         self.views = ViewSpace(task)
         self.view = ModelStateView(task, image_size, zoom=actor.config.image_zoom)
         start = self.views.default() if camera is None else view_of_camera(self.views, checked_pose(camera, 'camera'))
-        self.camera = ActiveCamera(self.views, start, step_size)
+        self.camera = ActiveCamera(self.views, start, step_size, bounds)
 
     def goal(self) -> Pose:
         """The optical frame's world pose of the current view."""

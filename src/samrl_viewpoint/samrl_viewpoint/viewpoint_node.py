@@ -30,7 +30,7 @@ from samrl_model.tracking_inputs import stamp_ns
 from samrl_policy.learn_at_sim import SHIPPED, run_dir_of
 from samrl_policy.policy_core import InputError, checked_progress, image_size_of
 from samrl_policy.policy_node import RUN_DIR_DESCRIPTION, networks_of
-from samrl_viewpoint.view_step import DEFAULT_STEP_SIZE
+from samrl_viewpoint.view_step import DEFAULT_STEP_SIZE, STEP_CLIPS, ViewStepBounds
 from samrl_viewpoint.viewpoint_core import ViewpointCore
 
 SKIP_LOG_PERIOD_S = 2.0
@@ -44,12 +44,16 @@ class ViewpointParams:
     step_size: float = field(default=DEFAULT_STEP_SIZE, metadata={
         'description': 'lambda of Eq. 10 (view-parameter units squared per unit of Q); the step is also bounded '
                        'to one control step of the camera arm', 'range': (0.0, 100.0)})
+    step_clip: str = field(default=STEP_CLIPS[0], metadata={
+        'description': 'how a step longer than the camera arm moves in one control step is cut: along the gradient '
+                       '(direction) or parameter by parameter (box)'})
     lockstep: bool = field(default=False, metadata={
         'description': 'one view step per control step of a lock-step world (the sim bridge\'s lockstep), on the '
                        'first model state of that step, instead of `rate` Hz'})
 
     def __post_init__(self):
         check_task(self.task)
+        ViewStepBounds(clip=self.step_clip)                 # names a bad step_clip at start-up
         if not self.run_dir:
             raise ValueError('run_dir must not be empty')
 
@@ -136,7 +140,7 @@ class ViewpointNode(Node):
             camera = None
         actor, q_network = self.networks.actor, self.networks.q_network
         self.core = ViewpointCore(self.params.task, actor, q_network, image_size_of(self.run_dir, actor),
-                                  self.params.step_size, camera)
+                                  self.params.step_size, camera, ViewStepBounds(clip=self.params.step_clip))
         return self.core
 
 

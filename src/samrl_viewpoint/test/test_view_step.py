@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from samrl_description.tasks import TASK_NAMES
-from samrl_viewpoint.view_step import ViewStepBounds, bounded_step, view_step
+from samrl_viewpoint.view_step import STEP_CLIPS, ViewStepBounds, bounded_step, view_step
 from samrl_viewpoint.views import DTYPE, default_view_params, eye_position
 
 BOUNDS = ViewStepBounds().as_tensor()
@@ -25,13 +25,14 @@ def _starts(views, rng: np.random.Generator) -> list[torch.Tensor]:
     return [*views.sample(rng, STARTS_PER_TASK - len(wild)), *wild]
 
 
+@pytest.mark.parametrize('clip', STEP_CLIPS)
 @pytest.mark.parametrize('task', TASK_NAMES)
-def test_the_view_step_never_proposes_an_unreachable_pose(task, view_spaces):
+def test_the_view_step_never_proposes_an_unreachable_pose(task, clip, view_spaces):
     views = view_spaces[task]
     rng = np.random.default_rng(TASK_NAMES.index(task))
     for start in _starts(views, rng):
         direction = torch.tensor(rng.normal(size=6), dtype=DTYPE)
-        result = view_step(_adversarial_q(direction), start, views)
+        result = view_step(_adversarial_q(direction), start, views, bounds=ViewStepBounds(clip=clip))
         for params in (result.proposed, result.params):
             assert views.box.contains(params) and views.is_reachable(params), (start.tolist(), params.tolist())
         if views.box.contains(start) and views.is_reachable(start):
@@ -78,6 +79,17 @@ def test_bounded_step_keeps_the_direction_and_the_bounds():
     assert torch.equal(bounded_step(small, 1.0, BOUNDS), small)                  # within bounds: plain Eq. 10
 
 
+def test_a_box_clipped_step_moves_each_parameter_up_to_its_own_bound():
+    gradient = torch.tensor([10.0, -1.0, 0.5, 0.0, 2.0, -3.0], dtype=DTYPE)
+    step = bounded_step(gradient, 1.0, BOUNDS, clip='box')
+    assert torch.equal(step, torch.sign(gradient) * BOUNDS)          # every non-zero parameter at its bound
+    assert torch.all(step.abs() >= bounded_step(gradient, 1.0, BOUNDS).abs())    # never shorter than 'direction'
+    small = 1e-4 * gradient
+    assert torch.equal(bounded_step(small, 1.0, BOUNDS, clip='box'), small)
+    with pytest.raises(ValueError, match='direction, box'):
+        ViewStepBounds(clip='sideways')
+
+
 def test_pushing_out_from_the_edge_of_the_reachable_views_stays_reachable(view_spaces):
     views = view_spaces['needle_threading']
     far = torch.tensor([0.3, 0.2, 2.0, 0.5, 0.0, 0.19], dtype=DTYPE)        # beyond the arm's reach
@@ -114,3 +126,10 @@ def test_a_renderer_that_fails_to_differentiate_leaves_the_camera_where_it_is(vi
     assert not result.accepted and torch.equal(result.params, start) and torch.equal(result.proposed, start)
     assert 'empty distribution' in result.failure and set(result.timings_s) == {'start', 'gradient'}
     assert view_step(lambda params: params.sum(), start, views).failure == ''
+
+
+def test_viewpoint_node_names_a_bad_step_clip_at_start_up():
+    from samrl_viewpoint.viewpoint_node import ViewpointParams
+    assert ViewpointParams(step_clip='box').step_clip == 'box'
+    with pytest.raises(ValueError, match="view-step clip 'sideways'"):
+        ViewpointParams(step_clip='sideways')
