@@ -258,12 +258,13 @@ def view_step_summary(rows: list[dict]) -> dict:
     """What Ours' view steps did over its episodes: the share accepted, the Q they gained (each step's
     Q(P') - Q(P) at its own state, in the return's units) per accepted step and summed over an episode,
     and how far the camera ended from its start view (mean |change| of azimuth and elevation in degrees,
-    of distance and look-at point in metres)."""
+    of distance and look-at point in metres; the distance's mean change with its sign too)."""
     rows = [r for r in rows if r.get('q_gains')]        # records from before these fields have none
     if not rows:
         return {'episodes': 0}
     start = np.array([r['view_start'] for r in rows])
-    moved = np.abs(np.array([r['view_end'] for r in rows]) - start)
+    change = np.array([r['view_end'] for r in rows]) - start
+    moved = np.abs(change)
     steps = sum(len(r['q_gains']) for r in rows)
     accepted = sum(r['view_steps_accepted'] for r in rows)
     return {'episodes': len(rows), 'accepted_share': accepted / steps,
@@ -272,6 +273,7 @@ def view_step_summary(rows: list[dict]) -> dict:
             'mean_abs_azimuth_change_deg': float(np.degrees(moved[:, 0].mean())),
             'mean_abs_elevation_change_deg': float(np.degrees(moved[:, 1].mean())),
             'mean_abs_distance_change_m': float(moved[:, 2].mean()),
+            'mean_distance_change_m': float(change[:, 2].mean()),
             'mean_look_at_move_m': float(np.linalg.norm(moved[:, 3:], axis=1).mean())}
 
 
@@ -290,7 +292,8 @@ def format_summary(summary: dict) -> str:
                      f'({moves["mean_q_gain_per_episode"]:+.2f} per episode); the camera moved '
                      f'{moves["mean_abs_azimuth_change_deg"]:.0f} deg in azimuth, '
                      f'{moves["mean_abs_elevation_change_deg"]:.0f} deg in elevation, '
-                     f'{moves["mean_abs_distance_change_m"]:.2f} m in distance; Q ranks the start views by the '
+                     f'{moves["mean_abs_distance_change_m"]:.2f} m in distance '
+                     f'({moves["mean_distance_change_m"]:+.2f} m with its sign); Q ranks the start views by the '
                      f'camera-still outcome with AUC {moves["start_q_auc"]:.2f}')
         aucs = ', '.join(f'{name} {auc:.2f}' for name, auc in moves.get('start_view_auc', {}).items())
         lines.append(f'  the camera-still outcome by start-view parameter (AUC; 0.5: it does not matter): {aucs}')

@@ -53,6 +53,7 @@ def test_view_step_summary_reports_q_gain_acceptance_and_how_far_the_camera_went
     assert moves['mean_abs_azimuth_change_deg'] == pytest.approx(5.0)
     assert moves['mean_abs_elevation_change_deg'] == pytest.approx(2.0)
     assert moves['mean_abs_distance_change_m'] == pytest.approx(0.05)
+    assert moves['mean_distance_change_m'] == pytest.approx(0.05)          # the first went 0.1 m farther
     assert moves['mean_look_at_move_m'] == pytest.approx(0.025)
     assert view_step_summary(rows[2:]) == {'episodes': 0}
 
