@@ -17,6 +17,7 @@ use are dropped, counted per reason and logged (at most once a period per kind) 
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -108,8 +109,14 @@ def stamp_msg(stamp_ns: int):
 
 
 def frame_msg(frame: RGBDFrame, camera_info):
-    """samrl_interfaces/RGBDFrame of a frame; camera_info is the message its intrinsics came from."""
+    """samrl_interfaces/RGBDFrame of a frame; camera_info is the message its intrinsics came from.
+
+    The info is restamped with the frame's stamp: the latest info may be newer than a frame that waited
+    for its camera pose, and every part of a frame carries one stamp.
+    """
     stamp = stamp_msg(frame.stamp_ns)
+    camera_info = copy.deepcopy(camera_info)
+    camera_info.header.stamp = stamp
     message = msgs.samrl_interfaces.msg.RGBDFrame(
         rgb=array_to_image(frame.rgb, 'rgb8', stamp, frame.frame_id),
         depth=array_to_image(frame.depth_m, '32FC1', stamp, frame.frame_id),

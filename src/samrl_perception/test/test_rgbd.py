@@ -233,3 +233,16 @@ def test_retry_queue_keeps_items_until_available_or_expired():
 def test_retry_queue_is_bounded():
     queue = RetryQueue(wait_s=1.0, capacity=2)
     assert [queue.add(item, 0.0) for item in 'abc'] == [None, None, 'a'] and len(queue) == 2
+
+
+def test_a_frame_carries_its_own_stamp_on_a_newer_camera_info():
+    # The latest camera_info can be newer than a frame that waited for its camera pose.
+    from samrl_perception.capture_node import frame_msg
+    intrinsics = CameraIntrinsics.d435(W, H)
+    info = camera_info_msg(intrinsics, stamp_msg(T0 + 200 * MS), FRAME)
+    color = StampedImage(T0, FRAME, np.zeros((H, W, 3), np.uint8))
+    depth = StampedImage(T0, FRAME, np.ones((H, W), np.float32))
+    message = frame_msg(make_frame(color, depth, intrinsics, 'world', Pose.identity()), info)
+    for part in (message.rgb, message.depth, message.camera_info):
+        assert part.header.stamp == message.header.stamp == stamp_msg(T0)
+    assert info.header.stamp == stamp_msg(T0 + 200 * MS)  # the node's latest info is left as it came
