@@ -24,6 +24,8 @@ fx != fy is handled by stretching the optical frame's x by fx / fy before render
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import drjit as dr
@@ -46,6 +48,20 @@ PIXEL_CENTRE_PX = 0.5            # Mitsuba's film coordinate of pixel 0's centre
 BLACK = (0.0, 0.0, 0.0)
 WHITE = (1.0, 1.0, 1.0)
 MASK_SEED_OFFSET = 1 << 16       # decorrelates the mask pass's samples from the RGB pass's
+
+
+@contextmanager
+def render_threads(count: int) -> Iterator[None]:
+    """Dr.Jit's worker threads (renders and their gradients) set to `count` inside the block, put back after.
+
+    With one, a gradient's scattered sums add in a fixed order, so it repeats bit for bit.
+    """
+    before = dr.thread_count()
+    dr.set_thread_count(count)
+    try:
+        yield
+    finally:
+        dr.set_thread_count(before)
 
 
 @functools.cache

@@ -329,7 +329,7 @@ def plot_table1(summaries: list[dict], png_path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """The worker of evaluate_task_isolated: one task's pending episodes, in this process."""
     from samrl_policy.learn_at_sim import load_policies, run_image_size, run_image_zoom
-    from samrl_policy.model_env import ModelEnv
+    from samrl_policy.model_env import ModelEnv, reproducible_threads
     parser = argparse.ArgumentParser(prog='python -m samrl_policy.table1', description=main.__doc__)
     parser.add_argument('task')
     parser.add_argument('run_dir', type=Path)
@@ -340,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--view-step-clip', choices=STEP_CLIPS, default=STEP_CLIPS[0], help='view_step.STEP_CLIPS')
     args = parser.parse_args(argv)
     env = ModelEnv(args.task, image_size=run_image_size(args.run_dir), zoom=run_image_zoom(args.run_dir))
-    evaluate_task(env, ViewSpace(args.task), load_policies(args.run_dir), args.episodes, args.run_seed,
-                  args.records, progress=not args.quiet, bounds=ViewStepBounds(clip=args.view_step_clip))
+    with reproducible_threads():    # an episode's record is a function of its seed: resuming relies on it
+        evaluate_task(env, ViewSpace(args.task), load_policies(args.run_dir), args.episodes, args.run_seed,
+                      args.records, progress=not args.quiet, bounds=ViewStepBounds(clip=args.view_step_clip))
     return 0
 
 
