@@ -40,6 +40,7 @@ from samrl_description.names import WORLD_FRAME
 from samrl_description.tasks import TASK_NAMES, check_task
 from samrl_model.real2sim.observation import Observation
 from samrl_model.real2sim.optimise import OptimiseConfig
+from samrl_model.render import COMPUTE_THREADS_DESCRIPTION, check_compute_threads, set_compute_threads
 from samrl_model.scene_model import RequestError, SceneModel
 from samrl_model.sim_truth import SimBodies, object_truth, sim_bodies, tracking_error
 from samrl_model.tracking_inputs import (
@@ -85,11 +86,13 @@ class ModelParams:
         'description': 'synchronized RGB-D frames (samrl_interfaces/RGBDFrame) tracked with track:=true'})
     masks_topic: str = field(default=MASKS_TOPIC, metadata={
         'description': 'object masks (samrl_interfaces/ObjectMasks) of those frames, matched by stamp'})
+    threads: int = field(default=0, metadata={'description': COMPUTE_THREADS_DESCRIPTION})
 
     def __post_init__(self):
         check_task(self.task)
         if self.max_iterations < 1 or self.time_budget_s <= 0 or self.spp < 1:
             raise ValueError('max_iterations and spp must be >= 1 and time_budget_s > 0')
+        check_compute_threads(self.threads)
         for name in ('frame_topic', 'masks_topic'):
             if not getattr(self, name):
                 raise ValueError(f'{name} must not be empty')
@@ -129,6 +132,7 @@ def episode_mark(task_state) -> EpisodeMark:
 class ModelNode(Node):
     def __init__(self, argv=None):
         super().__init__('model_node', params=ModelParams, argv=argv)
+        set_compute_threads(self.params.threads)
         self.model = SceneModel(self.params.task, self.params.spp)
         self.loss = float('nan')
         self.initialised_from_view = False

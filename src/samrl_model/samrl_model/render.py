@@ -50,6 +50,23 @@ WHITE = (1.0, 1.0, 1.0)
 MASK_SEED_OFFSET = 1 << 16       # decorrelates the mask pass's samples from the RGB pass's
 
 
+COMPUTE_THREADS_DESCRIPTION = ('torch and Dr.Jit CPU threads of this process (0: the libraries\' default, one per '
+                               'core; several nodes sharing few cores may do better with 1 each)')
+
+
+def check_compute_threads(count: int) -> None:
+    if count < 0:
+        raise ValueError(f'threads must be >= 0 (0: one per core), got {count}')
+
+
+def set_compute_threads(count: int) -> None:
+    """torch's and Dr.Jit's worker threads in this process; 0 leaves the libraries' defaults."""
+    check_compute_threads(count)
+    if count > 0:
+        torch.set_num_threads(count)
+        dr.set_thread_count(count)
+
+
 @contextmanager
 def render_threads(count: int) -> Iterator[None]:
     """Dr.Jit's worker threads (renders and their gradients) set to `count` inside the block, put back after.

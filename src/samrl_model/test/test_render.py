@@ -213,3 +213,21 @@ def test_bench_render_reports_positive_timings():
     result = bench_render(size=32, repeats=2)
     assert {'forward_ms', 'forward_backward_ms', 'pybullet_render_ms'} <= set(result)
     assert all(result[key] > 0.0 for key in ('forward_ms', 'forward_backward_ms', 'pybullet_render_ms'))
+
+
+def test_compute_threads_set_torch_and_drjit():
+    import drjit as dr
+
+    from samrl_model.render import render_threads, set_compute_threads
+    torch_before, drjit_before = torch.get_num_threads(), dr.thread_count()
+    try:
+        set_compute_threads(0)                   # the libraries' defaults are left alone
+        assert (torch.get_num_threads(), dr.thread_count()) == (torch_before, drjit_before)
+        set_compute_threads(1)
+        assert (torch.get_num_threads(), dr.thread_count()) == (1, 1)
+        with render_threads(3):
+            assert dr.thread_count() == 3
+        assert dr.thread_count() == 1
+    finally:
+        torch.set_num_threads(torch_before)
+        dr.set_thread_count(drjit_before)

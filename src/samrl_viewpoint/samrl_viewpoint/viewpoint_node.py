@@ -26,6 +26,7 @@ from samrl_common.tf import TransformBuffer, TransformError
 from samrl_common.tf_ros import TransformListener
 from samrl_description.names import CAMERA_GOAL_TOPIC, OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
 from samrl_description.tasks import TASK_NAMES, check_task
+from samrl_model.render import COMPUTE_THREADS_DESCRIPTION, check_compute_threads, set_compute_threads
 from samrl_model.tracking_inputs import stamp_ns
 from samrl_policy.learn_at_sim import SHIPPED, run_dir_of
 from samrl_policy.policy_core import InputError, checked_progress, image_size_of
@@ -50,9 +51,11 @@ class ViewpointParams:
     lockstep: bool = field(default=False, metadata={
         'description': 'one view step per control step of a lock-step world (the sim bridge\'s lockstep), on the '
                        'first model state of that step, instead of `rate` Hz'})
+    threads: int = field(default=0, metadata={'description': COMPUTE_THREADS_DESCRIPTION})
 
     def __post_init__(self):
         check_task(self.task)
+        check_compute_threads(self.threads)
         ViewStepBounds(clip=self.step_clip)                 # names a bad step_clip at start-up
         if not self.run_dir:
             raise ValueError('run_dir must not be empty')
@@ -61,6 +64,7 @@ class ViewpointParams:
 class ViewpointNode(Node):
     def __init__(self, argv=None):
         super().__init__('viewpoint_node', params=ViewpointParams, argv=argv)
+        set_compute_threads(self.params.threads)
         p = self.params
         self.run_dir = run_dir_of(p.run_dir, p.task)
         self.networks = networks_of(self.run_dir)

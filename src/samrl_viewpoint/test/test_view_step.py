@@ -133,3 +133,13 @@ def test_viewpoint_node_names_a_bad_step_clip_at_start_up():
     assert ViewpointParams(step_clip='box').step_clip == 'box'
     with pytest.raises(ValueError, match="view-step clip 'sideways'"):
         ViewpointParams(step_clip='sideways')
+
+
+def test_the_learning_and_model_nodes_name_a_bad_thread_count_at_start_up():
+    from samrl_model.model_node import ModelParams
+    from samrl_policy.policy_node import PolicyParams
+    from samrl_viewpoint.viewpoint_node import ViewpointParams
+    for params in (ModelParams, PolicyParams, ViewpointParams):
+        assert params(threads=1).threads == 1 and params().threads == 0
+        with pytest.raises(ValueError, match='threads must be >= 0'):
+            params(threads=-1)
