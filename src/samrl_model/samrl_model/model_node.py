@@ -40,7 +40,12 @@ from samrl_description.names import WORLD_FRAME
 from samrl_description.tasks import TASK_NAMES, check_task
 from samrl_model.real2sim.observation import Observation
 from samrl_model.real2sim.optimise import OptimiseConfig
-from samrl_model.render import COMPUTE_THREADS_DESCRIPTION, check_compute_threads, set_compute_threads
+from samrl_model.render import (
+    COMPUTE_THREADS_DESCRIPTION,
+    NODE_COMPUTE_THREADS,
+    check_compute_threads,
+    set_compute_threads,
+)
 from samrl_model.scene_model import RequestError, SceneModel
 from samrl_model.sim_truth import SimBodies, object_truth, sim_bodies, tracking_error
 from samrl_model.tracking_inputs import (
@@ -86,7 +91,7 @@ class ModelParams:
         'description': 'synchronized RGB-D frames (samrl_interfaces/RGBDFrame) tracked with track:=true'})
     masks_topic: str = field(default=MASKS_TOPIC, metadata={
         'description': 'object masks (samrl_interfaces/ObjectMasks) of those frames, matched by stamp'})
-    threads: int = field(default=0, metadata={'description': COMPUTE_THREADS_DESCRIPTION})
+    threads: int = field(default=NODE_COMPUTE_THREADS, metadata={'description': COMPUTE_THREADS_DESCRIPTION})
 
     def __post_init__(self):
         check_task(self.task)

@@ -50,8 +50,11 @@ WHITE = (1.0, 1.0, 1.0)
 MASK_SEED_OFFSET = 1 << 16       # decorrelates the mask pass's samples from the RGB pass's
 
 
+# One thread each: a task graph runs six such processes on 2 cores, and with the libraries' defaults (a thread per
+# core each) they contend (lock-step spatula, 20 episodes: control step 0.71 / 1.00 s mean / p95 against 0.84 / 1.43 s).
+NODE_COMPUTE_THREADS = 1
 COMPUTE_THREADS_DESCRIPTION = ('torch and Dr.Jit CPU threads of this process (0: the libraries\' default, one per '
-                               'core; several nodes sharing few cores may do better with 1 each)')
+                               'core); one suits several nodes sharing few cores')
 
 
 def check_compute_threads(count: int) -> None:

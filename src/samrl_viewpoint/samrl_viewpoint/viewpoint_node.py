@@ -26,7 +26,12 @@ from samrl_common.tf import TransformBuffer, TransformError
 from samrl_common.tf_ros import TransformListener
 from samrl_description.names import CAMERA_GOAL_TOPIC, OPTICAL_FRAME, TCP_FRAME, WORLD_FRAME
 from samrl_description.tasks import TASK_NAMES, check_task
-from samrl_model.render import COMPUTE_THREADS_DESCRIPTION, check_compute_threads, set_compute_threads
+from samrl_model.render import (
+    COMPUTE_THREADS_DESCRIPTION,
+    NODE_COMPUTE_THREADS,
+    check_compute_threads,
+    set_compute_threads,
+)
 from samrl_model.tracking_inputs import stamp_ns
 from samrl_policy.learn_at_sim import SHIPPED, run_dir_of
 from samrl_policy.policy_core import InputError, checked_progress, image_size_of
@@ -51,7 +56,7 @@ class ViewpointParams:
     lockstep: bool = field(default=False, metadata={
         'description': 'one view step per control step of a lock-step world (the sim bridge\'s lockstep), on the '
                        'first model state of that step, instead of `rate` Hz'})
-    threads: int = field(default=0, metadata={'description': COMPUTE_THREADS_DESCRIPTION})
+    threads: int = field(default=NODE_COMPUTE_THREADS, metadata={'description': COMPUTE_THREADS_DESCRIPTION})
 
     def __post_init__(self):
         check_task(self.task)

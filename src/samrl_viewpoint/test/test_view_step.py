@@ -140,6 +140,6 @@ def test_the_learning_and_model_nodes_name_a_bad_thread_count_at_start_up():
     from samrl_policy.policy_node import PolicyParams
     from samrl_viewpoint.viewpoint_node import ViewpointParams
     for params in (ModelParams, PolicyParams, ViewpointParams):
-        assert params(threads=1).threads == 1 and params().threads == 0
+        assert params(threads=0).threads == 0 and params().threads == 1
         with pytest.raises(ValueError, match='threads must be >= 0'):
             params(threads=-1)
