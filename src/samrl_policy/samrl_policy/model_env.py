@@ -39,6 +39,7 @@ from samrl_model.physics.sync import STATIC_OBJECTS
 from samrl_model.render import Renderer, objects_from_placements, render_threads
 from samrl_model.robot import hand_objects
 from samrl_policy.model_tasks import ModelTask, held_matrix, make_model_task, tcp_matrix, to_pose
+from samrl_policy.training import torch_threads
 
 DEFAULT_IMAGE_SIZE = (64, 64)        # (height, width) in pixels: the networks' input
 ACTION_DIM = ACTION_SIZE + 1         # end-effector delta (6) and gripper (1), as samrl_sim.envs
@@ -155,13 +156,8 @@ def reproducible_threads() -> Iterator[None]:
     and over an episode's contacts such bits can turn its outcome. On 2 cores one thread is also the
     faster for 64x64 renders (a 25-step peg episode of Ours: 1.56 s against 2.05 s).
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(REPRODUCIBLE_THREADS)
-    try:
-        with render_threads(REPRODUCIBLE_THREADS):
-            yield
-    finally:
-        torch.set_num_threads(before)
+    with torch_threads(REPRODUCIBLE_THREADS), render_threads(REPRODUCIBLE_THREADS):
+        yield
 
 
 def sim_episode_starts(task: str) -> Callable[[PhysicsModel, int], EpisodeStart]:
