@@ -153,8 +153,7 @@ def reproducible_threads() -> Iterator[None]:
 
     With more, their parallel sums (the view step's gradient through the renderer, the networks) add
     in a varying order: the same seed gives a view step differing in the last bits from run to run,
-    and over an episode's contacts such bits can turn its outcome. On 2 cores one thread is also the
-    faster for 64x64 renders (a 25-step peg episode of Ours: 1.56 s against 2.05 s).
+    and over an episode's contacts such bits can turn its outcome.
     """
     with torch_threads(REPRODUCIBLE_THREADS), render_threads(REPRODUCIBLE_THREADS):
         yield
