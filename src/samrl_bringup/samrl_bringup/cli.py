@@ -373,6 +373,9 @@ def cmd_train_expert(args) -> int:
         config = replace(config, accept_progress=None)
     result = evaluate_expert(args.task, args.episodes, args.seed, config, args.random_actions, progress=True)
     print(format_expert_result(result))
+    if args.png:
+        from samrl_policy.expert_plot import plot_expert
+        print(f'wrote {plot_expert(result, args.png)}')
     _write_json(args.json, {'command': 'samrl ' + ' '.join(sys.argv[1:]), 'results': result})
     return 0
 
@@ -669,6 +672,8 @@ def _add_train(sub) -> None:
     expert.add_argument('--random-actions', type=_fraction, default=0.0, metavar='P',
                         help='share of steps that execute a uniformly random action instead (a poor learner under '
                              'DAgger; default 0)')
+    expert.add_argument('--png', help="draw the expert's curves here: the task cost along each episode, each "
+                        'refinement\'s cost per Adam iteration, the time per label')
     _add_json(expert)
     learning_commands.add_learn_at_sim(train_sub, _command, _positive_int, _size)
     learning_commands.add_ship(train_sub, _command)

@@ -53,6 +53,17 @@ def _non_negative(kind):
 non_negative_int, non_negative_float = _non_negative(int), _non_negative(float)
 
 
+def _unit_fraction(text: str) -> float:
+    """A share in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be a number in (0, 1], got {text!r}') from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f'must be in (0, 1], got {value:g}')
+    return value
+
+
 def add_learn_at_sim(train_sub, command, positive_int, size) -> None:
     """`samrl train learn-at-sim <task>`: DAgger actors (multi-view, fixed-view) and Q, resumable."""
     learn = command(train_sub, 'learn-at-sim', 'Learn@Sim in M: the multi-view and Fixed-View DAgger actors and the '
@@ -85,6 +96,9 @@ def add_learn_at_sim(train_sub, command, positive_int, size) -> None:
                        help='weight of the view-ranking term beside Eq. 9: a logistic loss on the pairs of views of '
                             'one state whose returns differ (default 0; needs --q-views-per-state >= 2)')
     learn.add_argument('--q-epochs', type=positive_int, help='epochs of Q\'s regression')
+    learn.add_argument('--q-training-fraction', type=_unit_fraction, metavar='F',
+                       help='fit Q on this share of its training states only, with the same validation and held-out '
+                            'states (default 1; below 1: a point of a learning curve over the data)')
     learn.add_argument('--max-steps', type=positive_int, help='cap on an episode\'s control steps')
     learn.add_argument('--beta-rounds', type=positive_int,
                        help='DAgger round from which the learner acts alone (linear beta schedule; default: '
@@ -165,7 +179,8 @@ def _q_config(args):
     from samrl_policy.q_learning import QConfig
     given = {'episodes': args.q_episodes, 'epochs': args.q_epochs, 'max_episode_steps': args.max_steps,
              'views_per_state': args.q_views_per_state, 'branch_steps': args.q_branch_steps,
-             'ranking_weight': args.q_ranking_weight, 'network': _network_config(args)}
+             'ranking_weight': args.q_ranking_weight, 'training_fraction': args.q_training_fraction,
+             'network': _network_config(args)}
     try:
         config = replace(QConfig(), **{k: v for k, v in given.items() if v is not None})
     except ValueError as exc:               # e.g. --q-ranking-weight without views to rank

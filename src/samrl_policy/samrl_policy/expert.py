@@ -74,7 +74,8 @@ class Plan:
 class ExpertStats:
     """What the expert did over its calls: labels, refinements (and how many of them found a plan of
     lower cost than their start), Adam iterations, nimble's warnings about contact-normal gradients
-    (silenced, counted), wall time of each act() (s)."""
+    (silenced, counted), wall time of each act() (s), and each refinement's plan cost per Adam
+    iteration (its optimisation curve, drawn by expert_plot)."""
 
     labels: int = 0
     refined: int = 0
@@ -82,12 +83,14 @@ class ExpertStats:
     iterations: int = 0
     contact_gradient_warnings: int = 0
     seconds: list[float] = field(default_factory=list)
+    refinement_costs: list[list[float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class ExpertEpisode:
     """One episode solved by the expert: states s_0..s_{T-1} and actions a_0..a_{T-1} (7-d), success,
-    steps, the episode's wall time and each label's (act) time."""
+    steps, the episode's wall time, each label's (act) time and the task's state cost at s_0..s_T
+    (T + 1 values: the last is the state the episode ended in)."""
 
     states: list[torch.Tensor]
     actions: list[np.ndarray]
@@ -95,9 +98,13 @@ class ExpertEpisode:
     steps: int
     wall_time_s: float
     label_times_s: list[float]
+    state_costs: list[float]
 
 
 NIMBLE_WARNING_MARK = b'Error ['     # how nimble's C++ code starts the lines it prints
+IMPROVEMENT_TOLERANCE = 1e-6         # relative: re-rolling the starting plan with gradients on can differ from
+                                     # its judged cost in the last bits, which is no improvement
+REPORTED_GAINS = (0.01, 0.10)        # relative drops of a refined plan's cost counted in the expert's report
 
 
 @contextlib.contextmanager
@@ -231,7 +238,8 @@ class TrajectoryExpert:
         """Adam on the plan's actions through M's physics; returns the best plan seen (maybe `plan`)."""
         actions = plan.actions.clone().requires_grad_(True)
         optimiser = torch.optim.Adam([actions], lr=self.config.learning_rate)
-        best = plan
+        best, curve = plan, []
+        self.stats.refinement_costs.append(curve)
         for _ in range(iterations):
             # 1. Apply the latents: the actions, kept in [-1, 1] by the projection of step 5.
             # 2. Roll the plan out through M's differentiable physics.
@@ -239,6 +247,7 @@ class TrajectoryExpert:
             # 3. The task's cost of the rolled-out states, plus the small action penalty.
             loss = self._cost(task, states, memory, actions)
             self.stats.iterations += 1
+            curve.append(loss.item())
             if loss.item() < best.cost:
                 best = Plan(actions.detach().clone(), states.detach(), loss.item(),
                             success_step(task, states.detach(), memory), 'refined')
@@ -253,7 +262,7 @@ class TrajectoryExpert:
             with torch.no_grad():
                 actions.clamp_(-1.0, 1.0)
         self.stats.refined += 1
-        self.stats.improved += best.source == 'refined'
+        self.stats.improved += best.cost < plan.cost * (1.0 - IMPROVEMENT_TOLERANCE)
         return best
 
     # --- whole episodes -----------------------------------------------------------------------------
@@ -269,10 +278,11 @@ class TrajectoryExpert:
         env.reset(seed)
         self.reset()
         rng = np.random.default_rng(seed)
-        states, actions, label_times = [], [], []
+        states, actions, label_times, costs = [], [], [], []
         start = time.perf_counter()
         while True:
             states.append(env.state.clone())
+            costs.append(self._state_cost(env))
             label_start = time.perf_counter()
             action = self.act(env)
             label_times.append(time.perf_counter() - label_start)
@@ -283,7 +293,14 @@ class TrajectoryExpert:
             outcome = env.step(executed)
             if outcome.done:
                 break
-        return ExpertEpisode(states, actions, outcome.success, len(actions), time.perf_counter() - start, label_times)
+        costs.append(self._state_cost(env))
+        return ExpertEpisode(states, actions, outcome.success, len(actions), time.perf_counter() - start,
+                             label_times, costs)
+
+    @staticmethod
+    def _state_cost(env: ModelEnv) -> float:
+        with torch.no_grad():
+            return env.task.state_cost(env.state, env.memory).item()
 
 
 def evaluate_expert(task: str, episodes: int, seed: int = 0, config: ExpertConfig = ExpertConfig(),
@@ -308,10 +325,20 @@ def evaluate_expert(task: str, episodes: int, seed: int = 0, config: ExpertConfi
             'labels': int(len(labels)),
             'refined_fraction': expert.stats.refined / max(expert.stats.labels, 1),
             'refinements_improving': expert.stats.improved,
+            **refinement_gains(expert.stats.refinement_costs),
             'adam_iterations': expert.stats.iterations,
             'contact_gradient_warnings': expert.stats.contact_gradient_warnings,
-            'per_episode': [{'seed': s, 'success': r.success, 'steps': r.steps, 'wall_time_s': r.wall_time_s}
-                            for s, r in zip(range(seed, seed + episodes), results)]}
+            'per_episode': [{'seed': s, 'success': r.success, 'steps': r.steps, 'wall_time_s': r.wall_time_s,
+                             'state_costs': r.state_costs, 'label_times_s': r.label_times_s}
+                            for s, r in zip(range(seed, seed + episodes), results)],
+            'refinement_costs': expert.stats.refinement_costs}
+
+
+def refinement_gains(curves: list[list[float]]) -> dict:
+    """How many refinements ended with a plan cheaper than their start by more than each REPORTED_GAINS share."""
+    best = [min(curve) / curve[0] for curve in curves if curve and curve[0] > 0.0]
+    return {f'refinements_lowering_{100 * gain:.0f}pct': sum(ratio < 1.0 - gain for ratio in best)
+            for gain in REPORTED_GAINS}
 
 
 def format_expert_result(result: dict) -> str:
@@ -326,7 +353,10 @@ def format_expert_result(result: dict) -> str:
                                f"{result['labels']} labels)"),
             ('labels refined', f"{100 * result['refined_fraction']:.0f} % "
                                f"({result['adam_iterations']} Adam iterations, "
-                               f"{result['refinements_improving']} refinements lowered the cost)")]
+                               f"{result['refinements_improving']} refinements lowered the cost)"),
+            ('refinements lowering the cost', ', '.join(
+                f"by > {100 * gain:.0f} %: {result[f'refinements_lowering_{100 * gain:.0f}pct']}"
+                for gain in REPORTED_GAINS))]
     width = max(len(name) for name, _ in rows)
     return '\n'.join(f'{name:>{width}}  {value}' for name, value in rows)
 

@@ -38,6 +38,8 @@ SHIPPED = 'shipped'        # the run-directory argument naming the networks that
 SHIPPED_DIR = Path(__file__).resolve().parent / 'trained'
 SHIPPED_MAX_BYTES = 20 * 2 ** 20   # a task's shipped networks stay small: they live in the repository
 DIGEST_HEX = 12                    # hex digits of networks_digest: enough to tell a task's network sets apart
+NEWER_SETTINGS = {'training_fraction': 1.0}   # left out of a stage's config at this default, so run
+                                               # directories begun before the setting resume
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,11 @@ class LearnAtSimConfig:
 
 
 def _stage_config(config: LearnAtSimConfig, stage: str, extra) -> dict:
+    settings = {name: value for name, value in asdict(extra).items()
+                if not (name in NEWER_SETTINGS and value == NEWER_SETTINGS[name])}
     return {'task': config.task, 'image_size': list(config.image_size), 'image_zoom': config.image_zoom,
             'expert': asdict(config.expert),
-            'stage': stage, **asdict(extra)}
+            'stage': stage, **settings}
 
 
 def _publish(run_dir: Path, stage: str, checkpoint: Path) -> Path:

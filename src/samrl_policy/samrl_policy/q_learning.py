@@ -84,6 +84,8 @@ class QConfig:
     ranking_weight: float = 0.0         # of the view-ranking term beside Eq. 9 (needs views_per_state > 1)
     heldout_fraction: float = 0.2       # of the episodes, kept out of the fit to measure it
     validation_fraction: float = 0.15   # of the other episodes, kept out of the fit to pick its epoch (0: the last)
+    training_fraction: float = 1.0      # of the remaining states fitted (< 1: a learning curve over the data, with
+                                        # the same held-out and validation states as the whole run)
     seed: int = 0
     network: NetworkConfig | None = None  # None: NetworkConfig defaults with the env's proprio size
     max_bytes: int = 6 * 2 ** 30
@@ -98,6 +100,8 @@ class QConfig:
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.heldout_fraction < 1.0:
             raise ValueError(f'gamma {self.gamma} must be in [0, 1], heldout_fraction {self.heldout_fraction} '
                              f'in (0, 1)')
+        if not 0.0 < self.training_fraction <= 1.0:
+            raise ValueError(f'training_fraction {self.training_fraction} must be in (0, 1]')
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f'validation_fraction {self.validation_fraction} must be in [0, 1)')
         if self.branch_steps < 0 or self.ranking_weight < 0.0:
@@ -305,6 +309,8 @@ def train_q(run: Run, env: Env, actor: Actor, views: ViewDistribution, config: Q
     data.load(sorted(run.data_dir.glob('q_*.npz')))
     train_idx, heldout_idx = data.split_by_episode(run.rng('q-split'), config.heldout_fraction)
     train_idx, validation_idx = split_episodes(data, train_idx, run.rng('q-validation'), config.validation_fraction)
+    if config.training_fraction < 1.0:      # drawn after the other splits, so those stay the whole run's
+        _, train_idx = split_episodes(data, train_idx, run.rng('q-subset'), config.training_fraction)
     q = _new_q(run, config, data, train_idx)
     best = BestEpoch(run.checkpoint_dir / 'q_best_epoch.pt')
     train_pairs, validation_pairs = view_pairs(data, train_idx), view_pairs(data, validation_idx)
@@ -324,7 +330,7 @@ def train_q(run: Run, env: Env, actor: Actor, views: ViewDistribution, config: Q
     history = fit(run, Q_NAME, q, epoch, FitSettings(config.epochs, config.learning_rate, config.target_loss),
                   'q_epochs')
     best.restore(q)
-    record = _record(run, config, data, train_idx, heldout_idx, q, history)
+    record = _record(run, config, data, (train_idx, validation_idx, heldout_idx), q, history)
     save_network(run.checkpoint_dir / 'q.pt', q, record)
     finish_fit(run, Q_NAME)
     best.path.unlink(missing_ok=True)
@@ -381,9 +387,11 @@ def _new_q(run: Run, config: QConfig, data: AggregatedDataset, train_idx: np.nda
     return q
 
 
-def _record(run: Run, config: QConfig, data: AggregatedDataset, train_idx: np.ndarray, heldout_idx: np.ndarray,
+def _record(run: Run, config: QConfig, data: AggregatedDataset, splits: tuple[np.ndarray, np.ndarray, np.ndarray],
             q: QNetwork, history: list[dict]) -> dict:
-    """Q's card: command, seed, data, the fit on training and held-out episodes."""
+    """Q's card: command, seed, data, the fit on training and held-out episodes (splits: training,
+    validation and held-out sample indices)."""
+    train_idx, validation_idx, heldout_idx = splits
     held, train = q_fit(q, data, heldout_idx), q_fit(q, data, train_idx)
     episodes = np.unique(data.arrays['episode'])
     first_steps = data.arrays['step'] == 0
@@ -400,7 +408,8 @@ def _record(run: Run, config: QConfig, data: AggregatedDataset, train_idx: np.nd
                'mean_episode_return': float(data.arrays['return'][first_steps].mean())}
     return {'command': run.command, 'seed': config.seed, 'stage': 'q', 'config': asdict(config),
             'data': {'run': str(run.directory), 'episodes': len(episodes), 'samples': len(data),
-                     'training_samples': len(train_idx), 'validation_samples': len(data) - len(train_idx)
-                     - len(heldout_idx), 'heldout_samples': len(heldout_idx),
+                     'training_samples': len(train_idx), 'validation_samples': len(validation_idx),
+                     'heldout_samples': len(heldout_idx),
+                     'training_states': len(np.unique(data.arrays['episode'][train_idx])),
                      'megabytes': data.nbytes / 2 ** 20},
             'metrics': metrics}

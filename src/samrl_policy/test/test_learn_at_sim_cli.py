@@ -76,6 +76,27 @@ def test_q_branching_and_ranking_reach_the_config_and_ranking_without_views_is_r
         _q_config(one)
 
 
+def test_a_q_training_fraction_reaches_the_config_and_runs_begun_before_it_keep_their_config(capsys):
+    import pytest
+
+    from samrl_bringup.cli import build_parser
+    from samrl_bringup.learning_commands import _q_config
+    from samrl_policy.learn_at_sim import LearnAtSimConfig, _stage_config
+
+    def q_config(*flags):
+        return _q_config(build_parser().parse_args(['train', 'learn-at-sim', 'peg_insertion', *flags]))
+
+    part, whole = q_config('--q-training-fraction', '0.25'), q_config()
+    assert (part.training_fraction, whole.training_fraction) == (0.25, 1.0)
+    run = LearnAtSimConfig(task='peg_insertion')
+    assert _stage_config(run, 'q', part)['training_fraction'] == 0.25
+    assert 'training_fraction' not in _stage_config(run, 'q', whole)    # as in a run directory begun before it
+    for bad in ('0', '1.5', 'x'):
+        with pytest.raises(SystemExit):
+            q_config('--q-training-fraction', bad)
+        assert 'must be' in capsys.readouterr().err
+
+
 def test_zoom_reaches_the_renders_and_the_networks_and_a_bad_one_is_refused(capsys):
     import pytest
 

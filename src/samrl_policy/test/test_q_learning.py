@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -286,3 +286,14 @@ def test_a_ranking_fit_logs_its_term_and_ranks_held_out_views_better_than_chance
     metrics = record['metrics']
     assert metrics['training_view_pairs'] > 0 and metrics['heldout_view_pairs'] > 0, metrics
     assert metrics['training_view_pair_accuracy'] > 0.5, metrics
+
+
+def test_a_training_fraction_fits_fewer_states_against_the_same_held_out_and_validation_states(finished, tmp_path):
+    _, _, whole = finished
+    _, part = run_q(tmp_path / 'run', replace(CONFIG, training_fraction=0.5))
+    for split in ('heldout_samples', 'validation_samples', 'samples'):
+        assert part['data'][split] == whole['data'][split], split
+    assert part['data']['training_states'] == round(0.5 * whole['data']['training_states'])
+    assert part['data']['training_samples'] < whole['data']['training_samples']
+    with pytest.raises(ValueError, match='training_fraction'):
+        replace(CONFIG, training_fraction=0.0)
