@@ -73,9 +73,10 @@ class Plan:
 @dataclass
 class ExpertStats:
     """What the expert did over its calls: labels, refinements (and how many of them found a plan of
-    lower cost than their start), Adam iterations, nimble's warnings about contact-normal gradients
-    (silenced, counted), wall time of each act() (s), and each refinement's plan cost per Adam
-    iteration (its optimisation curve, drawn by expert_plot)."""
+    lower cost than their start, as the refinement's own first iteration costs the start), Adam
+    iterations, nimble's warnings about contact-normal gradients (silenced, counted), wall time of
+    each act() (s), and each refinement's plan cost per Adam iteration (its optimisation curve,
+    drawn by expert_plot)."""
 
     labels: int = 0
     refined: int = 0
@@ -102,8 +103,6 @@ class ExpertEpisode:
 
 
 NIMBLE_WARNING_MARK = b'Error ['     # how nimble's C++ code starts the lines it prints
-IMPROVEMENT_TOLERANCE = 1e-6         # relative: re-rolling the starting plan with gradients on can differ from
-                                     # its judged cost in the last bits, which is no improvement
 REPORTED_GAINS = (0.01, 0.10)        # relative drops of a refined plan's cost counted in the expert's report
 
 
@@ -262,7 +261,7 @@ class TrajectoryExpert:
             with torch.no_grad():
                 actions.clamp_(-1.0, 1.0)
         self.stats.refined += 1
-        self.stats.improved += best.cost < plan.cost * (1.0 - IMPROVEMENT_TOLERANCE)
+        self.stats.improved += len(curve) > 1 and min(curve[1:]) < curve[0]
         return best
 
     # --- whole episodes -----------------------------------------------------------------------------
