@@ -19,7 +19,7 @@
     samrl perception train-refiner [--checkpoint CKPT] [--out CKPT]             train the mask refiner
     samrl perception calibrate [--checkpoint CKPT] [--refiner CKPT]             choose the score thresholds
     samrl calibrate hand-eye --samples FILE --out FILE   the camera on the Rizon's flange (OpenCV), with its residual
-    samrl train expert peg_insertion --episodes 20 --seed 0   the trajectory-optimisation expert in the model M
+    samrl train expert peg_insertion --episodes 20 [--png F]   the trajectory-optimisation expert in M (its curves)
     samrl train learn-at-sim needle_threading [--run-dir DIR]  DAgger actors and Q in M (resumable)
     samrl train ship needle_threading --run-dir DIR         a finished run's networks into the package
     samrl eval table1 [--tasks all] [--episodes 200]       the paper's Table I in M (JSON and a bar chart)

@@ -10,10 +10,14 @@ the figure shows, for the evaluated episodes,
    that stopped early, at a plan that succeeds, keeps its last value): the optimisation curve;
 3. the time per label (one act()), the cost DAgger pays per visited state.
 
-Everything plotted is in the result dict, so the JSON of a run redraws it (`plot_expert`).
+Everything plotted is in the result dict, so the JSON of a run redraws it:
+
+    python -m samrl_policy.expert_plot out/expert/spatula_flipping_random10.json expert.png
 """
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +89,22 @@ def _label_times(axis, episodes: list[dict]) -> None:
     axis.axvline(float(np.mean(times)), color='black', linestyle='--', label=f'mean {np.mean(times):.3f} s')
     axis.set(xlabel='time per label (s)', ylabel='labels', xscale='log', title=f'{len(times)} labels')
     axis.legend(fontsize=7)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="redraw the expert's curves from `samrl train expert --json`")
+    parser.add_argument('json', help='the results file of samrl train expert --json')
+    parser.add_argument('png', help='the PNG to write')
+    args = parser.parse_args(argv)
+    try:
+        result = json.loads(Path(args.json).read_text())['results']
+        out = plot_expert(result, args.png)
+    except (OSError, ValueError, KeyError) as exc:
+        raise SystemExit(f'expert_plot: {args.json} is not a readable result of samrl train expert --json '
+                         f'with per-episode costs ({type(exc).__name__}: {exc})') from None
+    print(f'wrote {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

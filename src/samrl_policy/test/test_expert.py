@@ -20,6 +20,7 @@ from samrl_policy.expert import (
     refinement_gains,
     rollout,
 )
+from samrl_policy.expert_plot import main as expert_plot_main
 from samrl_policy.expert_plot import plot_expert
 from samrl_policy.model_env import ACTION_DIM, ModelEnv
 
@@ -109,6 +110,10 @@ def test_train_expert_command_runs_one_episode(tmp_path, capsys):
     episode = result['per_episode'][0]
     assert len(episode['state_costs']) == episode['steps'] + 1 == len(episode['label_times_s']) + 1
     assert png.read_bytes().startswith(PNG_SIGNATURE) and f'wrote {png}' in printed
+    redrawn = tmp_path / 'redrawn.png'
+    assert expert_plot_main([str(out), str(redrawn)]) == 0 and redrawn.read_bytes().startswith(PNG_SIGNATURE)
+    with pytest.raises(SystemExit, match='not a readable result'):
+        expert_plot_main([str(png), str(redrawn)])
 
 
 def test_expert_curves_draw_refinements_and_an_episode_without_any(tmp_path):
